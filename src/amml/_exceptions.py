@@ -1,0 +1,112 @@
+"""AMML's one exception tree.
+
+::
+
+    AMMLError
+    ├── WorkflowError
+    │   └── WorkflowValidationError   (carries a list of ValidationIssue)
+    ├── OpError
+    │   ├── OpNotFoundError
+    │   └── StepFailedError
+    ├── StoreError
+    │   ├── ArtifactNotFoundError
+    │   └── RunNotFoundError
+    └── ConfigurationError
+
+Every error carries the context a user needs to fix it: the file and line of a workflow, the
+step and field, the run id.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+class AMMLError(Exception):
+    """Base class of every error AMML raises on purpose."""
+
+
+class ConfigurationError(AMMLError):
+    """The environment or a setting is wrong (bad store URL, missing optional dependency)."""
+
+
+@dataclass(frozen=True)
+class ValidationIssue:
+    """One problem found in a workflow, located as precisely as the front-end allows."""
+
+    message: str
+    file: str | None = None
+    line: int | None = None
+    column: int | None = None
+    step: str | None = None
+    field: str | None = None
+    hint: str | None = None
+
+    def location(self) -> str:
+        parts = [self.file or "<workflow>"]
+        if self.line is not None:
+            parts.append(str(self.line))
+            if self.column is not None:
+                parts.append(str(self.column))
+        return ":".join(parts)
+
+    def format(self) -> str:
+        where = []
+        if self.step:
+            where.append(f"step '{self.step}'")
+        if self.field:
+            where.append(f"field '{self.field}'")
+        head = f"{self.location()}: " + (", ".join(where) + ": " if where else "")
+        text = head + self.message
+        if self.hint:
+            text += f"\n  hint: {self.hint}"
+        return text
+
+
+class WorkflowError(AMMLError):
+    """A workflow cannot be loaded or built."""
+
+
+@dataclass
+class WorkflowValidationError(WorkflowError):
+    """A workflow is invalid; ``issues`` lists every problem found, in document order."""
+
+    issues: list[ValidationIssue] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        super().__init__(self.__str__())
+
+    def __str__(self) -> str:
+        count = len(self.issues)
+        noun = "problem" if count == 1 else "problems"
+        body = "\n".join(issue.format() for issue in self.issues)
+        return f"invalid workflow ({count} {noun}):\n{body}"
+
+
+class OpError(AMMLError):
+    """An op is missing, misdeclared or failed."""
+
+
+class OpNotFoundError(OpError, AttributeError):
+    """No op is registered under the requested name (also an ``AttributeError``, since
+    ``amml.ops.NAME`` looks ops up by attribute)."""
+
+
+class StepFailedError(OpError):
+    """A step raised while running; the run is marked failed."""
+
+    def __init__(self, step: str, op: str, message: str, run_id: str | None = None) -> None:
+        self.step, self.op, self.run_id = step, op, run_id
+        super().__init__(f"step '{step}' (op '{op}') failed: {message}")
+
+
+class StoreError(AMMLError):
+    """The metadata or artifact store failed or holds something unexpected."""
+
+
+class ArtifactNotFoundError(StoreError):
+    """No artifact with this digest (or prefix) is stored."""
+
+
+class RunNotFoundError(StoreError):
+    """No run with this id (or prefix) is recorded."""

@@ -1,0 +1,22 @@
+"""The engine: plan, cache, dispatch and record workflow runs."""
+
+from amml.engine.compile import compile_workflow, load_workflow, run_workflow
+from amml.engine.executors import Executor, LocalExecutor, SequentialExecutor
+from amml.engine.hooks import RunHooks
+from amml.engine.planner import Plan, make_plan
+from amml.engine.runner import RunResult, Runner, StepOutcome
+
+__all__ = [
+    "Executor",
+    "LocalExecutor",
+    "Plan",
+    "RunHooks",
+    "RunResult",
+    "Runner",
+    "SequentialExecutor",
+    "StepOutcome",
+    "compile_workflow",
+    "load_workflow",
+    "make_plan",
+    "run_workflow",
+]

@@ -1,0 +1,57 @@
+"""Local executors: a thread pool (default), a process pool, or one step at a time."""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from typing import Literal
+
+from amml.engine.executors.base import Executor
+from amml.engine.task import StepResult, StepTask, execute_task
+from amml.store.artifacts import ArtifactStore
+
+
+class LocalExecutor(Executor):
+    """Runs independent steps in parallel on this machine.
+
+    ``kind="thread"`` shares the process (numpy, pandas and PyTorch release the GIL in their
+    kernels) and hands values between steps without re-reading them; ``kind="process"``
+    isolates steps in worker processes (ops must be importable there).
+    """
+
+    def __init__(self, max_workers: int | None = None,
+                 kind: Literal["thread", "process"] = "thread") -> None:
+        self.max_workers = max_workers or min(8, os.cpu_count() or 1)
+        self.kind = kind
+        self.in_process = kind == "thread"
+        self._pool: ThreadPoolExecutor | ProcessPoolExecutor | None = None
+
+    def _get_pool(self) -> ThreadPoolExecutor | ProcessPoolExecutor:
+        if self._pool is None:
+            if self.kind == "thread":
+                self._pool = ThreadPoolExecutor(self.max_workers, thread_name_prefix="amml-step")
+            else:
+                self._pool = ProcessPoolExecutor(self.max_workers)
+        return self._pool
+
+    def submit(self, task: StepTask, artifacts: ArtifactStore) -> Future[StepResult]:
+        if self.kind == "thread":
+            return self._get_pool().submit(execute_task, task, artifacts)
+        return self._get_pool().submit(execute_task, task)
+
+    def shutdown(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+
+class SequentialExecutor(Executor):
+    """One step at a time in the calling thread (for debugging with breakpoints)."""
+
+    in_process = True
+    max_workers = 1
+
+    def submit(self, task: StepTask, artifacts: ArtifactStore) -> Future[StepResult]:
+        future: Future[StepResult] = Future()
+        future.set_result(execute_task(task, artifacts))
+        return future

@@ -1,0 +1,64 @@
+"""Turn a validated workflow into a plan: steps in dependency order with their partial keys."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from amml.engine.fingerprint import code_digest, partial_key
+from amml.lang.validate import InputBinding, ValidatedWorkflow
+
+
+@dataclass(frozen=True)
+class PlannedStep:
+    name: str
+    op_name: str
+    op_version: str
+    config: Mapping[str, Any]            # resolved, defaults filled, JSON-able
+    inputs: Mapping[str, InputBinding | tuple[InputBinding, ...]]
+    upstream: frozenset[str]
+    partial_key: str
+    output_types: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Plan:
+    workflow: ValidatedWorkflow
+    steps: Mapping[str, PlannedStep]
+    order: tuple[str, ...]
+    downstream: Mapping[str, tuple[str, ...]]
+
+    def descendants(self, names: set[str]) -> set[str]:
+        found: set[str] = set()
+        stack = list(names)
+        while stack:
+            for child in self.downstream.get(stack.pop(), ()):
+                if child not in found:
+                    found.add(child)
+                    stack.append(child)
+        return found
+
+
+def make_plan(workflow: ValidatedWorkflow) -> Plan:
+    steps: dict[str, PlannedStep] = {}
+    downstream: dict[str, list[str]] = {name: [] for name in workflow.order}
+    for name in workflow.order:
+        step = workflow.steps[name]
+        op = step.op
+        config = step.config.model_dump(mode="json")
+        target = op.fingerprint_target() if hasattr(op, "fingerprint_target") else op
+        steps[name] = PlannedStep(
+            name=name,
+            op_name=op.name,
+            op_version=op.version,
+            config=config,
+            inputs=step.inputs,
+            upstream=step.upstream,
+            partial_key=partial_key(op.name, op.version, code_digest(target), config),
+            output_types=dict(op.outputs),
+        )
+        for up in step.upstream:
+            downstream[up].append(name)
+    return Plan(workflow, steps, workflow.order,
+                {k: tuple(v) for k, v in downstream.items()})

@@ -1,0 +1,253 @@
+"""Run a plan: content-addressed caching, parallel dispatch, recording and lineage.
+
+For each step whose inputs are ready the runner computes the cache key (partial key + input
+digests). A hit whose artifacts still exist is reused without running; a miss becomes a
+:class:`StepTask` for the executor. Finished steps are recorded (step row, artifacts, lineage
+edges, cache entry, metrics) through the store's group-commit writer. A failed step skips
+only its descendants; independent branches still finish and are cached for the next run.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+from amml._exceptions import AMMLError, StepFailedError
+from amml.engine.executors import Executor, LocalExecutor
+from amml.engine.fingerprint import cache_key
+from amml.engine.hooks import HookList, RunHooks
+from amml.engine.planner import Plan, PlannedStep, make_plan
+from amml.engine.task import StepResult, StepTask, execute_task
+from amml.lang.params import did_you_mean
+from amml.lang.validate import ValidatedWorkflow
+from amml.store import Store
+from amml.store.artifacts import ArtifactRef
+
+
+@dataclass
+class StepOutcome:
+    name: str
+    op: str
+    status: str  # ran | cached | failed | skipped
+    duration_s: float = 0.0
+    cache_key: str | None = None
+    outputs: dict[str, ArtifactRef] = field(default_factory=dict)
+    error: str | None = None
+    traceback: str | None = None
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    workflow: str
+    status: str  # succeeded | failed | interrupted
+    duration_s: float
+    steps: dict[str, StepOutcome]
+    store: Store = field(repr=False)
+
+    def count(self, status: str) -> int:
+        return sum(1 for s in self.steps.values() if s.status == status)
+
+    def output(self, step: str, name: str | None = None) -> Any:
+        """Load a step's output value (its first output unless ``name`` is given)."""
+        outputs = self.steps[step].outputs
+        ref = outputs[name] if name else next(iter(outputs.values()))
+        return self.store.artifacts.load(ref)
+
+    def __getitem__(self, step: str) -> Any:
+        return self.output(step)
+
+    def raise_for_status(self) -> RunResult:
+        for outcome in self.steps.values():
+            if outcome.status == "failed":
+                raise StepFailedError(outcome.name, outcome.op, outcome.error or "",
+                                      self.run_id)
+        return self
+
+
+class Runner:
+    """Runs validated workflows against a store with an executor and hooks."""
+
+    def __init__(self, store: Store, executor: Executor | None = None,
+                 hooks: Iterable[RunHooks] = ()) -> None:
+        self.store = store
+        self.executor = executor or LocalExecutor()
+        self.hooks = HookList(list(hooks))
+
+    def run(self, workflow: ValidatedWorkflow, *, use_cache: bool = True,
+            rerun: Iterable[str] = (), run_id: str | None = None) -> RunResult:
+        plan = make_plan(workflow)
+        forced = set(rerun)
+        for name in forced:
+            if name not in plan.steps:
+                hint = did_you_mean(name, plan.steps)
+                raise AMMLError(f"--rerun: no step named '{name}'" + (f"; {hint}" if hint
+                                                                       else ""))
+        meta = self.store.metadata
+        meta.mark_interrupted()
+        self.store.artifacts.cleanup()
+        run_id = run_id or uuid.uuid4().hex[:16]
+        ir = workflow.ir
+        meta.create_run(run_id=run_id, workflow=ir.name, params=dict(workflow.params),
+                        ir_json=ir.canonical_json(), ir_digest=ir.digest(),
+                        source_file=workflow.source_file)
+        started = time.perf_counter()
+        self.hooks.before_run(run_id=run_id, workflow=ir.name, steps=list(plan.order))
+        cached = (meta.cache_entries(s.partial_key for s in plan.steps.values())
+                  if use_cache else {})
+        try:
+            outcomes = _Scheduler(self, plan, run_id, cached, use_cache, forced).run()
+        except BaseException as exc:
+            status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+            try:
+                meta.finish_run(run_id, status, f"{type(exc).__name__}: {exc}")
+            finally:
+                self.hooks.after_run(run_id=run_id, status=status,
+                                     duration_s=time.perf_counter() - started)
+            raise
+        failed = [o for o in outcomes.values() if o.status == "failed"]
+        status = "failed" if failed else "succeeded"
+        error = "; ".join(f"{o.name}: {o.error}" for o in failed) or None
+        meta.finish_run(run_id, status, error)
+        duration = time.perf_counter() - started
+        self.hooks.after_run(run_id=run_id, status=status, duration_s=duration)
+        return RunResult(run_id, ir.name, status, duration, outcomes, self.store)
+
+
+class _Scheduler:
+    def __init__(self, runner: Runner, plan: Plan, run_id: str,
+                 cached: Mapping[str, dict[str, Any]], use_cache: bool,
+                 forced: set[str]) -> None:
+        self.runner, self.plan, self.run_id = runner, plan, run_id
+        self.cached, self.use_cache, self.forced = cached, use_cache, forced
+        self.meta = runner.store.metadata
+        self.artifacts = runner.store.artifacts
+        self.outcomes: dict[str, StepOutcome] = {}
+        self.waiting: dict[str, int] = {n: len(s.upstream) for n, s in plan.steps.items()}
+        self.ready: list[str] = [n for n in plan.order if self.waiting[n] == 0]
+        self.in_flight: dict[Future[StepResult], tuple[PlannedStep, dict, str]] = {}
+
+    def run(self) -> dict[str, StepOutcome]:
+        executor = self.runner.executor
+        while self.ready or self.in_flight:
+            while self.ready:
+                step = self.plan.steps[self.ready.pop(0)]
+                inputs = self._input_refs(step)
+                key = cache_key(step.partial_key, _digests(inputs))
+                if self._try_cache(step, key, inputs):
+                    continue
+                task = StepTask(self.run_id, step.name, step.op_name, step.config, inputs,
+                                self.artifacts.url)
+                self.runner.hooks.before_step(run_id=self.run_id, step=step.name,
+                                              op=step.op_name)
+                if executor.in_process and not self.in_flight and not self.ready:
+                    self._finish(step, inputs, key, execute_task(task, self.artifacts))
+                else:
+                    future = executor.submit(task, self.artifacts)
+                    self.in_flight[future] = (step, inputs, key)
+            if self.in_flight:
+                done, _ = wait(list(self.in_flight), return_when=FIRST_COMPLETED)
+                for future in done:
+                    step, inputs, key = self.in_flight.pop(future)
+                    self._finish(step, inputs, key, future.result())
+        for name in self.plan.order:  # steps never reached: an upstream failed
+            if name not in self.outcomes:
+                step = self.plan.steps[name]
+                self._record(step, "skipped", None, {}, {}, [], time.time(), 0.0,
+                             "an upstream step failed")
+        return {name: self.outcomes[name] for name in self.plan.order}
+
+    def _input_refs(self, step: PlannedStep) -> dict[str, Any]:
+        refs: dict[str, Any] = {}
+        for port, binding in step.inputs.items():
+            if binding and isinstance(binding[0], tuple):
+                refs[port] = tuple(self.outcomes[u].outputs[o] for u, o in binding)
+            elif binding:
+                up, output = binding
+                refs[port] = self.outcomes[up].outputs[output]
+        return refs
+
+    def _try_cache(self, step: PlannedStep, key: str, inputs: dict[str, Any]) -> bool:
+        if not self.use_cache or step.name in self.forced:
+            return False
+        entry = self.cached.get(key)
+        if entry is None:
+            return False
+        outputs = {name: ArtifactRef.from_json(ref) for name, ref in entry["outputs"].items()}
+        if set(outputs) != set(step.output_types) or not all(
+                self.artifacts.exists(ref.digest) for ref in outputs.values()):
+            return False  # an artifact was deleted: run the step again
+        self._record(step, "cached", key, outputs, inputs, [], time.time(), 0.0, None)
+        self._release(step.name)
+        return True
+
+    def _finish(self, step: PlannedStep, inputs: dict[str, Any], key: str,
+                result: StepResult) -> None:
+        if result.ok:
+            self._record(step, "ran", key, result.outputs, inputs, result.metrics,
+                         result.started_at, result.duration_s, None)
+            self._release(step.name)
+        else:
+            self._record(step, "failed", key, {}, inputs, result.metrics, result.started_at,
+                         result.duration_s, f"{result.error_type}: {result.error}",
+                         result.traceback)
+            for name in self.plan.descendants({step.name}):
+                self.waiting[name] = -1  # never becomes ready
+
+    def _release(self, name: str) -> None:
+        for child in self.plan.downstream.get(name, ()):
+            if self.waiting[child] > 0:
+                self.waiting[child] -= 1
+                if self.waiting[child] == 0:
+                    self.ready.append(child)
+
+    def _record(self, step: PlannedStep, status: str, key: str | None,
+                outputs: dict[str, ArtifactRef], inputs: dict[str, Any], metrics: list,
+                started_at: float, duration_s: float, error: str | None,
+                traceback: str | None = None) -> None:
+        meta, run_id = self.meta, self.run_id
+        self.outcomes[step.name] = StepOutcome(step.name, step.op_name, status, duration_s, key,
+                                               outputs, error, traceback)
+        meta.submit("steps", dict(run_id=run_id, name=step.name, op=step.op_name,
+                                  op_version=step.op_version, cache_key=key, status=status,
+                                  started_at=started_at, duration_s=duration_s, error=error))
+        edges = []
+        for port, ref in inputs.items():
+            for one in ref if isinstance(ref, tuple) else (ref,):
+                edges.append(dict(run_id=run_id, step_name=step.name, direction="in",
+                                  port=port, artifact_digest=one.digest))
+        for port, ref in outputs.items():
+            edges.append(dict(run_id=run_id, step_name=step.name, direction="out", port=port,
+                              artifact_digest=ref.digest))
+        meta.submit_many("lineage", edges)
+        if status == "ran":
+            now = time.time()
+            meta.submit_many("artifacts", [
+                dict(digest=r.digest, type=r.type, size=r.size,
+                     uri=self.artifacts.uri(r.digest), created_at=now)
+                for r in outputs.values()])
+            meta.submit("cache_entries", dict(
+                cache_key=key, partial_key=step.partial_key, op=step.op_name,
+                outputs=_outputs_json(outputs), run_id=run_id, step_name=step.name,
+                created_at=now))
+        if metrics:
+            meta.submit_many("metrics", [
+                dict(run_id=run_id, step_name=step.name, key=m.key, value=m.value,
+                     step=m.step, timestamp=m.timestamp) for m in metrics])
+        self.runner.hooks.after_step(run_id=run_id, step=step.name, op=step.op_name,
+                                     status=status, duration_s=duration_s, error=error)
+
+
+def _digests(inputs: Mapping[str, Any]) -> dict[str, Any]:
+    return {port: ([r.digest for r in ref] if isinstance(ref, tuple) else ref.digest)
+            for port, ref in inputs.items()}
+
+
+def _outputs_json(outputs: Mapping[str, ArtifactRef]) -> str:
+    import json
+
+    return json.dumps({k: v.to_json() for k, v in outputs.items()}, sort_keys=True)

@@ -1,0 +1,79 @@
+"""What an executor runs: a serializable step task in, a serializable step result out.
+
+Inputs and outputs travel as artifact references, never as in-memory objects, so the same
+task runs in a thread, another process, a Dask worker or a Kubeflow container.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from amml.ops.base import MetricPoint, StepContext
+from amml.ops.registry import REGISTRY
+from amml.store.artifacts import ArtifactRef, ArtifactStore, open_artifact_store
+
+
+@dataclass(frozen=True)
+class StepTask:
+    run_id: str
+    step_name: str
+    op_name: str
+    config: Mapping[str, Any]
+    inputs: Mapping[str, ArtifactRef | tuple[ArtifactRef, ...]]
+    artifacts_url: str
+
+
+@dataclass
+class StepResult:
+    step_name: str
+    outputs: dict[str, ArtifactRef] = field(default_factory=dict)
+    metrics: list[MetricPoint] = field(default_factory=list)
+    started_at: float = 0.0
+    duration_s: float = 0.0
+    error: str | None = None
+    error_type: str | None = None
+    traceback: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+_stores: dict[str, ArtifactStore] = {}
+
+
+def _store_for(url: str) -> ArtifactStore:
+    store = _stores.get(url)
+    if store is None:
+        store = _stores[url] = open_artifact_store(url)
+    return store
+
+
+def execute_task(task: StepTask, artifacts: ArtifactStore | None = None) -> StepResult:
+    """Load inputs, run the op, save outputs. Never raises: failures are in the result."""
+    started = time.time()
+    clock = time.perf_counter()
+    result = StepResult(task.step_name, started_at=started)
+    try:
+        store = artifacts or _store_for(task.artifacts_url)
+        op_cls = REGISTRY.get(task.op_name)
+        values: dict[str, Any] = {}
+        for port, ref in task.inputs.items():
+            values[port] = ([store.load(r) for r in ref] if isinstance(ref, tuple)
+                            else store.load(ref))
+        op = op_cls(op_cls.Config.model_validate(dict(task.config)))
+        ctx = StepContext(run_id=task.run_id, step_name=task.step_name)
+        produced = op.normalize_outputs(op.run(ctx, **values))
+        result.outputs = {name: store.save(value, op_cls.outputs[name])
+                          for name, value in produced.items()}
+        result.metrics = ctx.metrics
+    except Exception as exc:
+        result.error = str(exc) or type(exc).__name__
+        result.error_type = type(exc).__name__
+        result.traceback = traceback.format_exc()
+    result.duration_s = time.perf_counter() - clock
+    return result

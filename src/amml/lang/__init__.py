@@ -1,0 +1,24 @@
+"""The language layer: two front-ends (Python builder, YAML loader) and one IR."""
+
+from amml.lang.builder import ParamRef, StepRef, Workflow, active_workflow
+from amml.lang.ir import LoadedWorkflow, SourceMap, StepIR, WorkflowIR
+from amml.lang.spec import Input
+from amml.lang.validate import ResolvedStep, ValidatedWorkflow, validate
+from amml.lang.yaml_loader import load_yaml_file, load_yaml_text
+
+__all__ = [
+    "Input",
+    "LoadedWorkflow",
+    "ParamRef",
+    "ResolvedStep",
+    "SourceMap",
+    "StepIR",
+    "StepRef",
+    "ValidatedWorkflow",
+    "Workflow",
+    "WorkflowIR",
+    "active_workflow",
+    "load_yaml_file",
+    "load_yaml_text",
+    "validate",
+]

@@ -1,0 +1,228 @@
+"""The YAML front-end: one document per workflow, compiled to :class:`WorkflowIR`.
+
+.. code-block:: yaml
+
+    name: sensor-anomalies
+    params: {periods: 2000}
+    steps:
+      raw:
+        op: source.synthetic
+        with: {periods: "${params.periods}"}
+      clean:
+        op: preprocess
+        inputs: {table: raw}
+        with: {fill: linear, scale: zscore}
+
+Every problem is reported with file, line and column; all structural problems of a document
+are collected before raising, so a user fixes them in one pass.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from amml._exceptions import ValidationIssue, WorkflowError, WorkflowValidationError
+from amml.lang.ir import IR_VERSION, STEP_NAME_RE, LoadedWorkflow, SourceMap, StepIR, WorkflowIR
+from amml.lang.params import PARAM_NAME, did_you_mean
+
+TOP_LEVEL_KEYS = ("amml", "name", "description", "params", "imports", "steps")
+STEP_KEYS = ("op", "with", "inputs")
+
+
+def load_yaml_file(path: str | Path) -> LoadedWorkflow:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise WorkflowError(f"workflow file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise WorkflowError(f"cannot read workflow file {path}: {exc}") from None
+    return load_yaml_text(text, filename=str(path))
+
+
+def load_yaml_text(text: str, filename: str = "<string>") -> LoadedWorkflow:
+    source = SourceMap(file=filename)
+    issues: list[ValidationIssue] = []
+
+    def issue(path: tuple[Any, ...], message: str, hint: str | None = None) -> None:
+        line, column = source.locate(path)
+        step = path[1] if len(path) >= 2 and path[0] == "steps" else None
+        field_path = path[2:] if step is not None else path
+        field = ".".join(str(p) for p in field_path) or None
+        issues.append(
+            ValidationIssue(message, filename, line, column, step=step, field=field, hint=hint)
+        )
+
+    try:
+        loader = yaml.SafeLoader(text)
+        try:
+            root = loader.get_single_node()
+        finally:
+            loader.dispose()
+        data = yaml.safe_load(text) if root is not None else None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark else (None, None)
+        message = f"YAML syntax error: {exc.problem or exc}"
+        if exc.context:
+            message += f" ({exc.context})"
+        hint = "YAML forbids tab characters for indentation" if "\\t" in str(exc) else None
+        raise WorkflowValidationError([ValidationIssue(message, filename, line, column, hint=hint)])
+    except yaml.YAMLError as exc:
+        raise WorkflowValidationError([ValidationIssue(f"YAML error: {exc}", filename)]) from None
+
+    if root is None:
+        raise WorkflowValidationError(
+            [ValidationIssue("the workflow document is empty", filename, 1, 1,
+                             hint="a workflow needs at least 'name:' and 'steps:'")]
+        )
+    _record_positions(root, (), source, issue)
+    if issues:  # duplicate keys: the parsed data silently lost one of them
+        raise WorkflowValidationError(issues)
+
+    ir = _build_ir(data, issue)
+    if issues or ir is None:
+        raise WorkflowValidationError(issues)
+    return LoadedWorkflow(ir=ir, source=source)
+
+
+def _record_positions(node: yaml.Node, path: tuple[Any, ...], source: SourceMap, issue) -> None:
+    source.positions.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
+    if isinstance(node, yaml.MappingNode):
+        seen: set[Any] = set()
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node)
+            child = (*path, key)
+            position = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            if key in seen:
+                first = source.positions.get(child)
+                source.positions[child] = position
+                where = f" (first at line {first[0]})" if first else ""
+                issue(child, f"duplicate key '{key}'{where}", "each key may appear once")
+                continue
+            seen.add(key)
+            source.positions[child] = position
+            _record_positions(value_node, child, source, issue)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _record_positions(item, (*path, index), source, issue)
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "nothing (null)"
+    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean",
+            int: "an integer", float: "a number"}.get(type(value), type(value).__name__)
+
+
+def _build_ir(data: Any, issue) -> WorkflowIR | None:
+    if not isinstance(data, dict):
+        issue((), f"a workflow document must be a mapping, got {_type_name(data)}",
+              "start the document with 'name:' and 'steps:'")
+        return None
+    for key in data:
+        if key not in TOP_LEVEL_KEYS:
+            hint = did_you_mean(key, TOP_LEVEL_KEYS) or f"allowed keys: {', '.join(TOP_LEVEL_KEYS)}"
+            issue((key,), f"unknown top-level key '{key}'", hint)
+
+    version = data.get("amml", IR_VERSION)
+    if version != IR_VERSION:
+        issue(("amml",), f"unsupported workflow format version {version!r}; expected {IR_VERSION}")
+    name = data.get("name")
+    if "name" not in data:
+        issue((), "missing required key 'name'", "add 'name: my-workflow' at the top")
+    elif not isinstance(name, str) or not name.strip():
+        issue(("name",), f"'name' must be a non-empty string, got {_type_name(name)}")
+    description = data.get("description", "")
+    if not isinstance(description, str):
+        issue(("description",), f"'description' must be a string, got {_type_name(description)}")
+
+    params = data.get("params") or {}
+    if not isinstance(params, dict):
+        issue(("params",), f"'params' must be a mapping of name to default value, "
+              f"got {_type_name(params)}")
+        params = {}
+    for key in params:
+        if not isinstance(key, str) or not PARAM_NAME.match(key):
+            issue(("params", key), f"invalid parameter name '{key}'",
+                  "parameter names are letters, digits and '_', not starting with a digit")
+
+    imports = data.get("imports") or []
+    if not isinstance(imports, list) or not all(isinstance(i, str) for i in imports):
+        issue(("imports",), "'imports' must be a list of module names or .py paths")
+        imports = []
+
+    steps_data = data.get("steps")
+    steps: dict[str, StepIR] = {}
+    if "steps" not in data:
+        issue((), "missing required key 'steps'", "add a 'steps:' mapping of step name to step")
+    elif not isinstance(steps_data, dict):
+        hint = ("write steps as a mapping: 'steps:\\n  load:\\n    op: source.csv'"
+                if isinstance(steps_data, list) else None)
+        issue(("steps",), f"'steps' must be a mapping of step name to step, "
+              f"got {_type_name(steps_data)}", hint)
+    elif not steps_data:
+        issue(("steps",), "'steps' is empty", "a workflow needs at least one step")
+    else:
+        for step_name, step_data in steps_data.items():
+            step = _build_step(step_name, step_data, issue)
+            if step is not None:
+                steps[str(step_name)] = step
+    if not isinstance(name, str) or not steps:
+        return None
+    try:
+        return WorkflowIR(amml=IR_VERSION, name=name, description=description or "",
+                          params=params, imports=imports, steps=steps)
+    except Exception as exc:  # structure was checked above; this is a safety net
+        issue((), f"invalid workflow: {exc}")
+        return None
+
+
+def _build_step(name: Any, data: Any, issue) -> StepIR | None:
+    path = ("steps", name)
+    ok = True
+    if not isinstance(name, str) or not STEP_NAME_RE.match(name):
+        issue(path, f"invalid step name '{name}'",
+              "step names are letters, digits, '_' and '-', starting with a letter or '_'")
+        ok = False
+    if not isinstance(data, dict):
+        issue(path, f"a step must be a mapping with 'op', 'with' and 'inputs', "
+              f"got {_type_name(data)}")
+        return None
+    for key in data:
+        if key not in STEP_KEYS:
+            hint = did_you_mean(key, STEP_KEYS) or f"allowed keys: {', '.join(STEP_KEYS)}"
+            issue((*path, key), f"unknown key '{key}' in step", hint)
+            ok = False
+    op = data.get("op")
+    if "op" not in data:
+        issue(path, "missing required key 'op'", "name the op to run, e.g. 'op: source.csv'")
+        ok = False
+    elif not isinstance(op, str) or not op:
+        issue((*path, "op"), f"'op' must be an op name, got {_type_name(op)}")
+        ok = False
+    config = data.get("with") or {}
+    if not isinstance(config, dict):
+        issue((*path, "with"), f"'with' must be a mapping of field to value, "
+              f"got {_type_name(config)}")
+        ok = False
+    inputs = data.get("inputs") or {}
+    if not isinstance(inputs, dict):
+        hint = "write inputs as 'inputs: {table: other_step}'" if isinstance(inputs, str | list) \
+            else None
+        issue((*path, "inputs"), f"'inputs' must be a mapping of input name to step, "
+              f"got {_type_name(inputs)}", hint)
+        ok = False
+    else:
+        for port, ref in inputs.items():
+            refs = ref if isinstance(ref, list) else [ref]
+            if not refs or not all(isinstance(r, str) and r for r in refs):
+                issue((*path, "inputs", port), f"input '{port}' must name a step as "
+                      f"'step' or 'step.output', got {_type_name(ref)}")
+                ok = False
+    if not ok:
+        return None
+    return StepIR(op=op, with_=config, inputs={str(k): v for k, v in inputs.items()})

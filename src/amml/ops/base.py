@@ -1,0 +1,126 @@
+"""The op contract: a typed configuration, declared inputs and outputs, and ``run``.
+
+An op is a class; its parameters live in a pydantic ``Config`` (validated before anything
+runs), its inputs and outputs are declared with artifact types, and ``run`` receives the
+loaded input values and returns the outputs::
+
+    class Double(Op):
+        name = "example.double"
+        inputs = {"table": Input("table")}
+        outputs = {"out": "table"}
+
+        class Config(OpConfig):
+            factor: float = 2.0
+
+        def run(self, ctx, table):
+            return table * self.config.factor
+
+One output may be returned bare; several are returned as a dict (or a tuple in declared order).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from amml._exceptions import OpError
+from amml._types import ARTIFACT_TYPES
+from amml.lang.spec import Input
+
+__all__ = ["Input", "MetricPoint", "Op", "OpConfig", "StepContext"]
+
+
+class OpConfig(BaseModel):
+    """Base of every op's configuration: unknown fields are errors, values are frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class MetricPoint:
+    key: str
+    value: float
+    step: int = 0
+    timestamp: float = 0.0
+
+
+@dataclass
+class StepContext:
+    """What a running op may use besides its inputs: identity and metric logging."""
+
+    run_id: str = ""
+    step_name: str = ""
+    metrics: list[MetricPoint] = field(default_factory=list)
+
+    def log_metric(self, key: str, value: float, step: int = 0) -> None:
+        self.metrics.append(MetricPoint(key, float(value), int(step), time.time()))
+
+    def log_metrics(self, values: Mapping[str, float], step: int = 0) -> None:
+        now = time.time()
+        self.metrics.extend(MetricPoint(k, float(v), int(step), now) for k, v in values.items())
+
+    def log_batch(self, points: Iterable[tuple[str, float, int]]) -> None:
+        """Log many ``(key, value, step)`` points; they reach the store in one batch."""
+        now = time.time()
+        self.metrics.extend(MetricPoint(k, float(v), int(s), now) for k, v, s in points)
+
+
+class Op:
+    """Base class of every op. Subclasses set ``name``, ``inputs``, ``outputs``, ``Config``."""
+
+    name: ClassVar[str] = ""
+    version: ClassVar[str] = "1"
+    inputs: ClassVar[dict[str, Input]] = {}
+    outputs: ClassVar[dict[str, str]] = {"out": "table"}
+    Config: ClassVar[type[OpConfig]] = OpConfig
+    #: What the step cache fingerprints as this op's code (a class or a function).
+    code_object: ClassVar[Any] = None
+
+    def __init__(self, config: OpConfig | None = None, **params: Any) -> None:
+        if config is not None and params:
+            raise TypeError("pass either a Config instance or keyword parameters, not both")
+        self.config = config if config is not None else self.Config(**params)
+
+    def run(self, ctx: StepContext, **inputs: Any) -> Any:
+        raise NotImplementedError
+
+    @classmethod
+    def fingerprint_target(cls) -> Any:
+        return cls.code_object if cls.code_object is not None else cls
+
+    @classmethod
+    def check_declaration(cls) -> None:
+        """Raise :class:`OpError` if the class is not a well-formed op."""
+        if not cls.name or not all(part.isidentifier() for part in cls.name.split(".")):
+            raise OpError(f"{cls.__qualname__}: op name {cls.name!r} must be dotted identifiers")
+        if not cls.outputs:
+            raise OpError(f"op '{cls.name}' declares no outputs")
+        for output, kind in cls.outputs.items():
+            if kind not in ARTIFACT_TYPES:
+                raise OpError(f"op '{cls.name}': output '{output}' has unknown type '{kind}' "
+                              f"(known: {', '.join(sorted(ARTIFACT_TYPES))})")
+        for port, spec in cls.inputs.items():
+            if not isinstance(spec, Input) or spec.type not in ARTIFACT_TYPES:
+                raise OpError(f"op '{cls.name}': input '{port}' must be Input(<artifact type>)")
+        if not (isinstance(cls.Config, type) and issubclass(cls.Config, BaseModel)):
+            raise OpError(f"op '{cls.name}': Config must be a pydantic model")
+
+    def normalize_outputs(self, result: Any) -> dict[str, Any]:
+        names = list(self.outputs)
+        if len(names) == 1 and not (isinstance(result, dict) and set(result) == set(names)):
+            return {names[0]: result}
+        if isinstance(result, tuple) and len(result) == len(names):
+            return dict(zip(names, result, strict=True))
+        if isinstance(result, dict):
+            missing = [n for n in names if n not in result]
+            extra = [n for n in result if n not in names]
+            if not missing and not extra:
+                return result
+            raise OpError(f"op '{self.name}' returned outputs {sorted(result)}, "
+                          f"declared {names}")
+        raise OpError(f"op '{self.name}' declares outputs {names}: return a dict or a tuple "
+                      f"in that order, got {type(result).__name__}")

@@ -1,0 +1,113 @@
+"""The metadata tables (SQLAlchemy Core). Alembic migrations in ``migrations/`` create them;
+``tests/store/test_migrations.py`` checks the two agree.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+# SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets a 64-bit key.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("workflow", String(200), nullable=False, index=True),
+    Column("kind", String(16), nullable=False, default="workflow"),
+    Column("status", String(16), nullable=False, index=True),
+    Column("started_at", Float, nullable=False),
+    Column("ended_at", Float),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("ir_digest", String(64)),
+    Column("ir_json", Text),
+    Column("source_file", Text),
+    Column("error", Text),
+)
+
+params = Table(
+    "params",
+    metadata,
+    Column("run_id", String(32), primary_key=True),
+    Column("key", String(200), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+steps = Table(
+    "steps",
+    metadata,
+    Column("run_id", String(32), primary_key=True),
+    Column("name", String(200), primary_key=True),
+    Column("op", String(200), nullable=False),
+    Column("op_version", String(32), nullable=False),
+    Column("cache_key", String(64), index=True),
+    Column("status", String(16), nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("duration_s", Float, nullable=False),
+    Column("error", Text),
+)
+
+artifacts = Table(
+    "artifacts",
+    metadata,
+    Column("digest", String(64), primary_key=True),
+    Column("type", String(16), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("uri", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+lineage = Table(
+    "lineage",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("run_id", String(32), nullable=False),
+    Column("step_name", String(200), nullable=False),
+    Column("direction", String(3), nullable=False),  # "in" (read) or "out" (wrote)
+    Column("port", String(200), nullable=False),
+    Column("artifact_digest", String(64), nullable=False, index=True),
+    Index("ix_lineage_run_step", "run_id", "step_name"),
+)
+
+cache_entries = Table(
+    "cache_entries",
+    metadata,
+    Column("cache_key", String(64), primary_key=True),
+    Column("partial_key", String(64), nullable=False, index=True),
+    Column("op", String(200), nullable=False),
+    Column("outputs", Text, nullable=False),  # JSON: output name -> artifact ref
+    Column("run_id", String(32), nullable=False),
+    Column("step_name", String(200), nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+metrics = Table(
+    "metrics",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("run_id", String(32), nullable=False),
+    Column("step_name", String(200), nullable=False, default=""),
+    Column("key", String(250), nullable=False),
+    Column("value", Float, nullable=False),
+    Column("step", BigInteger, nullable=False, default=0),
+    Column("timestamp", Float, nullable=False),
+    Index("ix_metrics_run_key", "run_id", "key"),
+)
+
+#: Commit order for batched writes: rows others refer to come first.
+WRITE_ORDER = ("runs", "params", "artifacts", "steps", "lineage", "cache_entries", "metrics")
+#: Tables where a row may already exist (content-addressed): inserts ignore duplicates.
+IDEMPOTENT = frozenset({"artifacts", "cache_entries", "params"})

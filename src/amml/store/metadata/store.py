@@ -1,0 +1,326 @@
+"""The metadata store: runs, steps, params, metrics, artifacts, lineage and the step cache.
+
+SQLite by default (``.amml/amml.db``, WAL mode so readers never block the writer), PostgreSQL
+with ``postgresql+psycopg://...``. The schema is created and upgraded by Alembic on open;
+concurrent openers serialize on a lock (an advisory lock on PostgreSQL, a file lock on SQLite).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+import time
+from collections.abc import Iterable, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, event, func, insert, or_, select, text, update
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from amml._exceptions import ConfigurationError, RunNotFoundError, StoreError
+from amml.store.metadata import schema
+from amml.store.metadata.writer import GroupCommitWriter
+
+HEAD_REVISION = "0001"
+MIGRATIONS = Path(__file__).with_name("migrations")
+TABLES = {t.name: t for t in schema.metadata.sorted_tables}
+
+
+def redact(url: str) -> str:
+    """The URL with any password hidden, safe to print."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<unparseable store URL>"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class MetadataStore:
+    """Run metadata on SQLAlchemy 2. Writes on the hot path go through a group-commit writer."""
+
+    def __init__(self, url: str, *, migrate: bool = True) -> None:
+        self.url = url
+        self.display_url = redact(url)
+        try:
+            parsed = make_url(url)
+        except Exception as exc:
+            raise ConfigurationError(f"invalid store URL {self.display_url}: {exc}") from None
+        self.dialect = parsed.get_backend_name()
+        self._sqlite_path: Path | None = None
+        kwargs: dict[str, Any] = {}
+        if self.dialect == "sqlite":
+            if parsed.database and parsed.database != ":memory:":
+                self._sqlite_path = Path(parsed.database)
+                self._sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+            kwargs["connect_args"] = {"timeout": 60, "check_same_thread": False}
+        else:
+            kwargs.update(pool_pre_ping=True, pool_size=5, max_overflow=10)
+        try:
+            self.engine: Engine = create_engine(url, **kwargs)
+        except ImportError as exc:
+            raise ConfigurationError(
+                f"the driver for {self.display_url} is not installed ({exc}); "
+                "for PostgreSQL: pip install 'amml[postgres]'"
+            ) from None
+        if self.dialect == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self.writer = GroupCommitWriter(self.engine, self._write_batch)
+        if migrate:
+            self.migrate()
+
+    # -- schema --------------------------------------------------------------------------
+    @contextmanager
+    def _migration_lock(self, conn: Connection):
+        if self.dialect == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(7242001)"))
+            yield
+        elif self._sqlite_path is not None:
+            lock_path = self._sqlite_path.with_name(self._sqlite_path.name + ".lock")
+            with open(lock_path, "a") as handle:
+                fcntl.flock(handle, fcntl.LOCK_EX)
+                try:
+                    yield
+                finally:
+                    fcntl.flock(handle, fcntl.LOCK_UN)
+        else:
+            yield
+
+    def current_revision(self) -> str | None:
+        from alembic.runtime.migration import MigrationContext
+
+        with self.engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+
+    def migrate(self) -> None:
+        """Create or upgrade the schema to the newest revision (idempotent, concurrency-safe)."""
+        try:
+            if self.current_revision() == HEAD_REVISION:
+                return
+            from alembic import command
+            from alembic.config import Config
+
+            with self.engine.begin() as conn, self._migration_lock(conn):
+                from alembic.runtime.migration import MigrationContext
+
+                if MigrationContext.configure(conn).get_current_revision() == HEAD_REVISION:
+                    return
+                config = Config()
+                config.set_main_option("script_location", str(MIGRATIONS))
+                config.attributes["connection"] = conn
+                command.upgrade(config, "head")
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot open the metadata store {self.display_url}: "
+                             f"{exc.__class__.__name__}: {_short(exc)}") from None
+
+    # -- writing -------------------------------------------------------------------------
+    def _insert(self, table_name: str):
+        table = TABLES[table_name]
+        if table_name not in schema.IDEMPOTENT:
+            return insert(table)
+        if self.dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        elif self.dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        else:
+            return insert(table).prefix_with("IGNORE")
+        return dialect_insert(table).on_conflict_do_nothing()
+
+    def _write_batch(self, conn: Connection, batch: dict[str, list[dict[str, Any]]]) -> None:
+        for table_name, rows in batch.items():
+            conn.execute(self._insert(table_name), rows)
+
+    def write_now(self, table_name: str, rows: Sequence[dict[str, Any]]) -> None:
+        """Insert and commit at once (bypassing the group-commit queue)."""
+        if rows:
+            self._guard(lambda conn: conn.execute(self._insert(table_name), list(rows)))
+
+    def submit(self, table_name: str, row: dict[str, Any]) -> None:
+        self.writer.submit(table_name, row)
+
+    def submit_many(self, table_name: str, rows: list[dict[str, Any]]) -> None:
+        self.writer.submit_many(table_name, rows)
+
+    def flush(self) -> None:
+        self.writer.flush()
+
+    def _guard(self, action):
+        try:
+            with self.engine.begin() as conn:
+                return action(conn)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"metadata store {self.display_url}: {_short(exc)}") from None
+
+    # -- runs ----------------------------------------------------------------------------
+    def create_run(self, *, run_id: str, workflow: str, kind: str = "workflow",
+                   params: dict[str, Any] | None = None, ir_json: str | None = None,
+                   ir_digest: str | None = None, source_file: str | None = None) -> None:
+        row = dict(id=run_id, workflow=workflow, kind=kind, status="running",
+                   started_at=time.time(), ended_at=None, host=socket.gethostname(),
+                   pid=os.getpid(), ir_digest=ir_digest, ir_json=ir_json,
+                   source_file=source_file, error=None)
+        param_rows = [dict(run_id=run_id, key=k, value=json.dumps(v, sort_keys=True))
+                      for k, v in (params or {}).items()]
+
+        def action(conn: Connection) -> None:
+            conn.execute(insert(schema.runs), [row])
+            if param_rows:
+                conn.execute(self._insert("params"), param_rows)
+
+        self._guard(action)
+
+    def finish_run(self, run_id: str, status: str, error: str | None = None) -> None:
+        self.writer.flush()
+        self._guard(lambda conn: conn.execute(
+            update(schema.runs).where(schema.runs.c.id == run_id)
+            .values(status=status, ended_at=time.time(), error=error)))
+
+    def mark_interrupted(self) -> list[str]:
+        """Runs left 'running' by a dead process on this host become 'interrupted'."""
+        host = socket.gethostname()
+        stale = self._guard(lambda conn: conn.execute(
+            select(schema.runs.c.id, schema.runs.c.pid)
+            .where(schema.runs.c.status == "running", schema.runs.c.host == host)).all())
+        dead = [run_id for run_id, pid in stale if pid != os.getpid() and not _pid_alive(pid)]
+        if dead:
+            self._guard(lambda conn: conn.execute(
+                update(schema.runs).where(schema.runs.c.id.in_(dead))
+                .values(status="interrupted", ended_at=time.time(),
+                        error="the process running it stopped (killed or crashed)")))
+        return dead
+
+    # -- cache ---------------------------------------------------------------------------
+    def cache_entries(self, partial_keys: Iterable[str]) -> dict[str, dict[str, Any]]:
+        keys = sorted(set(partial_keys))
+        if not keys:
+            return {}
+        table = schema.cache_entries
+        found: dict[str, dict[str, Any]] = {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(keys), 500):
+                rows = conn.execute(
+                    select(table.c.cache_key, table.c.outputs, table.c.run_id,
+                           table.c.step_name)
+                    .where(table.c.partial_key.in_(keys[start : start + 500]))).all()
+                for key, outputs, run_id, step_name in rows:
+                    found[key] = {"outputs": json.loads(outputs), "run_id": run_id,
+                                  "step_name": step_name}
+        return found
+
+    # -- queries -------------------------------------------------------------------------
+    def _rows(self, statement) -> list[dict[str, Any]]:
+        try:
+            with self.engine.connect() as conn:
+                return [dict(r._mapping) for r in conn.execute(statement)]
+        except SQLAlchemyError as exc:
+            raise StoreError(f"metadata store {self.display_url}: {_short(exc)}") from None
+
+    def list_runs(self, *, limit: int = 50, workflow: str | None = None,
+                  status: str | None = None) -> list[dict[str, Any]]:
+        r = schema.runs
+        query = select(r.c.id, r.c.workflow, r.c.kind, r.c.status, r.c.started_at,
+                       r.c.ended_at, r.c.error).order_by(r.c.started_at.desc()).limit(limit)
+        if workflow:
+            query = query.where(r.c.workflow == workflow)
+        if status:
+            query = query.where(r.c.status == status)
+        return self._rows(query)
+
+    def get_run(self, run_id: str) -> dict[str, Any]:
+        r = schema.runs
+        rows = self._rows(select(r).where(r.c.id.like(f"{run_id}%")).limit(2))
+        if not rows:
+            raise RunNotFoundError(f"no run with id '{run_id}'")
+        if len(rows) > 1:
+            raise RunNotFoundError(f"run id prefix '{run_id}' is ambiguous; give more of it")
+        return rows[0]
+
+    def run_params(self, run_id: str) -> dict[str, Any]:
+        p = schema.params
+        return {r["key"]: json.loads(r["value"])
+                for r in self._rows(select(p).where(p.c.run_id == run_id))}
+
+    def run_steps(self, run_id: str) -> list[dict[str, Any]]:
+        s = schema.steps
+        return self._rows(select(s).where(s.c.run_id == run_id).order_by(s.c.started_at))
+
+    def metrics(self, run_id: str, key: str | None = None,
+                step_name: str | None = None) -> list[dict[str, Any]]:
+        m = schema.metrics
+        query = select(m.c.step_name, m.c.key, m.c.value, m.c.step, m.c.timestamp).where(
+            m.c.run_id == run_id).order_by(m.c.key, m.c.step, m.c.id)
+        if key is not None:
+            query = query.where(m.c.key == key)
+        if step_name is not None:
+            query = query.where(m.c.step_name == step_name)
+        return self._rows(query)
+
+    def metric_summary(self, run_id: str) -> list[dict[str, Any]]:
+        """Per (step, key): the last value and the number of points."""
+        m = schema.metrics
+        last = select(m.c.step_name, m.c.key, func.max(m.c.id).label("id"),
+                      func.count().label("points")).where(m.c.run_id == run_id).group_by(
+            m.c.step_name, m.c.key).subquery()
+        query = select(last.c.step_name, last.c.key, m.c.value, last.c.points).join(
+            m, m.c.id == last.c.id).order_by(last.c.step_name, last.c.key)
+        return self._rows(query)
+
+    def find_artifacts(self, prefix: str) -> list[dict[str, Any]]:
+        a = schema.artifacts
+        return self._rows(select(a).where(a.c.digest.like(f"{prefix}%")).limit(5))
+
+    def edges_for_artifacts(self, digests: Sequence[str]) -> list[dict[str, Any]]:
+        lin, st = schema.lineage, schema.steps
+        query = (select(lin.c.run_id, lin.c.step_name, lin.c.direction, lin.c.port,
+                        lin.c.artifact_digest, st.c.op, st.c.status, st.c.started_at)
+                 .join(st, (st.c.run_id == lin.c.run_id) & (st.c.name == lin.c.step_name))
+                 .where(lin.c.artifact_digest.in_(list(digests)))
+                 .order_by(st.c.started_at))
+        return self._rows(query)
+
+    def edges_for_steps(self, steps: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
+        if not steps:
+            return []
+        lin = schema.lineage
+        condition = or_(*[(lin.c.run_id == r) & (lin.c.step_name == s) for r, s in steps])
+        return self._rows(select(lin).where(condition).order_by(lin.c.id))
+
+    def latest_step(self, step_name: str) -> dict[str, Any] | None:
+        s = schema.steps
+        rows = self._rows(select(s).where(s.c.name == step_name)
+                          .order_by(s.c.started_at.desc()).limit(1))
+        return rows[0] if rows else None
+
+    def artifact_info(self, digests: Sequence[str]) -> dict[str, dict[str, Any]]:
+        a = schema.artifacts
+        return {r["digest"]: r for r in self._rows(select(a).where(a.c.digest.in_(
+            list(digests))))}
+
+    def close(self) -> None:
+        self.writer.close()
+        self.engine.dispose()
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=60000")
+    cursor.close()
+
+
+def _short(exc: BaseException) -> str:
+    message = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return message[0] if message else type(exc).__name__
