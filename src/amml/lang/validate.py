@@ -96,6 +96,7 @@ def validate(
 
     order = _check_cycles(ir, issue)
     if issues:
+        issues.sort(key=lambda i: (i.line is None, i.line or 0, i.column or 0))
         raise WorkflowValidationError(issues)
     final_ir = WorkflowIR(amml=ir.amml, name=ir.name, description=ir.description,
                           params=ir.params, imports=ir.imports, steps=normalized)

@@ -1,0 +1,31 @@
+# The two commands a newcomer needs:  make demo   and   make test
+# Both create .venv and install everything on a fresh machine.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: demo test lint bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	# PyTorch first and pinned: the CPU build on this disk, not a multi-GB CUDA download.
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)  ## run the example workflow end to end, then again fully cached
+	$(BIN)/amml run examples/sensors/workflow.yaml
+	$(BIN)/amml run examples/sensors/workflow.yaml
+	$(BIN)/amml lineage evaluation
+
+test: $(STAMP)  ## lint and run the whole test suite
+	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/pytest -q
+
+bench: $(STAMP)  ## engine overhead and tracking throughput
+	$(BIN)/python benchmarks/engine_overhead.py
+	$(BIN)/python benchmarks/tracking.py
+
+clean:
+	rm -rf $(VENV) .amml .pytest_cache .ruff_cache

@@ -1,0 +1,3 @@
+from amml.cli.main import main
+
+main()

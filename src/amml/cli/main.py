@@ -1,0 +1,370 @@
+"""The ``amml`` command line (Typer + Rich).
+
+Exit codes: 0 success, 1 a step or the store failed, 2 the workflow or the command line is
+invalid (nothing was run and nothing written).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.tree import Tree
+
+from amml._exceptions import AMMLError, WorkflowError, WorkflowValidationError
+
+app = typer.Typer(name="amml", no_args_is_help=True, add_completion=False,
+                  help="AMML: workflows for time-series forecasting and anomaly detection.",
+                  pretty_exceptions_enable=False)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+HomeOption = Annotated[Path | None, typer.Option(
+    "--home", envvar="AMML_HOME", help="Folder of the default store (default: ./.amml).")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+ParamOption = Annotated[list[str] | None, typer.Option(
+    "--param", "-p", help="Override a workflow parameter: NAME=VALUE (repeatable).")]
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    err.print(f"[red]error:[/] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def _report_invalid(exc: WorkflowValidationError) -> typer.Exit:
+    count = len(exc.issues)
+    err.print(f"[red bold]invalid workflow[/] ({count} problem{'s' if count != 1 else ''}):")
+    for issue in exc.issues:
+        err.print(issue.format(), highlight=False, markup=False)
+    return typer.Exit(2)
+
+
+def _parse_params(values: list[str] | None) -> dict[str, Any]:
+    from amml.lang.params import ParamProblem, parse_override
+
+    parsed: dict[str, Any] = {}
+    for text in values or []:
+        try:
+            name, value = parse_override(text)
+        except ParamProblem as problem:
+            hint = f" ({problem.hint})" if problem.hint else ""
+            raise _fail(f"{problem}{hint}", 2) from None
+        parsed[name] = (value, text.split("=", 1)[1])
+    return parsed
+
+
+def _compile(file: str, params: list[str] | None):
+    from amml.engine import compile_workflow
+
+    overrides = _parse_params(params)
+    try:
+        return compile_workflow(file, overrides)
+    except WorkflowValidationError as exc:
+        raise _report_invalid(exc) from None
+    except WorkflowError as exc:
+        raise _fail(str(exc), 2) from None
+
+
+def _open_store(home: Path | None):
+    from amml.store import open_store
+
+    try:
+        return open_store(home)
+    except AMMLError as exc:
+        raise _fail(str(exc), 1) from None
+
+
+@app.command()
+def run(
+    file: Annotated[str, typer.Argument(help="Workflow: a .yaml file, or a .py file[:NAME].")],
+    param: ParamOption = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Run every step.")] = False,
+    rerun: Annotated[list[str] | None, typer.Option(
+        "--rerun", help="Run this step even if cached (repeatable).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Parallel steps (default: CPUs).")] = None,
+    executor: Annotated[str, typer.Option(
+        help="thread (default), process or sequential.")] = "thread",
+    traceback: Annotated[bool, typer.Option("--traceback", help="Show failed steps' "
+                                            "tracebacks.")] = False,
+    json_output: JsonOption = False,
+    home: HomeOption = None,
+) -> None:
+    """Validate and run a workflow; unchanged steps are reused from the cache."""
+    from amml.cli.progress import RichProgress
+    from amml.engine import LocalExecutor, Runner, SequentialExecutor
+
+    workflow = _compile(file, param)
+    if executor not in ("thread", "process", "sequential"):
+        raise _fail(f"--executor must be thread, process or sequential, got '{executor}'", 2)
+    chosen = (SequentialExecutor() if executor == "sequential"
+              else LocalExecutor(workers, kind=executor))  # type: ignore[arg-type]
+    store = _open_store(home)
+    hooks = [] if json_output else [RichProgress(err)]
+    try:
+        with chosen:
+            result = Runner(store, chosen, hooks).run(workflow, use_cache=not no_cache,
+                                                      rerun=rerun or [])
+    except AMMLError as exc:
+        raise _fail(str(exc), 2 if "--rerun" in str(exc) else 1) from None
+    finally:
+        store.close()
+    if json_output:
+        out.print_json(json.dumps(_result_json(result)))
+    else:
+        _print_summary(result, traceback)
+    if result.status != "succeeded":
+        raise typer.Exit(1)
+
+
+def _result_json(result) -> dict[str, Any]:
+    return {
+        "run_id": result.run_id, "workflow": result.workflow, "status": result.status,
+        "duration_s": round(result.duration_s, 6),
+        "counts": {s: result.count(s) for s in ("ran", "cached", "failed", "skipped")},
+        "steps": [{"name": o.name, "op": o.op, "status": o.status,
+                   "duration_s": round(o.duration_s, 6), "cache_key": o.cache_key,
+                   "outputs": {k: v.digest for k, v in o.outputs.items()}, "error": o.error}
+                  for o in result.steps.values()],
+    }
+
+
+def _print_summary(result, show_traceback: bool) -> None:
+    table = Table(title=f"run {result.run_id} · {result.workflow}", title_justify="left")
+    for column in ("step", "op", "status", "duration"):
+        table.add_column(column, justify="right" if column == "duration" else "left")
+    from amml.cli.progress import STYLES
+
+    for outcome in result.steps.values():
+        style = STYLES.get(outcome.status, ("", "white"))[1]
+        duration = f"{outcome.duration_s:.3f}s" if outcome.status in ("ran", "failed") else "-"
+        table.add_row(outcome.name, outcome.op, f"[{style}]{outcome.status}[/]", duration)
+    err.print(table)
+    counts = ", ".join(f"{result.count(s)} {s}" for s in ("ran", "cached", "failed", "skipped")
+                       if result.count(s) or s in ("ran", "cached"))
+    style = "green" if result.status == "succeeded" else "red"
+    err.print(f"[{style} bold]{result.status}[/] in {result.duration_s:.3f}s: {counts}")
+    if show_traceback:
+        for outcome in result.steps.values():
+            if outcome.traceback:
+                err.print(f"[red]traceback of step '{outcome.name}':[/]\n{outcome.traceback}",
+                          highlight=False)
+    elif result.status == "failed":
+        err.print("[dim]add --traceback to see where the failing steps raised[/]")
+
+
+@app.command()
+def validate(
+    file: Annotated[str, typer.Argument(help="Workflow file (.yaml or .py[:NAME]).")],
+    param: ParamOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Check a workflow without running it or touching the store."""
+    workflow = _compile(file, param)
+    if json_output:
+        out.print_json(json.dumps({"valid": True, "workflow": workflow.ir.name,
+                                   "steps": list(workflow.order),
+                                   "ir_digest": workflow.ir.digest()}))
+    else:
+        out.print(f"[green]valid[/]: workflow '{workflow.ir.name}', "
+                  f"{len(workflow.order)} steps ({', '.join(workflow.order)})")
+
+
+@app.command()
+def export(
+    file: Annotated[str, typer.Argument(help="Workflow file (.py[:NAME] or .yaml).")],
+    format: Annotated[str, typer.Option("--format", help="yaml or json (canonical IR).")
+                      ] = "yaml",
+) -> None:
+    """Print a workflow as YAML (or canonical JSON IR), e.g. to turn Python into YAML."""
+    workflow = _compile(file, None)
+    loaded_ir = workflow.ir
+    if format == "json":
+        sys.stdout.write(loaded_ir.canonical_json() + "\n")
+    elif format == "yaml":
+        from amml.engine import load_workflow
+
+        sys.stdout.write(load_workflow(file).ir.to_yaml())
+    else:
+        raise _fail("--format must be yaml or json", 2)
+
+
+@app.command()
+def runs(
+    limit: Annotated[int, typer.Option(help="How many, newest first.")] = 20,
+    workflow: Annotated[str | None, typer.Option(help="Only this workflow.")] = None,
+    status: Annotated[str | None, typer.Option(help="Only this status.")] = None,
+    json_output: JsonOption = False,
+    home: HomeOption = None,
+) -> None:
+    """List recorded runs."""
+    from amml.store.client import Client
+
+    client = Client(store=_open_store(home))
+    rows = client.runs(limit=limit, workflow=workflow, status=status)
+    client.close()
+    if json_output:
+        out.print_json(json.dumps(rows))
+        return
+    table = Table()
+    for column in ("run", "workflow", "status", "started", "duration"):
+        table.add_column(column)
+    for row in rows:
+        duration = (f"{row['ended_at'] - row['started_at']:.3f}s" if row["ended_at"] else "-")
+        started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row["started_at"]))
+        table.add_row(row["id"], row["workflow"], _status(row["status"]), started, duration)
+    out.print(table)
+
+
+def _status(status: str) -> str:
+    style = {"succeeded": "green", "failed": "red", "interrupted": "yellow",
+             "running": "cyan", "ran": "green", "cached": "cyan",
+             "skipped": "yellow"}.get(status, "white")
+    return f"[{style}]{status}[/]"
+
+
+@app.command()
+def show(
+    run_id: Annotated[str, typer.Argument(help="Run id (a unique prefix is enough).")],
+    json_output: JsonOption = False,
+    home: HomeOption = None,
+) -> None:
+    """Show one run: params, steps and the last value of each metric."""
+    from amml.store.client import Client
+
+    client = Client(store=_open_store(home))
+    try:
+        info = client.run(run_id)
+    except AMMLError as exc:
+        raise _fail(str(exc), 1) from None
+    finally:
+        client.close()
+    if json_output:
+        out.print_json(json.dumps(info, default=str))
+        return
+    out.print(f"[bold]run[/] {info['id']} · workflow [bold]{info['workflow']}[/] · "
+              f"{_status(info['status'])}")
+    if info.get("error"):
+        out.print(f"[red]error:[/] {info['error']}", highlight=False)
+    if info["params"]:
+        out.print("params: " + ", ".join(f"{k}={v!r}" for k, v in info["params"].items()))
+    steps = Table(title="steps", title_justify="left")
+    for column in ("step", "op", "status", "duration", "cache key"):
+        steps.add_column(column)
+    for step in info["steps"]:
+        steps.add_row(step["name"], step["op"], _status(step["status"]),
+                      f"{step['duration_s']:.3f}s", (step["cache_key"] or "")[:12])
+    out.print(steps)
+    if info["metrics"]:
+        metrics = Table(title="metrics (last value)", title_justify="left")
+        for column in ("step", "metric", "value", "points"):
+            metrics.add_column(column)
+        for m in info["metrics"]:
+            metrics.add_row(m["step_name"], m["key"], f"{m['value']:.6g}", str(m["points"]))
+        out.print(metrics)
+
+
+@app.command()
+def lineage(
+    target: Annotated[str, typer.Argument(help="Artifact digest (prefix), STEP or RUN:STEP.")],
+    json_output: JsonOption = False,
+    home: HomeOption = None,
+) -> None:
+    """Show where an artifact or a step's outputs came from, and who used them."""
+    from amml.store.client import Client
+
+    client = Client(store=_open_store(home))
+    try:
+        graph = client.lineage(target)
+    except AMMLError as exc:
+        raise _fail(str(exc), 1) from None
+    finally:
+        client.close()
+    if json_output:
+        out.print_json(json.dumps(graph, default=str))
+        return
+    if graph["kind"] == "artifact":
+        tree = Tree(_artifact_label(graph["artifact"]))
+        if "produced_by" in graph:
+            _add_step(tree, graph["produced_by"])
+        _add_consumers(tree, graph["consumed_by"])
+    else:
+        tree = Tree(f"[bold]step {graph['step']}[/] ({graph['op']}) · run {graph['run_id']}")
+        outputs = tree.add("[bold]outputs[/]")
+        for output in graph["outputs"]:
+            node = outputs.add(f"{output['port']}: " + _artifact_label(output["artifact"]))
+            _add_consumers(node, output["consumed_by"])
+        inputs = tree.add("[bold]inputs[/]")
+        for child in graph["inputs"]:
+            _add_input(inputs, child)
+    out.print(tree)
+
+
+def _artifact_label(artifact: dict[str, Any]) -> str:
+    size = artifact.get("size")
+    return (f"[cyan]{artifact['digest'][:12]}[/] {artifact.get('type') or '?'}"
+            + (f" {size:,} B" if size is not None else ""))
+
+
+def _add_step(parent: Tree, step: dict[str, Any]) -> None:
+    node = parent.add(f"← [bold]{step['step']}[/] ({step['op']}) · run {step['run_id'][:8]}")
+    for child in step.get("inputs", []):
+        _add_input(node, child)
+
+
+def _add_input(parent: Tree, child: dict[str, Any]) -> None:
+    node = parent.add(f"{child['port']}: " + _artifact_label(child["artifact"]))
+    if "produced_by" in child:
+        _add_step(node, child["produced_by"])
+
+
+def _add_consumers(parent: Tree, consumers: list[dict[str, Any]]) -> None:
+    if consumers:
+        used = parent.add("[dim]used by[/]")
+        for c in consumers:
+            used.add(f"→ {c['step']} ({c['op']}) · run {c['run_id'][:8]} · {c['status']}")
+
+
+@app.command("ops")
+def list_ops(json_output: JsonOption = False) -> None:
+    """List the registered ops with their inputs, outputs and configuration fields."""
+    from amml.ops.registry import REGISTRY
+
+    rows = []
+    for name in REGISTRY.names():
+        op_cls = REGISTRY.get(name)
+        rows.append({"name": name, "version": op_cls.version,
+                     "inputs": {k: v.type + ("" if v.required else "?")
+                                for k, v in op_cls.inputs.items()},
+                     "outputs": dict(op_cls.outputs),
+                     "config": list(op_cls.Config.model_fields)})
+    if json_output:
+        out.print_json(json.dumps(rows))
+        return
+    table = Table()
+    for column in ("op", "inputs", "outputs", "config"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row["name"], ", ".join(f"{k}: {v}" for k, v in row["inputs"].items()),
+                      ", ".join(f"{k}: {v}" for k, v in row["outputs"].items()),
+                      ", ".join(row["config"]))
+    out.print(table)
+    for name, problem in REGISTRY.plugin_errors.items():
+        err.print(f"[yellow]plugin '{name}' failed to load:[/] {problem}")
+
+
+def main() -> None:
+    if os.environ.get("AMML_DEBUG"):
+        app()
+        return
+    try:
+        app()
+    except AMMLError as exc:  # anything that slipped through: a message, never a traceback
+        err.print(f"[red]error:[/] {exc}", highlight=False)
+        sys.exit(1)

@@ -1,0 +1,79 @@
+"""Shared fixtures: an isolated store per test, and the real PostgreSQL server.
+
+Outside CI a missing PostgreSQL skips its tests with the reason; with CI=true it fails them.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from amml.store import Store, open_store
+
+PG_ADMIN_URL = os.environ.get("AMML_TEST_PG_URL",
+                              "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test gets its own default store and working folder."""
+    monkeypatch.setenv("AMML_HOME", str(tmp_path / ".amml"))
+    monkeypatch.delenv("AMML_STORE_URL", raising=False)
+    monkeypatch.delenv("AMML_ARTIFACTS_URL", raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    opened = open_store(tmp_path / ".amml")
+    yield opened
+    opened.close()
+
+
+def _pg_available() -> str | None:
+    try:
+        import psycopg
+    except ImportError:
+        return "psycopg is not installed (pip install 'amml[postgres]')"
+    try:
+        with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test",
+                             connect_timeout=3):
+            return None
+    except Exception as exc:
+        return f"PostgreSQL at 127.0.0.1:5432 is not reachable: {exc}"
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session, dropped afterwards."""
+    problem = _pg_available()
+    if problem:
+        if IN_CI:
+            pytest.fail(f"CI=true and {problem}")
+        pytest.skip(problem)
+    import psycopg
+
+    name = f"amml_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test",
+                         autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test",
+                         autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """The same test against SQLite and the real PostgreSQL."""
+    if request.param == "sqlite":
+        opened = open_store(tmp_path / ".amml")
+    else:
+        opened = open_store(tmp_path / ".amml", url=request.getfixturevalue("pg_url"))
+    yield opened
+    opened.close()
