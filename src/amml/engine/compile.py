@@ -30,7 +30,8 @@ WorkflowSource = str | Path | Workflow | LoadedWorkflow
 
 
 def _import_python_file(path: Path) -> Any:
-    digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:8]
+    # The name changes with the content, so an edited file is imported afresh.
+    digest = hashlib.sha256(str(path.resolve()).encode() + path.read_bytes()).hexdigest()[:12]
     module_name = f"amml_user_{path.stem}_{digest}"
     if module_name in sys.modules:
         return sys.modules[module_name]

@@ -38,8 +38,7 @@ class OpRegistry:
         with self._lock:
             existing = self._ops.get(op_cls.name)
             if existing is not None and existing is not op_cls and not replace:
-                same_place = (existing.__module__, existing.__qualname__) == (
-                    op_cls.__module__, op_cls.__qualname__)
+                same_place = _origin(existing) == _origin(op_cls)
                 if not same_place:  # re-importing the same module is fine
                     raise OpError(f"op '{op_cls.name}' is already registered by "
                                   f"{existing.__module__}.{existing.__qualname__}")
@@ -99,6 +98,16 @@ class OpRegistry:
 
     def __contains__(self, name: str) -> bool:
         return self.find(name) is not None
+
+
+def _origin(op_cls: type[Op]) -> tuple[str, str]:
+    """Where an op was defined; re-executing the same file (edited) may re-register it."""
+    target = op_cls.fingerprint_target()
+    try:
+        where = inspect.getfile(target)
+    except (TypeError, OSError):
+        where = op_cls.__module__
+    return where, getattr(target, "__qualname__", op_cls.__qualname__)
 
 
 #: The process-wide registry the CLI, the engine and the Python builder use.

@@ -16,8 +16,9 @@ from safetensors.numpy import save as st_save
 
 from amml._exceptions import StoreError
 
-CLASS_KEY = "amml.class"
-CONFIG_KEY = "amml.config"
+# One metadata key holding canonical JSON: safetensors keeps metadata in a hash map whose
+# order varies between calls, and equal models must serialize to equal bytes.
+METADATA_KEY = "amml"
 
 
 class SafetensorsModel:
@@ -41,10 +42,9 @@ class SafetensorsModel:
         raise NotImplementedError
 
     def to_bytes(self) -> bytes:
-        metadata = {
-            CLASS_KEY: f"{type(self).__module__}:{type(self).__qualname__}",
-            CONFIG_KEY: json.dumps(self.get_config(), sort_keys=True, separators=(",", ":")),
-        }
+        metadata = {METADATA_KEY: json.dumps(
+            {"class": f"{type(self).__module__}:{type(self).__qualname__}",
+             "config": self.get_config()}, sort_keys=True, separators=(",", ":"))}
         tensors = {k: np.ascontiguousarray(v) for k, v in sorted(self.get_tensors().items())}
         return st_save(tensors, metadata=metadata)
 
@@ -52,10 +52,11 @@ class SafetensorsModel:
     def from_bytes(data: bytes) -> Any:
         header_len = int.from_bytes(data[:8], "little")
         header = json.loads(data[8 : 8 + header_len])
-        metadata = header.get("__metadata__", {})
-        class_path = metadata.get(CLASS_KEY)
-        if not class_path:
-            raise StoreError("model artifact has no 'amml.class' metadata")
+        try:
+            metadata = json.loads(header.get("__metadata__", {})[METADATA_KEY])
+            class_path = metadata["class"]
+        except (KeyError, TypeError, ValueError):
+            raise StoreError("model artifact has no AMML metadata (class and config)") from None
         cls = SafetensorsModel._known.get(class_path)
         if cls is None:
             module_name = class_path.split(":", 1)[0]
@@ -64,6 +65,6 @@ class SafetensorsModel:
             except ImportError as exc:
                 raise StoreError(f"model class {class_path} cannot be imported: {exc}") from exc
             cls = SafetensorsModel._known.get(class_path)
-        if cls is None:
+        if cls is None or not issubclass(cls, SafetensorsModel):
             raise StoreError(f"{class_path} is not a SafetensorsModel subclass")
-        return cls.from_state(json.loads(metadata.get(CONFIG_KEY, "{}")), st_load(data))
+        return cls.from_state(metadata.get("config", {}), st_load(data))
