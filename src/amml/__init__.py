@@ -5,8 +5,12 @@
 >>> with Workflow("doc-example", params={"periods": 300}) as wf:
 ...     raw = ops.source.synthetic(periods=wf.params.periods, seed=1)
 ...     clean = ops.preprocess(raw, scale="zscore", exclude=["is_anomaly"])
->>> print(wf.to_ir().to_yaml().splitlines()[4])
-  periods: 300
+>>> list(wf.to_ir().steps)
+['raw', 'clean']
+>>> import tempfile
+>>> result = amml.run_workflow(wf, store=amml.open_store(tempfile.mkdtemp()))
+>>> result.status, result.count("ran"), len(result["clean"])
+('succeeded', 2, 300)
 """
 
 from amml import ops
@@ -27,8 +31,8 @@ from amml.engine import (
     Executor,
     LocalExecutor,
     RunHooks,
-    RunResult,
     Runner,
+    RunResult,
     SequentialExecutor,
     compile_workflow,
     load_workflow,

@@ -4,7 +4,7 @@ from amml.engine.compile import compile_workflow, load_workflow, run_workflow
 from amml.engine.executors import Executor, LocalExecutor, SequentialExecutor
 from amml.engine.hooks import RunHooks
 from amml.engine.planner import Plan, make_plan
-from amml.engine.runner import RunResult, Runner, StepOutcome
+from amml.engine.runner import Runner, RunResult, StepOutcome
 
 __all__ = [
     "Executor",

@@ -18,7 +18,7 @@ from typing import Any
 from amml._exceptions import ValidationIssue, WorkflowError, WorkflowValidationError
 from amml.engine.executors import Executor
 from amml.engine.hooks import RunHooks
-from amml.engine.runner import RunResult, Runner
+from amml.engine.runner import Runner, RunResult
 from amml.lang.builder import Workflow, collect_declared
 from amml.lang.ir import LoadedWorkflow
 from amml.lang.validate import ValidatedWorkflow, validate

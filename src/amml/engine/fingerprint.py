@@ -102,7 +102,7 @@ def _names(code: types.CodeType) -> set[str]:
     return names
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def code_digest(obj: Any) -> str:
     """Digest of ``obj``'s source and of the same-module helpers it uses, transitively."""
     module = getattr(obj, "__module__", None)

@@ -49,7 +49,7 @@ class ParamRef:
         self.name = name
 
     def __str__(self) -> str:
-        return "${params.%s}" % self.name
+        return f"${{params.{self.name}}}"
 
     __repr__ = __str__
 
@@ -140,11 +140,11 @@ class Workflow:
         """Name steps after the variables they were assigned to (``raw = ops.source...``)."""
         seen: dict[int, str] = {}
         for var, value in namespace.items():
-            if isinstance(value, StepRef) and value.output is None and value.workflow is self:
-                if id(value.node) not in seen and not var.startswith("_"):
-                    seen[id(value.node)] = var
-                    if STEP_NAME_RE.match(var):
-                        value.node.inferred_name = var
+            if (isinstance(value, StepRef) and value.output is None and value.workflow is self
+                    and id(value.node) not in seen and not var.startswith("_")):
+                seen[id(value.node)] = var
+                if STEP_NAME_RE.match(var):
+                    value.node.inferred_name = var
 
     # -- recording -------------------------------------------------------------------------
     def add_step(self, op: OpSpec, args: tuple[Any, ...], kwargs: dict[str, Any],

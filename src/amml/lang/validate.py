@@ -291,7 +291,7 @@ def _check_cycles(ir: WorkflowIR, issue) -> list[str]:
         stack.append(node)
         for up in deps[node]:
             if state.get(up) == 1:
-                cycle = stack[stack.index(up):] + [up]
+                cycle = [*stack[stack.index(up):], up]
                 key = frozenset(cycle)
                 if key not in reported:
                     reported.add(key)

@@ -70,7 +70,8 @@ def load_yaml_text(text: str, filename: str = "<string>") -> LoadedWorkflow:
         if exc.context:
             message += f" ({exc.context})"
         hint = "YAML forbids tab characters for indentation" if "\\t" in str(exc) else None
-        raise WorkflowValidationError([ValidationIssue(message, filename, line, column, hint=hint)])
+        issue_ = ValidationIssue(message, filename, line, column, hint=hint)
+        raise WorkflowValidationError([issue_]) from None
     except yaml.YAMLError as exc:
         raise WorkflowValidationError([ValidationIssue(f"YAML error: {exc}", filename)]) from None
 

@@ -56,7 +56,9 @@ class OpRegistry:
             if self._loaded:
                 return
             self._loaded = True
-            importlib.import_module("amml.ops.builtin")
+            builtin = importlib.import_module("amml.ops.builtin")
+            for module in builtin.MODULES:
+                self._register_object(module)
             self.load_entry_points()
 
     def load_entry_points(self) -> None:

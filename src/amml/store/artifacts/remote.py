@@ -37,7 +37,8 @@ class FsspecArtifactStore(ArtifactStore):
 
     def _write_atomic(self, digest: str, data: bytes) -> None:
         key = self._key(digest)
-        tmp = f"{self.base}/{digest[:2]}/{TMP_PREFIX}{digest[:16]}-{os.getpid()}-{time.monotonic_ns()}"
+        unique = f"{digest[:16]}-{os.getpid()}-{time.monotonic_ns()}"
+        tmp = f"{self.base}/{digest[:2]}/{TMP_PREFIX}{unique}"
         self.fs.makedirs(f"{self.base}/{digest[:2]}", exist_ok=True)
         self.fs.pipe_file(tmp, data)
         self.fs.mv(tmp, key)
