@@ -91,7 +91,8 @@ def main() -> None:
     print()
     ok_one = median["one_at_a_time"] >= GOAL_ONE_AT_A_TIME
     ok_batch = median["batched"] >= GOAL_BATCHED
-    print(f"goal: one at a time >= {GOAL_ONE_AT_A_TIME:,.0f}/s -> {'met' if ok_one else 'NOT met'}; "
+    print(f"goal: one at a time >= {GOAL_ONE_AT_A_TIME:,.0f}/s -> "
+          f"{'met' if ok_one else 'NOT met'}; "
           f"batched >= {GOAL_BATCHED:,.0f}/s -> {'met' if ok_batch else 'NOT met'}")
 
 
