@@ -17,10 +17,12 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)  ## run the example workflow end to end, then again fully cached
 	$(BIN)/amml run examples/sensors/workflow.yaml
 	$(BIN)/amml run examples/sensors/workflow.yaml
+	$(BIN)/amml show
 	$(BIN)/amml lineage evaluation
 
 test: $(STAMP)  ## lint and run the whole test suite
 	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/lint-imports
 	$(BIN)/pytest -q
 
 bench: $(STAMP)  ## engine overhead and tracking throughput

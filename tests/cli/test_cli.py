@@ -107,3 +107,28 @@ def test_console_script_is_installed(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "amml.cli", "--help"], capture_output=True,
                             text=True, timeout=60)
     assert result.returncode == 0 and "lineage" in result.stdout
+
+
+def test_show_without_run_id_shows_the_latest(tmp_path: Path) -> None:
+    assert _invoke("show").exit_code == 1  # nothing recorded yet
+    run_id = json.loads(_invoke("run", str(EXAMPLE), "--json").stdout)["run_id"]
+    assert json.loads(_invoke("show", "--json").stdout)["id"] == run_id
+
+
+def test_yaml_imports_a_python_file_of_ops(tmp_path: Path) -> None:
+    (tmp_path / "my_ops.py").write_text(
+        "import pandas as pd\nfrom amml import op\n\n"
+        "@op(name='local.double')\n"
+        "def double(table: pd.DataFrame, *, columns: list[str]) -> pd.DataFrame:\n"
+        "    return table[columns] * 2\n")
+    (tmp_path / "flow.yaml").write_text(
+        "name: imported\nimports: [my_ops.py]\nsteps:\n"
+        "  raw: {op: source.synthetic, with: {periods: 100}}\n"
+        "  doubled: {op: local.double, inputs: {table: raw}, with: {columns: [load]}}\n")
+    result = _invoke("run", str(tmp_path / "flow.yaml"), "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["counts"]["ran"] == 2
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((tmp_path / "flow.yaml").read_text().replace("[load]", "load"))
+    rejected = _invoke("validate", str(bad))
+    assert rejected.exit_code == 2 and "bad.yaml:5:" in rejected.output

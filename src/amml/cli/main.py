@@ -231,7 +231,8 @@ def _status(status: str) -> str:
 
 @app.command()
 def show(
-    run_id: Annotated[str, typer.Argument(help="Run id (a unique prefix is enough).")],
+    run_id: Annotated[str | None, typer.Argument(
+        help="Run id (a unique prefix is enough); default: the latest run.")] = None,
     json_output: JsonOption = False,
     home: HomeOption = None,
 ) -> None:
@@ -240,6 +241,11 @@ def show(
 
     client = Client(store=_open_store(home))
     try:
+        if run_id is None:
+            latest = client.runs(limit=1)
+            if not latest:
+                raise _fail("no runs recorded yet: try 'amml run FILE'", 1)
+            run_id = latest[0]["id"]
         info = client.run(run_id)
     except AMMLError as exc:
         raise _fail(str(exc), 1) from None

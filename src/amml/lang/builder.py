@@ -135,6 +135,8 @@ class Workflow:
             _active.reset(self._token)
             self._token = None
         self._infer_names(sys._getframe(1).f_locals)
+        if not any(exc):
+            self._assign_names()
 
     def _infer_names(self, namespace: Mapping[str, Any]) -> None:
         """Name steps after the variables they were assigned to (``raw = ops.source...``)."""
