@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import time
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -117,19 +116,23 @@ def _concurrent_run(url: str, home: str, index: int, queue) -> None:
         queue.put((index, None, repr(exc)))
 
 
-@pytest.mark.postgres
-def test_several_runs_write_concurrently_to_postgresql(pg_url: str, tmp_path) -> None:
+def _run_concurrently(url: str, home: str, count: int) -> list[tuple]:
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
-    workers = [context.Process(target=_concurrent_run,
-                               args=(pg_url, str(tmp_path / "home"), i, queue))
-               for i in range(4)]
+    workers = [context.Process(target=_concurrent_run, args=(url, home, i, queue))
+               for i in range(count)]
     for worker in workers:
         worker.start()
     results = [queue.get(timeout=180) for _ in workers]
     for worker in workers:
         worker.join(timeout=60)
     assert all(status == "succeeded" for _, _, status in results), results
+    return results
+
+
+@pytest.mark.postgres
+def test_several_runs_write_concurrently_to_postgresql(pg_url: str, tmp_path) -> None:
+    results = _run_concurrently(pg_url, str(tmp_path / "home"), 4)
     store = open_store(tmp_path / "home", url=pg_url)
     client = Client(store=store)
     for _, run_id, _ in results:
@@ -140,15 +143,8 @@ def test_several_runs_write_concurrently_to_postgresql(pg_url: str, tmp_path) ->
 
 
 def test_concurrent_sqlite_runs_share_one_store(tmp_path) -> None:
-    context = multiprocessing.get_context("spawn")
-    queue = context.Queue()
     url = f"sqlite:///{tmp_path / 'shared.db'}"
-    workers = [context.Process(target=_concurrent_run,
-                               args=(url, str(tmp_path / "home"), i, queue)) for i in range(3)]
-    for worker in workers:
-        worker.start()
-    results = [queue.get(timeout=180) for _ in workers]
-    for worker in workers:
-        worker.join(timeout=60)
-    assert all(status == "succeeded" for _, _, status in results), results
-    time.sleep(0)
+    results = _run_concurrently(url, str(tmp_path / "home"), 3)
+    store = open_store(tmp_path / "home", url=url)
+    assert {r["id"] for r in store.metadata.list_runs(limit=50)} >= {r[1] for r in results}
+    store.close()

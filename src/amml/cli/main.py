@@ -10,8 +10,10 @@ import json
 import os
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -19,6 +21,9 @@ from rich.table import Table
 from rich.tree import Tree
 
 from amml._exceptions import AMMLError, WorkflowError, WorkflowValidationError
+
+if TYPE_CHECKING:
+    from amml.store.client import Client
 
 app = typer.Typer(name="amml", no_args_is_help=True, add_completion=False,
                   help="AMML: workflows for time-series forecasting and anomaly detection.",
@@ -79,6 +84,20 @@ def _open_store(home: Path | None):
         return open_store(home)
     except AMMLError as exc:
         raise _fail(str(exc), 1) from None
+
+
+@contextmanager
+def _client(home: Path | None) -> Iterator[Client]:
+    """A client on the store; store errors become a clean message and exit code 1."""
+    from amml.store.client import Client
+
+    client = Client(store=_open_store(home))
+    try:
+        yield client
+    except AMMLError as exc:
+        raise _fail(str(exc), 1) from None
+    finally:
+        client.close()
 
 
 @app.command()
@@ -204,11 +223,8 @@ def runs(
     home: HomeOption = None,
 ) -> None:
     """List recorded runs."""
-    from amml.store.client import Client
-
-    client = Client(store=_open_store(home))
-    rows = client.runs(limit=limit, workflow=workflow, status=status)
-    client.close()
+    with _client(home) as client:
+        rows = client.runs(limit=limit, workflow=workflow, status=status)
     if json_output:
         out.print_json(json.dumps(rows))
         return
@@ -237,20 +253,13 @@ def show(
     home: HomeOption = None,
 ) -> None:
     """Show one run: params, steps and the last value of each metric."""
-    from amml.store.client import Client
-
-    client = Client(store=_open_store(home))
-    try:
+    with _client(home) as client:
         if run_id is None:
             latest = client.runs(limit=1)
             if not latest:
                 raise _fail("no runs recorded yet: try 'amml run FILE'", 1)
             run_id = latest[0]["id"]
         info = client.run(run_id)
-    except AMMLError as exc:
-        raise _fail(str(exc), 1) from None
-    finally:
-        client.close()
     if json_output:
         out.print_json(json.dumps(info, default=str))
         return
@@ -283,15 +292,8 @@ def lineage(
     home: HomeOption = None,
 ) -> None:
     """Show where an artifact or a step's outputs came from, and who used them."""
-    from amml.store.client import Client
-
-    client = Client(store=_open_store(home))
-    try:
+    with _client(home) as client:
         graph = client.lineage(target)
-    except AMMLError as exc:
-        raise _fail(str(exc), 1) from None
-    finally:
-        client.close()
     if json_output:
         out.print_json(json.dumps(graph, default=str))
         return

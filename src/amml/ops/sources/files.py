@@ -44,35 +44,42 @@ def _index_by_time(frame: pd.DataFrame, config: FileSourceConfig, ctx: StepConte
     return frame
 
 
+class _FileSource(Op):
+    outputs = {"out": "table"}
+    Config = FileSourceConfig
+    format_name = ""
+
+    def read(self, path: Path) -> pd.DataFrame:
+        raise NotImplementedError
+
+    def run(self, ctx: StepContext) -> pd.DataFrame:
+        path = Path(self.config.path)
+        if not path.exists():
+            raise OpError(f"{self.format_name} file not found: {path}")
+        return _index_by_time(self.read(path), self.config, ctx)
+
+
 @register
-class CsvSource(Op):
+class CsvSource(_FileSource):
     """Read a CSV file; ``time`` names the timestamp column that becomes the index."""
 
     name = "source.csv"
-    outputs = {"out": "table"}
-    Config = FileSourceConfig
+    format_name = "CSV"
 
-    def run(self, ctx: StepContext) -> pd.DataFrame:
-        path = Path(self.config.path)
-        if not path.exists():
-            raise OpError(f"CSV file not found: {path}")
-        return _index_by_time(pd.read_csv(path), self.config, ctx)
+    def read(self, path: Path) -> pd.DataFrame:
+        return pd.read_csv(path)
 
 
 @register
-class ParquetSource(Op):
+class ParquetSource(_FileSource):
     """Read a Parquet file; ``time`` names the timestamp column that becomes the index."""
 
     name = "source.parquet"
-    outputs = {"out": "table"}
-    Config = FileSourceConfig
+    format_name = "Parquet"
 
-    def run(self, ctx: StepContext) -> pd.DataFrame:
-        path = Path(self.config.path)
-        if not path.exists():
-            raise OpError(f"Parquet file not found: {path}")
+    def read(self, path: Path) -> pd.DataFrame:
         frame = pd.read_parquet(path)
         if self.config.time and self.config.time not in frame.columns \
                 and frame.index.name == self.config.time:
             frame = frame.reset_index()
-        return _index_by_time(frame, self.config, ctx)
+        return frame

@@ -1,0 +1,39 @@
+"""File sources: CSV and Parquet with a time index, and clear errors on bad files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from amml import OpError, ops
+from amml.ops.sources.synthetic import make_sensor_frame
+
+
+def test_csv_and_parquet_give_the_same_table(tmp_path: Path) -> None:
+    frame = make_sensor_frame(periods=120, seed=4)
+    frame.reset_index().to_csv(tmp_path / "s.csv", index=False)
+    frame.to_parquet(tmp_path / "s.parquet")
+    from_csv = ops.source.csv(path=str(tmp_path / "s.csv"), time="timestamp",
+                              columns=["temperature", "load"])
+    from_parquet = ops.source.parquet(path=str(tmp_path / "s.parquet"), time="timestamp",
+                                      columns=["temperature", "load"])
+    assert isinstance(from_csv.index, pd.DatetimeIndex) and len(from_csv) == 120
+    pd.testing.assert_frame_equal(from_csv, from_parquet, check_freq=False)
+
+
+def test_unparseable_timestamps_are_counted_with_examples(tmp_path: Path) -> None:
+    (tmp_path / "bad.csv").write_text("t,x\n2024-01-01 00:00,1\nyesterday,2\n2024-01-01 02:00,3\n")
+    with pytest.raises(OpError, match=r"1 unparseable timestamps in 't', e.g. \['yesterday'\]"):
+        ops.source.csv(path=str(tmp_path / "bad.csv"), time="t")
+
+
+def test_missing_file_and_columns_are_named(tmp_path: Path) -> None:
+    with pytest.raises(OpError, match="CSV file not found"):
+        ops.source.csv(path=str(tmp_path / "none.csv"))
+    (tmp_path / "a.csv").write_text("t,x\n2024-01-01,1\n")
+    with pytest.raises(OpError, match=r"time column 'time' not found \(columns: t, x\)"):
+        ops.source.csv(path=str(tmp_path / "a.csv"), time="time")
+    with pytest.raises(OpError, match=r"columns \['y'\] not found"):
+        ops.source.csv(path=str(tmp_path / "a.csv"), time="t", columns=["y"])
