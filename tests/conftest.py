@@ -23,6 +23,7 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every test gets its own default store and working folder."""
     monkeypatch.setenv("AMML_HOME", str(tmp_path / ".amml"))
+    monkeypatch.setenv("AMML_KEY_DIR", str(tmp_path / "keys"))
     monkeypatch.delenv("AMML_STORE_URL", raising=False)
     monkeypatch.delenv("AMML_ARTIFACTS_URL", raising=False)
     monkeypatch.chdir(tmp_path)

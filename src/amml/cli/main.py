@@ -367,6 +367,15 @@ def list_ops(json_output: JsonOption = False) -> None:
         err.print(f"[yellow]plugin '{name}' failed to load:[/] {problem}")
 
 
+def _add_subcommands() -> None:
+    from amml.cli.ledger import app as ledger_app
+
+    app.add_typer(ledger_app, name="ledger")
+
+
+_add_subcommands()
+
+
 def main() -> None:
     if os.environ.get("AMML_DEBUG"):
         app()

@@ -145,13 +145,13 @@ class _Scheduler:
                 if self._try_cache(step, key, inputs):
                     continue
                 task = StepTask(self.run_id, step.name, step.op_name, step.config, inputs,
-                                self.artifacts.url)
+                                self.artifacts.url, self.meta.url)
                 self.runner.hooks.before_step(run_id=self.run_id, step=step.name,
                                               op=step.op_name)
                 if executor.in_process and not self.in_flight and not self.ready:
-                    self._finish(step, inputs, key, execute_task(task, self.artifacts))
+                    self._finish(step, inputs, key, execute_task(task, self.runner.store))
                 else:
-                    future = executor.submit(task, self.artifacts)
+                    future = executor.submit(task, self.runner.store)
                     self.in_flight[future] = (step, inputs, key)
             if self.in_flight:
                 done, _ = wait(list(self.in_flight), return_when=FIRST_COMPLETED)

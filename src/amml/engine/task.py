@@ -14,7 +14,8 @@ from typing import Any
 
 from amml.ops.base import MetricPoint, StepContext
 from amml.ops.registry import REGISTRY
-from amml.store.artifacts import ArtifactRef, ArtifactStore, open_artifact_store
+from amml.store import Store
+from amml.store.artifacts import ArtifactRef, open_artifact_store
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,7 @@ class StepTask:
     config: Mapping[str, Any]
     inputs: Mapping[str, ArtifactRef | tuple[ArtifactRef, ...]]
     artifacts_url: str
+    store_url: str | None = None  # the metadata store, for ops that keep a ledger
 
 
 @dataclass
@@ -43,32 +45,39 @@ class StepResult:
         return self.error is None
 
 
-_stores: dict[str, ArtifactStore] = {}
+_stores: dict[tuple[str, str | None], Store] = {}
 
 
-def _store_for(url: str) -> ArtifactStore:
-    store = _stores.get(url)
+def _store_for(task: StepTask) -> Store:
+    """The store a worker process opens for its tasks (one per URL pair)."""
+    key = (task.artifacts_url, task.store_url)
+    store = _stores.get(key)
     if store is None:
-        store = _stores[url] = open_artifact_store(url)
+        from amml.store.metadata import MetadataStore
+
+        metadata = MetadataStore(task.store_url) if task.store_url else None
+        store = _stores[key] = Store(metadata, open_artifact_store(task.artifacts_url))
     return store
 
 
-def execute_task(task: StepTask, artifacts: ArtifactStore | None = None) -> StepResult:
+def execute_task(task: StepTask, store: Store | None = None) -> StepResult:
     """Load inputs, run the op, save outputs. Never raises: failures are in the result."""
     started = time.time()
     clock = time.perf_counter()
     result = StepResult(task.step_name, started_at=started)
     try:
-        store = artifacts or _store_for(task.artifacts_url)
+        full_store = store or _store_for(task)
+        store_artifacts = full_store.artifacts
         op_cls = REGISTRY.get(task.op_name)
         values: dict[str, Any] = {}
         for port, ref in task.inputs.items():
-            values[port] = ([store.load(r) for r in ref] if isinstance(ref, tuple)
-                            else store.load(ref))
+            values[port] = ([store_artifacts.load(r) for r in ref] if isinstance(ref, tuple)
+                            else store_artifacts.load(ref))
         op = op_cls(op_cls.Config.model_validate(dict(task.config)))
-        ctx = StepContext(run_id=task.run_id, step_name=task.step_name)
+        ctx = StepContext(run_id=task.run_id, step_name=task.step_name,
+                          ledger_factory=_ledger_factory(full_store))
         produced = op.normalize_outputs(op.run(ctx, **values))
-        result.outputs = {name: store.save(value, op_cls.outputs[name])
+        result.outputs = {name: store_artifacts.save(value, op_cls.outputs[name])
                           for name, value in produced.items()}
         result.metrics = ctx.metrics
     except Exception as exc:
@@ -77,3 +86,15 @@ def execute_task(task: StepTask, artifacts: ArtifactStore | None = None) -> Step
         result.traceback = traceback.format_exc()
     result.duration_s = time.perf_counter() - clock
     return result
+
+
+def _ledger_factory(store: Store):
+    if store.metadata is None:
+        return None
+
+    def open_ledger(name: str):
+        from amml.store.ledger import Ledger
+
+        return Ledger(store, name)
+
+    return open_ledger

@@ -21,7 +21,7 @@ One output may be returned bare; several are returned as a dict (or a tuple in d
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -55,6 +55,14 @@ class StepContext:
     run_id: str = ""
     step_name: str = ""
     metrics: list[MetricPoint] = field(default_factory=list)
+    #: Opens a ledger by name; set by the engine when the step has a store.
+    ledger_factory: Callable[[str], Any] | None = None
+
+    def ledger(self, name: str | None = None) -> Any:
+        """This step's training ledger (default name: ``RUN/STEP``), or None without a store."""
+        if self.ledger_factory is None:
+            return None
+        return self.ledger_factory(name or f"{self.run_id}/{self.step_name}")
 
     def log_metric(self, key: str, value: float, step: int = 0) -> None:
         self.metrics.append(MetricPoint(key, float(value), int(step), time.time()))

@@ -1,8 +1,8 @@
 """The built-in op modules. Adding a module of ops adds one line here."""
 
 from amml.ops.detectors import zscore
-from amml.ops.models import train
+from amml.ops.models import torch_forecaster, train
 from amml.ops.sources import files, synthetic
 from amml.ops.transforms import preprocess, split
 
-MODULES = (synthetic, files, preprocess, split, train, zscore)
+MODULES = (synthetic, files, preprocess, split, train, torch_forecaster, zscore)

@@ -25,7 +25,8 @@ class Store:
     artifacts: ArtifactStore
 
     def close(self) -> None:
-        self.metadata.close()
+        if self.metadata is not None:
+            self.metadata.close()
 
     def __enter__(self) -> Store:
         return self

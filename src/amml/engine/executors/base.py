@@ -8,7 +8,7 @@ from abc import ABC, abstractmethod
 from concurrent.futures import Future
 
 from amml.engine.task import StepResult, StepTask
-from amml.store.artifacts import ArtifactStore
+from amml.store import Store
 
 
 class Executor(ABC):
@@ -17,7 +17,9 @@ class Executor(ABC):
     max_workers: int = 1
 
     @abstractmethod
-    def submit(self, task: StepTask, artifacts: ArtifactStore) -> Future[StepResult]: ...
+    def submit(self, task: StepTask, store: Store) -> Future[StepResult]:
+        """Start ``task``; in-process executors may use ``store`` directly, others open the
+        store from the URLs in the task."""
 
     def shutdown(self) -> None:  # noqa: B027 - optional for executors without resources
         pass

@@ -8,7 +8,7 @@ from typing import Literal
 
 from amml.engine.executors.base import Executor
 from amml.engine.task import StepResult, StepTask, execute_task
-from amml.store.artifacts import ArtifactStore
+from amml.store import Store
 
 
 class LocalExecutor(Executor):
@@ -34,9 +34,9 @@ class LocalExecutor(Executor):
                 self._pool = ProcessPoolExecutor(self.max_workers)
         return self._pool
 
-    def submit(self, task: StepTask, artifacts: ArtifactStore) -> Future[StepResult]:
+    def submit(self, task: StepTask, store: Store) -> Future[StepResult]:
         if self.kind == "thread":
-            return self._get_pool().submit(execute_task, task, artifacts)
+            return self._get_pool().submit(execute_task, task, store)
         return self._get_pool().submit(execute_task, task)
 
     def shutdown(self) -> None:
@@ -51,7 +51,7 @@ class SequentialExecutor(Executor):
     in_process = True
     max_workers = 1
 
-    def submit(self, task: StepTask, artifacts: ArtifactStore) -> Future[StepResult]:
+    def submit(self, task: StepTask, store: Store) -> Future[StepResult]:
         future: Future[StepResult] = Future()
-        future.set_result(execute_task(task, artifacts))
+        future.set_result(execute_task(task, store))
         return future

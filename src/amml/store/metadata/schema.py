@@ -11,6 +11,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -105,6 +106,23 @@ metrics = Table(
     Column("step", BigInteger, nullable=False, default=0),
     Column("timestamp", Float, nullable=False),
     Index("ix_metrics_run_key", "run_id", "key"),
+)
+
+# Append-only, hash-linked and signed: the primary key on (ledger, seq) means two writers
+# racing for the same sequence number cannot fork a ledger (one insert fails and retries).
+ledger_entries = Table(
+    "ledger_entries",
+    metadata,
+    Column("ledger", String(200), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("entry_hash", String(64), nullable=False),
+    Column("body", Text, nullable=False),  # canonical JSON; entry_hash = sha256(body)
+    Column("signature", String(128), nullable=False),  # Ed25519 over entry_hash
+    Column("key_id", String(16), nullable=False),
+    Column("created_at", Float, nullable=False),
+    PrimaryKeyConstraint("ledger", "seq", name="pk_ledger_entries"),
 )
 
 #: Commit order for batched writes: rows others refer to come first.

@@ -1,0 +1,174 @@
+"""A seeded PyTorch training loop that records every epoch in the ledger.
+
+Each epoch's model and optimizer state is saved as a safetensors checkpoint and appended to a
+:class:`~amml.store.ledger.Ledger` with the epoch's metrics, so any epoch can be restored
+bit-exactly later. Options:
+
+* ``patience``: stop when validation loss has not improved for that many epochs;
+* ``rollback_patience``: when validation loss has not improved for that many epochs, roll back
+  to the best recorded epoch, multiply the learning rate by ``rollback_lr_factor`` and go on
+  (at most ``max_rollbacks`` times);
+* ``restore_best``: end on the best epoch's weights (a rollback entry records it).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from amml._exceptions import OpError
+
+try:
+    import torch
+    from safetensors.torch import load as st_load
+    from safetensors.torch import save as st_save
+except ImportError as exc:  # pragma: no cover - torch is installed by `make`
+    raise OpError("PyTorch is needed for training: pip install 'amml[torch]'") from exc
+
+
+def checkpoint_bytes(model: torch.nn.Module, optimizer: torch.optim.Optimizer | None,
+                     info: dict[str, Any] | None = None) -> bytes:
+    """Model and optimizer state as safetensors bytes (deterministic for equal state)."""
+    tensors = {f"model.{k}": v.detach().cpu().contiguous()
+               for k, v in model.state_dict().items()}
+    meta: dict[str, Any] = {"info": info or {}}
+    if optimizer is not None:
+        state = optimizer.state_dict()
+        scalars: dict[str, Any] = {}
+        for index, values in state["state"].items():
+            for key, value in values.items():
+                if torch.is_tensor(value):
+                    tensors[f"optim.{index}.{key}"] = value.detach().cpu().contiguous()
+                else:
+                    scalars[f"{index}.{key}"] = value
+        meta["optimizer"] = {"param_groups": state["param_groups"], "scalars": scalars}
+    # one metadata key: safetensors keeps metadata in a hash map with varying order
+    return st_save(tensors, metadata={"amml": json.dumps(meta, sort_keys=True)})
+
+
+def restore_checkpoint(data: bytes, model: torch.nn.Module,
+                       optimizer: torch.optim.Optimizer | None = None) -> dict[str, Any]:
+    """Load a checkpoint made by :func:`checkpoint_bytes`; returns its ``info``."""
+    tensors = st_load(data)
+    header_len = int.from_bytes(data[:8], "little")
+    meta = json.loads(json.loads(data[8 : 8 + header_len])["__metadata__"]["amml"])
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    if optimizer is not None and "optimizer" in meta:
+        state: dict[int, dict[str, Any]] = {}
+        for key, value in tensors.items():
+            if key.startswith("optim."):
+                _, index, name = key.split(".", 2)
+                state.setdefault(int(index), {})[name] = value
+        for key, value in meta["optimizer"]["scalars"].items():
+            index, name = key.split(".", 1)
+            state.setdefault(int(index), {})[name] = value
+        optimizer.load_state_dict({"state": state,
+                                   "param_groups": meta["optimizer"]["param_groups"]})
+    return meta.get("info", {})
+
+
+@dataclass
+class TrainHistory:
+    epochs: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int = -1
+    best_val_loss: float = math.inf
+    rollbacks: list[dict[str, Any]] = field(default_factory=list)
+    stopped_early: bool = False
+
+
+class TorchTrainer:
+    """Mini-batch training with Adam, MSE loss, a seeded shuffle and ledger checkpoints."""
+
+    def __init__(self, model: torch.nn.Module, *, epochs: int = 10, lr: float = 1e-3,
+                 batch_size: int = 32, seed: int = 0, patience: int | None = None,
+                 rollback_patience: int | None = None, rollback_lr_factor: float = 0.5,
+                 max_rollbacks: int = 3, restore_best: bool = True, ledger: Any = None,
+                 config_digest: str | None = None, data_digest: str | None = None,
+                 on_epoch: Callable[[int, dict[str, float]], None] | None = None) -> None:
+        self.model, self.epochs, self.lr = model, epochs, lr
+        self.batch_size, self.seed = batch_size, seed
+        self.patience, self.rollback_patience = patience, rollback_patience
+        self.rollback_lr_factor, self.max_rollbacks = rollback_lr_factor, max_rollbacks
+        self.restore_best, self.ledger = restore_best, ledger
+        self.config_digest, self.data_digest = config_digest, data_digest
+        self.on_epoch = on_epoch
+        torch.manual_seed(seed)
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+        self._best_state: bytes | None = None
+
+    def _loss(self, x: torch.Tensor, y: torch.Tensor) -> float:
+        self.model.eval()
+        with torch.no_grad():
+            total = 0.0
+            for start in range(0, len(x), 1024):
+                pred = self.model(x[start : start + 1024])
+                total += float(((pred - y[start : start + 1024]) ** 2).sum())
+        return total / max(y.numel(), 1)
+
+    def _restore(self, epoch: int, reason: str) -> None:
+        if self.ledger is not None:
+            data, _, _ = self.ledger.rollback(to_epoch=epoch, reason=reason)
+        else:
+            data = self._best_state or b""
+        restore_checkpoint(data, self.model, self.optimizer)
+
+    def fit(self, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray | None = None,
+            y_val: np.ndarray | None = None) -> TrainHistory:
+        xt = torch.as_tensor(np.asarray(x_train, dtype=np.float32))
+        yt = torch.as_tensor(np.asarray(y_train, dtype=np.float32))
+        xv = torch.as_tensor(np.asarray(x_val, dtype=np.float32)) if x_val is not None else xt
+        yv = torch.as_tensor(np.asarray(y_val, dtype=np.float32)) if y_val is not None else yt
+        generator = torch.Generator().manual_seed(self.seed)
+        history = TrainHistory()
+        since_best = 0
+        at_best = False  # whether the model now holds the best epoch's weights
+        for epoch in range(self.epochs):
+            self.model.train()
+            order = torch.randperm(len(xt), generator=generator)
+            running, seen = 0.0, 0
+            for start in range(0, len(xt), self.batch_size):
+                batch = order[start : start + self.batch_size]
+                self.optimizer.zero_grad(set_to_none=True)
+                loss = torch.mean((self.model(xt[batch]) - yt[batch]) ** 2)
+                loss.backward()
+                self.optimizer.step()
+                running += float(loss) * len(batch)
+                seen += len(batch)
+            metrics = {"train_loss": running / max(seen, 1), "val_loss": self._loss(xv, yv),
+                       "lr": self.optimizer.param_groups[0]["lr"]}
+            history.epochs.append(metrics)
+            data = checkpoint_bytes(self.model, self.optimizer, {"epoch": epoch})
+            if self.ledger is not None:
+                self.ledger.append("epoch", epoch=epoch, checkpoint=data, metrics=metrics,
+                                   config_digest=self.config_digest,
+                                   data_digest=self.data_digest)
+            if self.on_epoch is not None:
+                self.on_epoch(epoch, metrics)
+            if metrics["val_loss"] < history.best_val_loss:
+                history.best_val_loss, history.best_epoch = metrics["val_loss"], epoch
+                self._best_state = data
+                since_best, at_best = 0, True
+                continue
+            at_best = False
+            since_best += 1
+            if (self.rollback_patience is not None and since_best >= self.rollback_patience
+                    and len(history.rollbacks) < self.max_rollbacks):
+                self._restore(history.best_epoch, f"validation loss worse for {since_best} "
+                              f"epochs; back to best epoch {history.best_epoch}")
+                for group in self.optimizer.param_groups:
+                    group["lr"] *= self.rollback_lr_factor
+                history.rollbacks.append({"at_epoch": epoch, "to_epoch": history.best_epoch,
+                                          "lr": self.optimizer.param_groups[0]["lr"]})
+                since_best, at_best = 0, True
+                continue
+            if self.patience is not None and since_best >= self.patience:
+                history.stopped_early = True
+                break
+        if self.restore_best and history.best_epoch >= 0 and not at_best:
+            self._restore(history.best_epoch, "end of training: keep the best epoch")
+        return history
