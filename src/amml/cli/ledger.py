@@ -208,7 +208,6 @@ def head(
     from amml.cli.main import _fail
     from amml.store.ledger import Ledger
 
-    out, _ = _console()
     store = _open(home)
     name = _resolve(store, ledger)[0]
     try:

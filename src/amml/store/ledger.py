@@ -36,6 +36,7 @@ import json
 import math
 import os
 import re
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -193,9 +194,10 @@ class Ledger:
         for _attempt in range(50):
             head = self.head()
             key = self.keyring.active()
-            if (head is not None and head.key_id != key.key_id
-                    and fields["kind"] != "key_rotation"
-                    and self.keyring.has_private(head.key_id)):
+            signer = None if head is None else (
+                head.body.get("new_key_id") if head.kind == "key_rotation" else head.key_id)
+            if (signer is not None and signer != key.key_id
+                    and self.keyring.has_private(signer)):
                 self._hand_over(head, key)  # the old key vouches for the new one
                 continue
             seq = 0 if head is None else head.seq + 1
@@ -214,7 +216,8 @@ class Ledger:
                           "writers")
 
     def _hand_over(self, head: LedgerEntry, new_key) -> None:
-        old = self.keyring.private(head.key_id)
+        signer = head.body.get("new_key_id") if head.kind == "key_rotation" else head.key_id
+        old = self.keyring.private(signer)
         body = {"kind": "key_rotation", "ledger": self.name, "seq": head.seq + 1,
                 "prev": head.entry_hash, "time": time.time(), "key_id": old.key_id,
                 "new_key_id": new_key.key_id, "new_public_key": public_hex(new_key.public),
@@ -258,7 +261,7 @@ class Ledger:
     def _write_witness(self, entry: LedgerEntry) -> None:
         folder = self._witness_path().parent
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".{os.getpid()}.tmp"
+        tmp = folder / f".{os.getpid()}-{threading.get_ident()}.tmp"
         tmp.write_text(json.dumps({"ledger": self.name, "seq": entry.seq,
                                    "hash": entry.entry_hash}))
         os.replace(tmp, self._witness_path())

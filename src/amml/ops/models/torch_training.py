@@ -137,7 +137,7 @@ class TorchTrainer:
                 loss = torch.mean((self.model(xt[batch]) - yt[batch]) ** 2)
                 loss.backward()
                 self.optimizer.step()
-                running += float(loss) * len(batch)
+                running += float(loss.detach()) * len(batch)
                 seen += len(batch)
             metrics = {"train_loss": running / max(seen, 1), "val_loss": self._loss(xv, yv),
                        "lr": self.optimizer.param_groups[0]["lr"]}
