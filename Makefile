@@ -28,6 +28,7 @@ test: $(STAMP)  ## lint and run the whole test suite
 bench: $(STAMP)  ## engine overhead and tracking throughput
 	$(BIN)/python benchmarks/engine_overhead.py
 	$(BIN)/python benchmarks/tracking.py
+	$(BIN)/python benchmarks/ledger.py
 
 clean:
 	rm -rf $(VENV) .amml .pytest_cache .ruff_cache

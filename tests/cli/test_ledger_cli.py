@@ -87,3 +87,19 @@ def test_key_trust_and_rotation_commands(tmp_path: Path) -> None:
     assert "trusted key" in _invoke("ledger", "trust", public).output
     assert _invoke("ledger", "trust", "zz").exit_code == 2
     assert "new signing key" in _invoke("ledger", "rotate-key").output
+
+
+def test_workflow_training_resumes_from_a_rollback_entry(tmp_path: Path) -> None:
+    run_id = _run(tmp_path)
+    ledger = f"{run_id}/model"
+    rollback = json.loads(_invoke("ledger", "rollback", ledger, "--to", "3", "--json").stdout)
+    resumed = FLOW.replace("epochs: 6,", f"epochs: 2, resume_from: '{ledger}@"
+                                        f"{rollback['rollback_entry']}',")
+    (tmp_path / "resume.yaml").write_text(resumed)
+    result = _invoke("run", str(tmp_path / "resume.yaml"), "--json")
+    assert result.exit_code == 0, result.output
+    shown = json.loads(_invoke("ledger", "show", ledger, "--json").stdout)
+    assert [(e["kind"], e.get("epoch")) for e in shown[-3:]] == [
+        ("rollback", 3), ("epoch", 4), ("epoch", 5)]
+    assert shown[-1]["code_digest"] and shown[-1]["data_digest"] and shown[-1]["config_digest"]
+    assert _invoke("ledger", "verify", ledger).exit_code == 0

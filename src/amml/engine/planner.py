@@ -20,6 +20,7 @@ class PlannedStep:
     upstream: frozenset[str]
     partial_key: str
     output_types: Mapping[str, str]
+    code_digest: str = ""
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ def make_plan(workflow: ValidatedWorkflow) -> Plan:
         op = step.op
         config = step.config.model_dump(mode="json")
         target = op.fingerprint_target() if hasattr(op, "fingerprint_target") else op
+        code = code_digest(target)
         steps[name] = PlannedStep(
             name=name,
             op_name=op.name,
@@ -55,8 +57,9 @@ def make_plan(workflow: ValidatedWorkflow) -> Plan:
             config=config,
             inputs=step.inputs,
             upstream=step.upstream,
-            partial_key=partial_key(op.name, op.version, code_digest(target), config),
+            partial_key=partial_key(op.name, op.version, code, config),
             output_types=dict(op.outputs),
+            code_digest=code,
         )
         for up in step.upstream:
             downstream[up].append(name)

@@ -145,7 +145,7 @@ class _Scheduler:
                 if self._try_cache(step, key, inputs):
                     continue
                 task = StepTask(self.run_id, step.name, step.op_name, step.config, inputs,
-                                self.artifacts.url, self.meta.url)
+                                self.artifacts.url, self.meta.url, step.code_digest, key)
                 self.runner.hooks.before_step(run_id=self.run_id, step=step.name,
                                               op=step.op_name)
                 if executor.in_process and not self.in_flight and not self.ready:

@@ -27,6 +27,8 @@ class StepTask:
     inputs: Mapping[str, ArtifactRef | tuple[ArtifactRef, ...]]
     artifacts_url: str
     store_url: str | None = None  # the metadata store, for ops that keep a ledger
+    code_digest: str = ""
+    cache_key: str = ""
 
 
 @dataclass
@@ -75,7 +77,11 @@ def execute_task(task: StepTask, store: Store | None = None) -> StepResult:
                             else store_artifacts.load(ref))
         op = op_cls(op_cls.Config.model_validate(dict(task.config)))
         ctx = StepContext(run_id=task.run_id, step_name=task.step_name,
-                          ledger_factory=_ledger_factory(full_store))
+                          ledger_factory=_ledger_factory(full_store),
+                          code_digest=task.code_digest, cache_key=task.cache_key,
+                          input_digests={port: ([r.digest for r in ref] if isinstance(ref, tuple)
+                                                else ref.digest)
+                                         for port, ref in task.inputs.items()})
         produced = op.normalize_outputs(op.run(ctx, **values))
         result.outputs = {name: store_artifacts.save(value, op_cls.outputs[name])
                           for name, value in produced.items()}

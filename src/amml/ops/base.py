@@ -20,6 +20,8 @@ One output may be returned bare; several are returned as a dict (or a tuple in d
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -57,6 +59,15 @@ class StepContext:
     metrics: list[MetricPoint] = field(default_factory=list)
     #: Opens a ledger by name; set by the engine when the step has a store.
     ledger_factory: Callable[[str], Any] | None = None
+    #: What the step cache knows of this step: its code, its key and its inputs' digests.
+    code_digest: str = ""
+    cache_key: str = ""
+    input_digests: dict[str, Any] = field(default_factory=dict)
+
+    def data_digest(self) -> str:
+        """One digest of all input artifacts (for provenance records such as the ledger)."""
+        text = json.dumps(self.input_digests, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
 
     def ledger(self, name: str | None = None) -> Any:
         """This step's training ledger (default name: ``RUN/STEP``), or None without a store."""

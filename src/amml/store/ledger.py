@@ -400,6 +400,19 @@ class Ledger:
                               + f" (epochs recorded: {shown})")
         return found[0]
 
+    def checkpoint_at(self, seq: int) -> tuple[bytes, LedgerEntry]:
+        """The verified checkpoint bytes of entry ``seq`` (an epoch or a rollback entry)."""
+        entry = self.find(seq=seq)
+        if not entry.checkpoint:
+            raise LedgerError(f"entry {seq} of ledger '{self.name}' has no checkpoint")
+        report = self.verify(upto_seq=seq)
+        if not report.ok:
+            raise LedgerError(f"ledger '{self.name}' is broken: {report.problem}")
+        data = self.store.artifacts.get_bytes(entry.checkpoint["digest"])
+        if hashlib.sha256(data).hexdigest() != entry.checkpoint["digest"]:
+            raise LedgerError(f"checkpoint {entry.checkpoint['digest'][:12]} changed")
+        return data, entry
+
     def rollback(self, to_epoch: int | None = None, *, seq: int | None = None,
                  reason: str = "") -> tuple[bytes, LedgerEntry, LedgerEntry]:
         """Verify up to the target, restore its checkpoint bytes, append a rollback entry.

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
+from amml._exceptions import OpError
 from amml.lang.spec import Input
 from amml.ops.base import Op, OpConfig, StepContext
 from amml.ops.models.forecaster import windows
@@ -41,11 +42,15 @@ class TrainTorch(Op):
         seed: int = 0
         patience: int | None = Field(None, ge=1)
         rollback_patience: int | None = Field(None, ge=1)
+        resume_from: str | None = Field(
+            None, pattern=r"^.+@\d+$",
+            description="LEDGER@SEQ: continue from that entry's checkpoint (e.g. the rollback "
+                        "entry 'amml ledger rollback' printed), appending to that ledger")
 
     def run(self, ctx: StepContext, train: pd.DataFrame,
             val: pd.DataFrame | None = None) -> object:
         from amml.ops.models.torch_nets import TorchForecaster
-        from amml.ops.models.torch_training import TorchTrainer, torch
+        from amml.ops.models.torch_training import TorchTrainer, restore_checkpoint, torch
 
         c = self.config
         torch.manual_seed(c.seed)
@@ -53,11 +58,24 @@ class TrainTorch(Op):
         x, y = windows(train[c.target].to_numpy(np.float64), c.lookback, c.horizon)
         vx, vy = (windows(val[c.target].to_numpy(np.float64), c.lookback, c.horizon)
                   if val is not None else (None, None))
+        ledger = ctx.ledger()
+        start_epoch = 0
+        checkpoint = None
+        if c.resume_from:
+            name, seq = c.resume_from.rsplit("@", 1)
+            ledger = ctx.ledger(name)
+            if ledger is None:
+                raise OpError("resume_from needs a store with a ledger")
+            checkpoint, entry = ledger.checkpoint_at(int(seq))
+            start_epoch = (entry.epoch or 0) + 1
         trainer = TorchTrainer(
             model.net, epochs=c.epochs, lr=c.lr, batch_size=c.batch_size, seed=c.seed,
-            patience=c.patience, rollback_patience=c.rollback_patience, ledger=ctx.ledger(),
+            patience=c.patience, rollback_patience=c.rollback_patience, ledger=ledger,
             config_digest=hashlib.sha256(c.model_dump_json().encode()).hexdigest(),
-            on_epoch=lambda epoch, m: ctx.log_metrics(m, step=epoch))
+            data_digest=ctx.data_digest(), code_digest=ctx.code_digest or None,
+            start_epoch=start_epoch, on_epoch=lambda epoch, m: ctx.log_metrics(m, step=epoch))
+        if checkpoint is not None:
+            restore_checkpoint(checkpoint, model.net, trainer.optimizer)
         history = trainer.fit(x, y, vx, vy)
         ctx.log_metrics({"best_epoch": history.best_epoch,
                          "best_val_loss": history.best_val_loss,

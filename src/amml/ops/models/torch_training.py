@@ -89,6 +89,7 @@ class TorchTrainer:
                  rollback_patience: int | None = None, rollback_lr_factor: float = 0.5,
                  max_rollbacks: int = 3, restore_best: bool = True, ledger: Any = None,
                  config_digest: str | None = None, data_digest: str | None = None,
+                 code_digest: str | None = None, start_epoch: int = 0,
                  on_epoch: Callable[[int, dict[str, float]], None] | None = None) -> None:
         self.model, self.epochs, self.lr = model, epochs, lr
         self.batch_size, self.seed = batch_size, seed
@@ -96,6 +97,7 @@ class TorchTrainer:
         self.rollback_lr_factor, self.max_rollbacks = rollback_lr_factor, max_rollbacks
         self.restore_best, self.ledger = restore_best, ledger
         self.config_digest, self.data_digest = config_digest, data_digest
+        self.code_digest, self.start_epoch = code_digest, start_epoch
         self.on_epoch = on_epoch
         torch.manual_seed(seed)
         self.optimizer = torch.optim.Adam(model.parameters(), lr=lr)
@@ -127,7 +129,7 @@ class TorchTrainer:
         history = TrainHistory()
         since_best = 0
         at_best = False  # whether the model now holds the best epoch's weights
-        for epoch in range(self.epochs):
+        for epoch in range(self.start_epoch, self.start_epoch + self.epochs):
             self.model.train()
             order = torch.randperm(len(xt), generator=generator)
             running, seen = 0.0, 0
@@ -146,7 +148,7 @@ class TorchTrainer:
             if self.ledger is not None:
                 self.ledger.append("epoch", epoch=epoch, checkpoint=data, metrics=metrics,
                                    config_digest=self.config_digest,
-                                   data_digest=self.data_digest)
+                                   data_digest=self.data_digest, code_digest=self.code_digest)
             if self.on_epoch is not None:
                 self.on_epoch(epoch, metrics)
             if metrics["val_loss"] < history.best_val_loss:
