@@ -21,6 +21,7 @@ class PlannedStep:
     partial_key: str
     output_types: Mapping[str, str]
     code_digest: str = ""
+    op: Any = None  # the op class
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ def make_plan(workflow: ValidatedWorkflow) -> Plan:
             partial_key=partial_key(op.name, op.version, code, config),
             output_types=dict(op.outputs),
             code_digest=code,
+            op=op,
         )
         for up in step.upstream:
             downstream[up].append(name)

@@ -141,11 +141,22 @@ class _Scheduler:
             while self.ready:
                 step = self.plan.steps[self.ready.pop(0)]
                 inputs = self._input_refs(step)
-                key = cache_key(step.partial_key, _digests(inputs))
-                if self._try_cache(step, key, inputs):
+                try:
+                    state = _source_state(step)
+                except Exception as exc:
+                    self._finish(step, inputs, "", StepResult(
+                        step.name, started_at=time.time(), error=f"checking its source: {exc}",
+                        error_type=type(exc).__name__))
+                    continue
+                digests = _digests(inputs)
+                if state:
+                    digests["__source_state__"] = state
+                key = cache_key(step.partial_key, digests)
+                if state is not None and self._try_cache(step, key, inputs):
                     continue
                 task = StepTask(self.run_id, step.name, step.op_name, step.config, inputs,
-                                self.artifacts.url, self.meta.url, step.code_digest, key)
+                                self.artifacts.url, self.meta.url, step.code_digest, key,
+                                self._previous(step))
                 self.runner.hooks.before_step(run_id=self.run_id, step=step.name,
                                               op=step.op_name)
                 if executor.in_process and not self.in_flight and not self.ready:
@@ -174,6 +185,15 @@ class _Scheduler:
                 up, output = binding
                 refs[port] = self.outcomes[up].outputs[output]
         return refs
+
+    def _previous(self, step: PlannedStep) -> dict[str, ArtifactRef] | None:
+        if not getattr(step.op, "incremental", False):
+            return None
+        entries = [e for e in self.cached.values() if e.get("partial_key") == step.partial_key]
+        if not entries:
+            return None
+        latest = max(entries, key=lambda e: e.get("created_at") or 0)
+        return {name: ArtifactRef.from_json(ref) for name, ref in latest["outputs"].items()}
 
     def _try_cache(self, step: PlannedStep, key: str, inputs: dict[str, Any]) -> bool:
         if not self.use_cache or step.name in self.forced:
@@ -246,6 +266,18 @@ class _Scheduler:
                      step=m.step, timestamp=m.timestamp) for m in metrics])
         self.runner.hooks.after_step(run_id=run_id, step=step.name, op=step.op_name,
                                      status=status, duration_s=duration_s, error=error)
+
+
+def _source_state(step: PlannedStep) -> str | None:
+    """The op's token for external state ("" for ops that read nothing external)."""
+    op_cls = step.op
+    if op_cls is None or getattr(op_cls, "source_state", None) is None:
+        return ""
+    from amml.ops.base import Op
+
+    if op_cls.source_state is Op.source_state:
+        return ""
+    return op_cls(op_cls.Config.model_validate(dict(step.config))).source_state()
 
 
 def _digests(inputs: Mapping[str, Any]) -> dict[str, Any]:

@@ -29,6 +29,7 @@ class StepTask:
     store_url: str | None = None  # the metadata store, for ops that keep a ledger
     code_digest: str = ""
     cache_key: str = ""
+    previous: Mapping[str, ArtifactRef] | None = None  # incremental ops: the last outputs
 
 
 @dataclass
@@ -81,7 +82,8 @@ def execute_task(task: StepTask, store: Store | None = None) -> StepResult:
                           code_digest=task.code_digest, cache_key=task.cache_key,
                           input_digests={port: ([r.digest for r in ref] if isinstance(ref, tuple)
                                                 else ref.digest)
-                                         for port, ref in task.inputs.items()})
+                                         for port, ref in task.inputs.items()},
+                          previous_loader=_previous_loader(task, store_artifacts))
         produced = op.normalize_outputs(op.run(ctx, **values))
         result.outputs = {name: store_artifacts.save(value, op_cls.outputs[name])
                           for name, value in produced.items()}
@@ -92,6 +94,20 @@ def execute_task(task: StepTask, store: Store | None = None) -> StepResult:
         result.traceback = traceback.format_exc()
     result.duration_s = time.perf_counter() - clock
     return result
+
+
+def _previous_loader(task: StepTask, artifacts):
+    if not task.previous:
+        return None
+    previous = task.previous
+
+    def load(name: str) -> Any:
+        ref = previous.get(name)
+        if ref is None or not artifacts.exists(ref.digest):
+            return None
+        return artifacts.load(ref)
+
+    return load
 
 
 def _ledger_factory(store: Store):

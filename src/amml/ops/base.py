@@ -63,6 +63,12 @@ class StepContext:
     code_digest: str = ""
     cache_key: str = ""
     input_digests: dict[str, Any] = field(default_factory=dict)
+    #: For incremental ops: loads an output of the previous run of this step, or None.
+    previous_loader: Callable[[str], Any] | None = None
+
+    def previous(self, output: str) -> Any:
+        """The value of ``output`` from the last run of this step with the same config."""
+        return None if self.previous_loader is None else self.previous_loader(output)
 
     def data_digest(self) -> str:
         """One digest of all input artifacts (for provenance records such as the ledger)."""
@@ -98,6 +104,19 @@ class Op:
     Config: ClassVar[type[OpConfig]] = OpConfig
     #: What the step cache fingerprints as this op's code (a class or a function).
     code_object: ClassVar[Any] = None
+    #: Incremental sources get their previous output (same op, same config) through
+    #: ``ctx.previous(name)`` and read only what is new since then.
+    incremental: ClassVar[bool] = False
+
+    def source_state(self) -> str | None:
+        """A token for the state of what this op reads from outside its inputs.
+
+        The engine adds it to the step's cache key, so a source whose data changed (new rows
+        in a table, a grown log file) runs again. ``""`` (the default) means the op reads
+        nothing external; ``None`` means the state cannot be known cheaply (a live stream):
+        the step then always runs.
+        """
+        return ""
 
     def __init__(self, config: OpConfig | None = None, **params: Any) -> None:
         if config is not None and params:

@@ -265,11 +265,12 @@ class MetadataStore:
             for start in range(0, len(keys), 500):
                 rows = conn.execute(
                     select(table.c.cache_key, table.c.outputs, table.c.run_id,
-                           table.c.step_name)
+                           table.c.step_name, table.c.partial_key, table.c.created_at)
                     .where(table.c.partial_key.in_(keys[start : start + 500]))).all()
-                for key, outputs, run_id, step_name in rows:
+                for key, outputs, run_id, step_name, partial, created in rows:
                     found[key] = {"outputs": json.loads(outputs), "run_id": run_id,
-                                  "step_name": step_name}
+                                  "step_name": step_name, "partial_key": partial,
+                                  "created_at": created}
         return found
 
     # -- queries -------------------------------------------------------------------------
