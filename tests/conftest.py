@@ -78,3 +78,42 @@ def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]
         opened = open_store(tmp_path / ".amml", url=request.getfixturevalue("pg_url"))
     yield opened
     opened.close()
+
+
+def require_server(name: str, host: str, port: int) -> None:
+    """Skip (outside CI) or fail (CI=true) when a real server is not listening."""
+    import socket
+
+    try:
+        with socket.create_connection((host, port), timeout=3):
+            return
+    except OSError as exc:
+        problem = f"{name} at {host}:{port} is not reachable ({exc})"
+    if IN_CI:
+        pytest.fail(f"CI=true and {problem}")
+    pytest.skip(problem)
+
+
+@pytest.fixture(scope="session")
+def mariadb_url() -> str:
+    """The real MariaDB (root, empty password, database ``test``)."""
+    require_server("MariaDB", "127.0.0.1", 3306)
+    return "mysql+pymysql://root@127.0.0.1:3306/test"
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    require_server("Redis", "127.0.0.1", 6379)
+    return "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture(scope="session")
+def mqtt_url() -> str:
+    require_server("Mosquitto", "127.0.0.1", 1883)
+    return "mqtt://127.0.0.1:1883"
+
+
+@pytest.fixture(scope="session")
+def influx_url() -> str:
+    require_server("InfluxDB", "127.0.0.1", 8086)
+    return "http://127.0.0.1:8086"
