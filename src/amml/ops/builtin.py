@@ -2,7 +2,7 @@
 
 from amml.ops.detectors import zscore
 from amml.ops.models import torch_forecaster, train
-from amml.ops.sources import files, synthetic
+from amml.ops.sources import files, sql, synthetic
 from amml.ops.transforms import preprocess, split
 
-MODULES = (synthetic, files, preprocess, split, train, torch_forecaster, zscore)
+MODULES = (synthetic, files, sql, preprocess, split, train, torch_forecaster, zscore)

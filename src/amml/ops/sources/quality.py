@@ -105,7 +105,8 @@ def finish_table(frame: pd.DataFrame, *, time: str | None, on_bad_rows: BadRows 
         times = times[~bad]
         if tz is not None:
             times = times.tz_localize(tz) if times.tz is None else times.tz_convert(tz)
-        frame.index = pd.DatetimeIndex(times, name=time)
+        # one unit for every source, so tables from different systems compare equal
+        frame.index = pd.DatetimeIndex(times, name=time).as_unit("ns")
     if columns:
         frame = frame[[c for c in columns if c != time]]
     if numeric:

@@ -22,7 +22,9 @@ SENSORS = ("temperature", "vibration", "load")
 def make_sensor_frame(periods: int = 2000, freq: str = "1h", start: str = "2024-01-01",
                       seed: int = 0, anomalies: int = 8, noise: float = 0.3) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    index = pd.date_range(start=start, periods=periods, freq=freq, name="timestamp")
+    # nanosecond timestamps: the unit every AMML source returns (see sources/quality.py)
+    index = pd.date_range(start=start, periods=periods, freq=freq, name="timestamp",
+                          unit="ns")
     hours = (index - index[0]) / pd.Timedelta(hours=1)
     t = np.asarray(hours, dtype=float)
     daily = np.sin(2 * np.pi * t / 24)
