@@ -16,17 +16,21 @@ def test_csv_and_parquet_give_the_same_table(tmp_path: Path) -> None:
     frame.reset_index().to_csv(tmp_path / "s.csv", index=False)
     frame.to_parquet(tmp_path / "s.parquet")
     from_csv = ops.source.csv(path=str(tmp_path / "s.csv"), time="timestamp",
-                              columns=["temperature", "load"])
+                              columns=["temperature", "load"])["out"]
     from_parquet = ops.source.parquet(path=str(tmp_path / "s.parquet"), time="timestamp",
-                                      columns=["temperature", "load"])
+                                      columns=["temperature", "load"])["out"]
     assert isinstance(from_csv.index, pd.DatetimeIndex) and len(from_csv) == 120
     pd.testing.assert_frame_equal(from_csv, from_parquet, check_freq=False)
 
 
 def test_unparseable_timestamps_are_counted_with_examples(tmp_path: Path) -> None:
     (tmp_path / "bad.csv").write_text("t,x\n2024-01-01 00:00,1\nyesterday,2\n2024-01-01 02:00,3\n")
-    with pytest.raises(OpError, match=r"1 unparseable timestamps in 't', e.g. \['yesterday'\]"):
+    with pytest.raises(OpError, match=r"1 rows with unparseable timestamps, e.g. \[\{'t': "
+                                      r"'yesterday'"):
         ops.source.csv(path=str(tmp_path / "bad.csv"), time="t")
+    kept = ops.source.csv(path=str(tmp_path / "bad.csv"), time="t", on_bad_rows="quarantine")
+    assert kept["out"]["x"].tolist() == [1, 3]
+    assert kept["report"]["problems"]["unparseable_time"]["count"] == 1
 
 
 def test_missing_file_and_columns_are_named(tmp_path: Path) -> None:

@@ -3,6 +3,18 @@
 from amml.ops.detectors import zscore
 from amml.ops.models import torch_forecaster, train
 from amml.ops.sources import files, sql, synthetic
-from amml.ops.transforms import preprocess, split
+from amml.ops.transforms import (
+    align,
+    clip,
+    difference,
+    features,
+    fill,
+    preprocess,
+    resample,
+    scale,
+    split,
+    windows,
+)
 
-MODULES = (synthetic, files, sql, preprocess, split, train, torch_forecaster, zscore)
+MODULES = (synthetic, files, sql, preprocess, resample, align, fill, clip, scale, difference,
+           features, windows, split, train, torch_forecaster, zscore)

@@ -1,14 +1,22 @@
-"""``source.csv`` and ``source.parquet``: a time-indexed table from a file."""
+"""``source.csv`` and ``source.parquet``: a time-indexed table from a file.
+
+The step's cache key includes the file's size and modification time, so an edited file is
+read again (and if its bytes did not change, nothing downstream re-runs).
+"""
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
+from typing import Any, Literal
 
 import pandas as pd
 
 from amml._exceptions import OpError
 from amml.ops.base import Op, OpConfig, StepContext
 from amml.ops.registry import register
+from amml.ops.sources.quality import finish_table
 
 
 class FileSourceConfig(OpConfig):
@@ -16,47 +24,39 @@ class FileSourceConfig(OpConfig):
     time: str | None = None
     columns: list[str] | None = None
     tz: str | None = None
-
-
-def _index_by_time(frame: pd.DataFrame, config: FileSourceConfig, ctx: StepContext
-                   ) -> pd.DataFrame:
-    missing = [c for c in (config.columns or []) if c not in frame.columns]
-    if missing:
-        raise OpError(f"{config.path}: columns {missing} not found "
-                      f"(columns: {', '.join(map(str, frame.columns))})")
-    if config.time is not None:
-        if config.time not in frame.columns:
-            raise OpError(f"{config.path}: time column '{config.time}' not found "
-                          f"(columns: {', '.join(map(str, frame.columns))})")
-        stamps = pd.to_datetime(frame[config.time], errors="coerce", utc=config.tz is not None)
-        bad = int(stamps.isna().sum())
-        if bad:
-            examples = frame.loc[stamps.isna(), config.time].head(3).tolist()
-            raise OpError(f"{config.path}: {bad} unparseable timestamps in "
-                          f"'{config.time}', e.g. {examples}")
-        if config.tz is not None:
-            stamps = stamps.dt.tz_convert(config.tz)
-        frame = frame.drop(columns=[config.time]).set_index(pd.DatetimeIndex(stamps,
-                                                                            name=config.time))
-    if config.columns:
-        frame = frame[config.columns]
-    ctx.log_metric("rows", len(frame))
-    return frame
+    dtype: dict[str, str] | None = None
+    on_bad_rows: Literal["error", "quarantine"] = "error"
+    dedupe: Literal["error", "last", "first", "mean"] = "error"
 
 
 class _FileSource(Op):
-    outputs = {"out": "table"}
+    outputs = {"out": "table", "report": "json"}
     Config = FileSourceConfig
     format_name = ""
 
     def read(self, path: Path) -> pd.DataFrame:
         raise NotImplementedError
 
-    def run(self, ctx: StepContext) -> pd.DataFrame:
-        path = Path(self.config.path)
+    def source_state(self) -> str | None:
+        try:
+            stat = os.stat(self.config.path)
+        except OSError:
+            return "missing"
+        return json.dumps([stat.st_size, stat.st_mtime_ns])
+
+    def run(self, ctx: StepContext) -> dict[str, Any]:
+        c = self.config
+        path = Path(c.path)
         if not path.exists():
             raise OpError(f"{self.format_name} file not found: {path}")
-        return _index_by_time(self.read(path), self.config, ctx)
+        frame = self.read(path)
+        if c.dtype:
+            frame = frame.astype(c.dtype)
+        table, report = finish_table(frame, time=c.time, on_bad_rows=c.on_bad_rows,
+                                     source=str(path), tz=c.tz, columns=c.columns,
+                                     dedupe=c.dedupe, numeric=c.time is not None)
+        ctx.log_metrics({"rows": len(table), "bad_rows": report["bad_rows"]})
+        return {"out": table, "report": report}
 
 
 @register
@@ -67,7 +67,10 @@ class CsvSource(_FileSource):
     format_name = "CSV"
 
     def read(self, path: Path) -> pd.DataFrame:
-        return pd.read_csv(path)
+        try:
+            return pd.read_csv(path)
+        except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+            raise OpError(f"{path}: not a readable CSV file: {exc}") from None
 
 
 @register
@@ -78,7 +81,10 @@ class ParquetSource(_FileSource):
     format_name = "Parquet"
 
     def read(self, path: Path) -> pd.DataFrame:
-        frame = pd.read_parquet(path)
+        try:
+            frame = pd.read_parquet(path)
+        except Exception as exc:  # pyarrow raises several types for damaged files
+            raise OpError(f"{path}: not a readable Parquet file: {exc}") from None
         if self.config.time and self.config.time not in frame.columns \
                 and frame.index.name == self.config.time:
             frame = frame.reset_index()
