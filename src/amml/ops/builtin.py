@@ -12,9 +12,10 @@ from amml.ops.transforms import (
     preprocess,
     resample,
     scale,
+    select,
     split,
     windows,
 )
 
 MODULES = (synthetic, files, sql, preprocess, resample, align, fill, clip, scale, difference,
-           features, windows, split, train, torch_forecaster, zscore)
+           features, windows, select, split, train, torch_forecaster, zscore)
