@@ -2,7 +2,7 @@
 
 from amml.ops.detectors import zscore
 from amml.ops.models import torch_forecaster, train
-from amml.ops.sources import files, sql, synthetic
+from amml.ops.sources import files, influx, sql, synthetic
 from amml.ops.transforms import (
     align,
     clip,
@@ -17,5 +17,5 @@ from amml.ops.transforms import (
     windows,
 )
 
-MODULES = (synthetic, files, sql, preprocess, resample, align, fill, clip, scale, difference,
+MODULES = (synthetic, files, sql, influx, preprocess, resample, align, fill, clip, scale, difference,
            features, windows, select, split, train, torch_forecaster, zscore)
