@@ -17,5 +17,8 @@ from amml.ops.transforms import (
     windows,
 )
 
-MODULES = (synthetic, files, sql, influx, preprocess, resample, align, fill, clip, scale, difference,
-           features, windows, select, split, train, torch_forecaster, zscore)
+MODULES = (
+    synthetic, files, sql, influx,
+    preprocess, resample, align, fill, clip, scale, difference, features, windows, select, split,
+    train, torch_forecaster, zscore,
+)

@@ -42,6 +42,7 @@ class TrainTorch(Op):
         seed: int = 0
         patience: int | None = Field(None, ge=1)
         rollback_patience: int | None = Field(None, ge=1)
+        device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
         resume_from: str | None = Field(
             None, pattern=r"^.+@\d+$",
             description="LEDGER@SEQ: continue from that entry's checkpoint (e.g. the rollback "
@@ -73,10 +74,12 @@ class TrainTorch(Op):
             patience=c.patience, rollback_patience=c.rollback_patience, ledger=ledger,
             config_digest=hashlib.sha256(c.model_dump_json().encode()).hexdigest(),
             data_digest=ctx.data_digest(), code_digest=ctx.code_digest or None,
-            start_epoch=start_epoch, on_epoch=lambda epoch, m: ctx.log_metrics(m, step=epoch))
+            start_epoch=start_epoch, device=c.device,
+            on_epoch=lambda epoch, m: ctx.log_metrics(m, step=epoch))
         if checkpoint is not None:
             restore_checkpoint(checkpoint, model.net, trainer.optimizer)
         history = trainer.fit(x, y, vx, vy)
+        model.net.to("cpu")  # artifacts and predictions live on the CPU
         ctx.log_metrics({"best_epoch": history.best_epoch,
                          "best_val_loss": history.best_val_loss,
                          "rollbacks": len(history.rollbacks)})

@@ -58,6 +58,8 @@ def restore_checkpoint(data: bytes, model: torch.nn.Module,
     header_len = int.from_bytes(data[:8], "little")
     meta = json.loads(json.loads(data[8 : 8 + header_len])["__metadata__"]["amml"])
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    device = next(model.parameters(), torch.zeros(0)).device
+    tensors = {k: v.to(device) for k, v in tensors.items()}
     if optimizer is not None and "optimizer" in meta:
         state: dict[int, dict[str, Any]] = {}
         for key, value in tensors.items():
@@ -70,6 +72,15 @@ def restore_checkpoint(data: bytes, model: torch.nn.Module,
         optimizer.load_state_dict({"state": state,
                                    "param_groups": meta["optimizer"]["param_groups"]})
     return meta.get("info", {})
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """``auto``: CUDA when present, else the CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise OpError(f"device '{device}' requested but CUDA is not available here")
+    return torch.device(device)
 
 
 @dataclass
@@ -90,6 +101,7 @@ class TorchTrainer:
                  max_rollbacks: int = 3, restore_best: bool = True, ledger: Any = None,
                  config_digest: str | None = None, data_digest: str | None = None,
                  code_digest: str | None = None, start_epoch: int = 0,
+                 device: str = "auto",
                  on_epoch: Callable[[int, dict[str, float]], None] | None = None) -> None:
         self.model, self.epochs, self.lr = model, epochs, lr
         self.batch_size, self.seed = batch_size, seed
@@ -100,6 +112,8 @@ class TorchTrainer:
         self.code_digest, self.start_epoch = code_digest, start_epoch
         self.on_epoch = on_epoch
         torch.manual_seed(seed)
+        self.device = resolve_device(device)
+        model.to(self.device)
         self.optimizer = torch.optim.Adam(model.parameters(), lr=lr)
         self._best_state: bytes | None = None
 
@@ -121,17 +135,20 @@ class TorchTrainer:
 
     def fit(self, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray | None = None,
             y_val: np.ndarray | None = None) -> TrainHistory:
-        xt = torch.as_tensor(np.asarray(x_train, dtype=np.float32))
-        yt = torch.as_tensor(np.asarray(y_train, dtype=np.float32))
-        xv = torch.as_tensor(np.asarray(x_val, dtype=np.float32)) if x_val is not None else xt
-        yv = torch.as_tensor(np.asarray(y_val, dtype=np.float32)) if y_val is not None else yt
+        def tensor(values: np.ndarray) -> torch.Tensor:
+            return torch.as_tensor(np.asarray(values, dtype=np.float32), device=self.device)
+
+        xt, yt = tensor(x_train), tensor(y_train)
+        xv = tensor(x_val) if x_val is not None else xt
+        yv = tensor(y_val) if y_val is not None else yt
         generator = torch.Generator().manual_seed(self.seed)
         history = TrainHistory()
         since_best = 0
         at_best = False  # whether the model now holds the best epoch's weights
         for epoch in range(self.start_epoch, self.start_epoch + self.epochs):
             self.model.train()
-            order = torch.randperm(len(xt), generator=generator)
+            # the shuffle is drawn on the CPU: the same order on every device
+            order = torch.randperm(len(xt), generator=generator).to(self.device)
             running, seen = 0.0, 0
             for start in range(0, len(xt), self.batch_size):
                 batch = order[start : start + self.batch_size]
