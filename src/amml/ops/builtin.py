@@ -2,7 +2,7 @@
 
 from amml.ops.detectors import zscore
 from amml.ops.models import torch_forecaster, train
-from amml.ops.sources import files, influx, mqtt, redis_source, sql, synthetic
+from amml.ops.sources import files, influx, logs, mqtt, redis_source, sql, synthetic
 from amml.ops.transforms import (
     align,
     clip,
@@ -18,7 +18,7 @@ from amml.ops.transforms import (
 )
 
 MODULES = (
-    synthetic, files, sql, influx, redis_source, mqtt,
+    synthetic, files, sql, influx, redis_source, mqtt, logs,
     preprocess, resample, align, fill, clip, scale, difference, features, windows, select, split,
     train, torch_forecaster, zscore,
 )
