@@ -52,7 +52,14 @@ from amml._exceptions import OpError
 from amml.ops.base import Op, OpConfig, StepContext
 from amml.ops.registry import register
 from amml.ops.sources.connections import ConnectionConfig, host_port, redact
-from amml.ops.sources.quality import EXAMPLES, BadRows, Quarantine, finish_table
+from amml.ops.sources.quality import (
+    EXAMPLES,
+    BadRows,
+    Quarantine,
+    check_fields,
+    check_time_zone,
+    finish_table,
+)
 
 DEFAULT_URL = "mqtt://127.0.0.1:1883"
 _TLS_SCHEMES = ("mqtts", "ssl", "tls")
@@ -152,14 +159,8 @@ class MqttConfig(ConnectionConfig, OpConfig):
                              "name their fields (use format: plain)")
         if self.time_unit and not self.time_field:
             raise ValueError("time_unit needs time_field")
-        if self.fields is not None and (not self.fields or
-                                        len(set(self.fields)) != len(self.fields)):
-            raise ValueError("fields must be a non-empty list without repeats")
-        if self.tz is not None:
-            try:
-                pd.Timestamp(0).tz_localize(self.tz)
-            except Exception:
-                raise ValueError(f"unknown time zone {self.tz!r}") from None
+        check_fields(self.fields)
+        check_time_zone(self.tz)
         if self.resample is not None:
             try:
                 pd.tseries.frequencies.to_offset(self.resample)

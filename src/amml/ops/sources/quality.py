@@ -59,6 +59,21 @@ class Quarantine:
                           "to keep the good rows and get a report")
 
 
+def check_fields(fields: list[str] | None) -> None:
+    """Config check shared by sources: a field list is non-empty and has no repeats."""
+    if fields is not None and (not fields or len(set(fields)) != len(fields)):
+        raise ValueError("fields must be a non-empty list without repeats")
+
+
+def check_time_zone(tz: str | None) -> None:
+    """Config check shared by sources: ``tz`` names a zone pandas knows."""
+    if tz is not None:
+        try:
+            pd.Timestamp(0).tz_localize(tz)
+        except Exception:
+            raise ValueError(f"unknown time zone {tz!r}") from None
+
+
 def parse_times(values: pd.Series, tz: str | None = None, unit: str | None = None
                 ) -> tuple[pd.DatetimeIndex, np.ndarray, bool]:
     """Parse timestamps; returns (times, bad mask, whether zones were mixed)."""
