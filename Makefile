@@ -29,6 +29,7 @@ bench: $(STAMP)  ## engine overhead and tracking throughput
 	$(BIN)/python benchmarks/engine_overhead.py
 	$(BIN)/python benchmarks/tracking.py
 	$(BIN)/python benchmarks/ledger.py
+	$(BIN)/python benchmarks/sources.py
 
 clean:
 	rm -rf $(VENV) .amml .pytest_cache .ruff_cache
