@@ -20,9 +20,10 @@ steps:
   clean: {op: preprocess, inputs: {table: raw}, with: {scale: zscore, exclude: [is_anomaly]}}
   splits: {op: split, inputs: {table: clean}}
   model:
-    op: train.torch
+    op: train
     inputs: {train: splits.train, val: splits.val}
-    with: {target: temperature, lookback: 24, horizon: 6, epochs: 6, batch_size: 128}
+    with: {model: nlinear, target: temperature, lookback: 24, horizon: 6, epochs: 6,
+           batch_size: 128, patience: null, lr_schedule: constant, lr: 0.001}
   score: {op: evaluate, inputs: {model: model, table: splits.test}, with: {target: temperature}}
 """
 

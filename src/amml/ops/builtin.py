@@ -1,7 +1,7 @@
 """The built-in op modules. Adding a module of ops adds one line here."""
 
 from amml.ops.detectors import zscore
-from amml.ops.models import torch_forecaster, train
+from amml.ops.models import train
 from amml.ops.sources import files, influx, logs, mqtt, redis_source, sql, synthetic
 from amml.ops.transforms import (
     align,
@@ -20,5 +20,5 @@ from amml.ops.transforms import (
 MODULES = (
     synthetic, files, sql, influx, redis_source, mqtt, logs,
     preprocess, resample, align, fill, clip, scale, difference, features, windows, select, split,
-    train, torch_forecaster, zscore,
+    train, zscore,
 )

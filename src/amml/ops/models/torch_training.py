@@ -101,7 +101,7 @@ class TorchTrainer:
                  max_rollbacks: int = 3, restore_best: bool = True, ledger: Any = None,
                  config_digest: str | None = None, data_digest: str | None = None,
                  code_digest: str | None = None, start_epoch: int = 0,
-                 device: str = "auto",
+                 device: str = "auto", lr_schedule: str = "constant",
                  on_epoch: Callable[[int, dict[str, float]], None] | None = None) -> None:
         self.model, self.epochs, self.lr = model, epochs, lr
         self.batch_size, self.seed = batch_size, seed
@@ -110,6 +110,10 @@ class TorchTrainer:
         self.restore_best, self.ledger = restore_best, ledger
         self.config_digest, self.data_digest = config_digest, data_digest
         self.code_digest, self.start_epoch = code_digest, start_epoch
+        if lr_schedule not in ("constant", "halve", "cosine"):
+            raise OpError(f"unknown lr_schedule '{lr_schedule}' (constant, halve, cosine)")
+        self.lr_schedule = lr_schedule
+        self._lr_scale = 1.0  # lowered by each automatic rollback
         self.on_epoch = on_epoch
         torch.manual_seed(seed)
         self.device = resolve_device(device)
@@ -126,6 +130,18 @@ class TorchTrainer:
                 total += float(((pred - y[start : start + 1024]) ** 2).sum())
         return total / max(y.numel(), 1)
 
+    def _set_lr(self, done: int) -> None:
+        """Learning rate for the epoch after ``done`` epochs: the schedule times the
+        reductions of automatic rollbacks. ``halve`` is the DLinear reference schedule."""
+        if self.lr_schedule == "halve":
+            factor = 0.5**done
+        elif self.lr_schedule == "cosine":
+            factor = 0.5 * (1 + math.cos(math.pi * done / max(self.epochs, 1)))
+        else:
+            factor = 1.0
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.lr * self._lr_scale * factor
+
     def _restore(self, epoch: int, reason: str) -> None:
         if self.ledger is not None:
             data, _, _ = self.ledger.rollback(to_epoch=epoch, reason=reason)
@@ -136,7 +152,8 @@ class TorchTrainer:
     def fit(self, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray | None = None,
             y_val: np.ndarray | None = None) -> TrainHistory:
         def tensor(values: np.ndarray) -> torch.Tensor:
-            return torch.as_tensor(np.asarray(values, dtype=np.float32), device=self.device)
+            # a copy: windows are read-only views, and torch wants writable memory
+            return torch.as_tensor(np.array(values, dtype=np.float32), device=self.device)
 
         xt, yt = tensor(x_train), tensor(y_train)
         xv = tensor(x_val) if x_val is not None else xt
@@ -146,6 +163,7 @@ class TorchTrainer:
         since_best = 0
         at_best = False  # whether the model now holds the best epoch's weights
         for epoch in range(self.start_epoch, self.start_epoch + self.epochs):
+            self._set_lr(epoch - self.start_epoch)
             self.model.train()
             # the shuffle is drawn on the CPU: the same order on every device
             order = torch.randperm(len(xt), generator=generator).to(self.device)
@@ -179,8 +197,8 @@ class TorchTrainer:
                     and len(history.rollbacks) < self.max_rollbacks):
                 self._restore(history.best_epoch, f"validation loss worse for {since_best} "
                               f"epochs; back to best epoch {history.best_epoch}")
-                for group in self.optimizer.param_groups:
-                    group["lr"] *= self.rollback_lr_factor
+                self._lr_scale *= self.rollback_lr_factor
+                self._set_lr(epoch - self.start_epoch)
                 history.rollbacks.append({"at_epoch": epoch, "to_epoch": history.best_epoch,
                                           "lr": self.optimizer.param_groups[0]["lr"]})
                 since_best, at_best = 0, True

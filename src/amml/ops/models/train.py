@@ -1,73 +1,251 @@
-"""``train`` and ``evaluate``: fit a forecaster on one column, score it on held-out rows."""
+"""``train`` and ``evaluate``: forecasters on windows of a table, scored as the literature does.
+
+Models: ``naive``, ``seasonal_naive`` and ``linear`` (closed-form ridge) need nothing but
+numpy; ``dlinear``, ``nlinear``, ``patchtst`` and ``lstm`` train with PyTorch (seeded, early
+stopping on the validation table, a learning-rate schedule, CPU or CUDA, every epoch a signed
+ledger entry). Settings: ``S`` (the target only), ``M`` (every feature in, every feature out),
+``MS`` (every feature in, the target out).
+
+``evaluate`` scores every stride-1 window of the test table (none dropped), in the scaled
+units the literature reports and, given the scaler, in original units; it also draws the
+forecast against the actual values as a PNG artifact.
+"""
 
 from __future__ import annotations
 
-from typing import Literal
+import hashlib
+import io
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+from numpy.lib.stride_tricks import sliding_window_view
 from pydantic import Field
 
 from amml._exceptions import OpError
 from amml.lang.spec import Input
 from amml.ops.base import Op, OpConfig, StepContext
-from amml.ops.models.forecaster import Forecaster, windows
+from amml.ops.models.forecaster import Forecaster
 from amml.ops.registry import register
 
+DEEP = ("dlinear", "nlinear", "patchtst", "lstm")
+Setting = Literal["S", "M", "MS"]
 
-def _column(table: pd.DataFrame, target: str) -> np.ndarray:
+
+def setting_columns(table: pd.DataFrame, setting: str, target: str,
+                    features: list[str] | None) -> tuple[list[str], list[str]]:
+    """(input columns, output columns) of a setting."""
     if target not in table.columns:
         raise OpError(f"target column '{target}' not found (columns: "
                       f"{', '.join(map(str, table.columns))})")
-    return table[target].to_numpy(dtype=np.float64)
+    if setting == "S":
+        return [target], [target]
+    columns = features or [c for c in table.columns if pd.api.types.is_numeric_dtype(table[c])
+                           and not pd.api.types.is_bool_dtype(table[c])]
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise OpError(f"feature columns {missing} not found")
+    if target not in columns:
+        columns = [*columns, target]
+    return columns, (list(columns) if setting == "M" else [target])
 
 
-@register
-class Train(Op):
-    """Fit a forecaster on the ``target`` column of ``train``; report loss on ``val``."""
+def make_windows(table: pd.DataFrame, columns: list[str], outputs: list[str], lookback: int,
+                 horizon: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every stride-1 (lookback, horizon) window: x (N, L, C), y (N, H, C_out)."""
+    if len(table) < lookback + horizon:
+        raise OpError(f"{len(table)} rows are fewer than lookback + horizon "
+                      f"({lookback} + {horizon})")
+    values = table[columns].to_numpy(np.float32)
+    targets = table[outputs].to_numpy(np.float32)
+    x = sliding_window_view(values[: len(values) - horizon], lookback, axis=0)
+    y = sliding_window_view(targets[lookback:], horizon, axis=0)
+    return x.transpose(0, 2, 1), y.transpose(0, 2, 1)
 
-    name = "train"
-    inputs = {"train": Input("table"), "val": Input("table", required=False)}
-    outputs = {"model": "model"}
 
-    class Config(OpConfig):
-        model: Literal["naive", "seasonal_naive", "linear"] = "linear"
-        target: str
-        lookback: int = Field(48, ge=1)
-        horizon: int = Field(24, ge=1)
-        season: int = Field(24, ge=1)
-        alpha: float = Field(1e-3, ge=0)
+class BaselineForecaster(Forecaster):
+    """The numpy forecasters applied to each channel of (N, L, C) windows."""
 
-    def run(self, ctx: StepContext, train: pd.DataFrame,
-            val: pd.DataFrame | None = None) -> Forecaster:
-        c = self.config
-        model = Forecaster(c.model, c.lookback, c.horizon, c.season, c.alpha)
-        series = _column(train, c.target)
-        model.fit(series)
-        x, y = windows(series, c.lookback, c.horizon)
-        ctx.log_metric("train_mse", float(np.mean((model.predict(x) - y) ** 2)))
-        if val is not None:
-            vx, vy = windows(_column(val, c.target), c.lookback, c.horizon)
-            ctx.log_metric("val_mse", float(np.mean((model.predict(vx) - vy) ** 2)))
+    columns: list[str] = []
+    outputs: list[str] = []
+
+    def predict_windows(self, x: np.ndarray) -> np.ndarray:
+        picks = [self.columns.index(c) for c in self.outputs]
+        return np.stack([self.predict(x[:, :, i]) for i in picks], axis=2)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "columns": self.columns, "outputs": self.outputs}
+
+    @classmethod
+    def from_state(cls, config: dict[str, Any], tensors: dict[str, np.ndarray]
+                   ) -> BaselineForecaster:
+        config = dict(config)
+        columns, outputs = config.pop("columns"), config.pop("outputs")
+        model = super().from_state(config, tensors)
+        model.columns, model.outputs = columns, outputs
         return model
 
 
 @register
-class Evaluate(Op):
-    """MSE and MAE over every stride-1 window of ``table``, per forecast step too."""
+class Train(Op):
+    """Fit a forecaster on ``train``; early-stop and select on ``val``."""
 
-    name = "evaluate"
-    inputs = {"model": Input("model"), "table": Input("table")}
-    outputs = {"metrics": "json"}
+    name = "train"
+    version = "2"
+    inputs = {"train": Input("table"), "val": Input("table", required=False)}
+    outputs = {"model": "model"}
 
     class Config(OpConfig):
+        model: Literal["naive", "seasonal_naive", "linear", "dlinear", "nlinear", "patchtst",
+                       "lstm"] = "dlinear"
         target: str
+        setting: Setting = "S"
+        features: list[str] | None = None
+        lookback: int = Field(336, ge=1)
+        horizon: int = Field(96, ge=1)
+        season: int = Field(24, ge=1)
+        alpha: float = Field(1e-3, ge=0)
+        individual: bool = False
+        options: dict[str, Any] = Field(default_factory=dict)
+        epochs: int = Field(10, ge=1)
+        lr: float = Field(0.005, gt=0)
+        lr_schedule: Literal["constant", "halve", "cosine"] = "halve"
+        batch_size: int = Field(32, ge=1)
+        patience: int | None = Field(3, ge=1)
+        rollback_patience: int | None = Field(None, ge=1)
+        seed: int = 2021
+        device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
+        resume_from: str | None = Field(
+            None, pattern=r"^.+@\d+$",
+            description="LEDGER@SEQ: continue from that entry's checkpoint (e.g. the rollback "
+                        "entry 'amml ledger rollback' printed), appending to that ledger")
 
-    def run(self, ctx: StepContext, model: Forecaster, table: pd.DataFrame) -> dict:
-        x, y = windows(_column(table, self.config.target), model.lookback, model.horizon)
-        error = model.predict(x) - y
-        mse, mae = float(np.mean(error**2)), float(np.mean(np.abs(error)))
-        per_step = np.mean(error**2, axis=0)
-        ctx.log_metrics({"mse": mse, "mae": mae, "windows": len(x)})
+    def run(self, ctx: StepContext, train: pd.DataFrame,
+            val: pd.DataFrame | None = None) -> Any:
+        c = self.config
+        columns, outputs = setting_columns(train, c.setting, c.target, c.features)
+        x, y = make_windows(train, columns, outputs, c.lookback, c.horizon)
+        vx, vy = (make_windows(val, columns, outputs, c.lookback, c.horizon)
+                  if val is not None else (None, None))
+        if c.model not in DEEP:
+            model = BaselineForecaster(c.model, c.lookback, c.horizon, c.season, c.alpha)
+            model.columns, model.outputs = columns, outputs
+            if c.model == "linear":
+                model.fit(train[outputs[0]].to_numpy(np.float64) if len(outputs) == 1 else
+                          np.concatenate([train[o].to_numpy(np.float64) for o in outputs]))
+            self._log_fit(ctx, model, x, y, vx, vy)
+            return model
+        return self._train_deep(ctx, columns, outputs, x, y, vx, vy)
+
+    def _train_deep(self, ctx: StepContext, columns: list[str], outputs: list[str],
+                    x: np.ndarray, y: np.ndarray, vx: np.ndarray | None,
+                    vy: np.ndarray | None) -> Any:
+        from amml.ops.models.deep import DeepForecaster, fit_deep
+        from amml.ops.models.torch_training import restore_checkpoint
+
+        c = self.config
+        from amml.ops.models.torch_training import torch
+
+        torch.manual_seed(c.seed)  # the initial weights are part of what the seed fixes
+        model = DeepForecaster(c.model, c.lookback, c.horizon, columns, outputs, c.individual,
+                               c.options)
+        ledger, start_epoch, checkpoint = ctx.ledger(), 0, None
+        if c.resume_from:
+            name, seq = c.resume_from.rsplit("@", 1)
+            ledger = ctx.ledger(name)
+            if ledger is None:
+                raise OpError("resume_from needs a store with a ledger")
+            checkpoint, entry = ledger.checkpoint_at(int(seq))
+            start_epoch = (entry.epoch or 0) + 1
+            restore_checkpoint(checkpoint, model.net)
+        history = fit_deep(
+            model, x, y, vx, vy, seed=c.seed, epochs=c.epochs, lr=c.lr,
+            lr_schedule=c.lr_schedule, batch_size=c.batch_size, patience=c.patience,
+            rollback_patience=c.rollback_patience, ledger=ledger, device=c.device,
+            start_epoch=start_epoch, data_digest=ctx.data_digest(),
+            code_digest=ctx.code_digest or None,
+            config_digest=hashlib.sha256(c.model_dump_json().encode()).hexdigest(),
+            on_epoch=lambda epoch, metrics: ctx.log_metrics(metrics, step=epoch))
+        ctx.log_metrics({"best_epoch": history.best_epoch, "epochs_run": len(history.epochs),
+                         "best_val_loss": history.best_val_loss,
+                         "rollbacks": len(history.rollbacks)})
+        return model
+
+    @staticmethod
+    def _log_fit(ctx: StepContext, model: Any, x: np.ndarray, y: np.ndarray,
+                 vx: np.ndarray | None, vy: np.ndarray | None) -> None:
+        ctx.log_metric("train_mse", float(np.mean((model.predict_windows(x) - y) ** 2)))
+        if vx is not None:
+            ctx.log_metric("val_mse", float(np.mean((model.predict_windows(vx) - vy) ** 2)))
+
+
+@register
+class Evaluate(Op):
+    """MSE and MAE over every stride-1 window of ``table`` (scaled units, and original units
+    when the ``scaler`` is given), per horizon step, and a plot of forecast vs actual."""
+
+    name = "evaluate"
+    version = "2"
+    inputs = {"model": Input("model"), "table": Input("table"),
+              "scaler": Input("json", required=False)}
+    outputs = {"metrics": "json", "plot": "image"}
+
+    class Config(OpConfig):
+        target: str | None = Field(None, description="column to plot (default: the first "
+                                                     "output)")
+        plot_windows: int = Field(3, ge=1, le=12)
+
+    def run(self, ctx: StepContext, model: Any, table: pd.DataFrame,
+            scaler: dict | None = None) -> dict[str, Any]:
+        columns = getattr(model, "columns", None) or [self.config.target]
+        outputs = getattr(model, "outputs", None) or [self.config.target]
+        x, y = make_windows(table, columns, outputs, model.lookback, model.horizon)
+        predict = getattr(model, "predict_windows", None)
+        pred = predict(x) if predict else model.predict(x[:, :, 0])[:, :, None]
+        error = pred - y
+        metrics: dict[str, Any] = {
+            "mse": float(np.mean(error**2)), "mae": float(np.mean(np.abs(error))),
+            "windows": len(x), "horizon": model.horizon, "lookback": model.lookback,
+            "outputs": outputs, "model": getattr(model, "kind", type(model).__name__)}
+        if scaler:
+            scales = np.array([scaler[o]["scale"] for o in outputs])
+            offsets = np.array([scaler[o]["offset"] for o in outputs])
+            original = (pred * scales + offsets) - (y * scales + offsets)
+            metrics["mse_original"] = float(np.mean(original**2))
+            metrics["mae_original"] = float(np.mean(np.abs(original)))
+        ctx.log_metrics({k: v for k, v in metrics.items() if isinstance(v, float)})
+        per_step = np.mean(error**2, axis=(0, 2))
         ctx.log_batch(("mse_by_horizon", float(v), i + 1) for i, v in enumerate(per_step))
-        return {"mse": mse, "mae": mae, "windows": len(x), "model": model.kind}
+        target = self.config.target or outputs[0]
+        plot = _plot(table, pred, y, outputs.index(target) if target in outputs else 0,
+                     target, model.lookback, self.config.plot_windows, metrics)
+        return {"metrics": metrics, "plot": plot}
+
+
+def _plot(table: pd.DataFrame, pred: np.ndarray, y: np.ndarray, channel: int, name: str,
+          lookback: int, count: int, metrics: dict[str, Any]) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(count, 1, figsize=(10, 2.6 * count), squeeze=False)
+    starts = np.linspace(0, len(pred) - 1, count).astype(int)
+    index = table.index
+    for axis, start in zip(axes[:, 0], starts, strict=True):
+        times = index[lookback + start : lookback + start + pred.shape[1]]
+        history = index[start : start + lookback]
+        axis.plot(history, table[name].to_numpy()[start : start + lookback], color="0.6",
+                  lw=1, label="history")
+        axis.plot(times, y[start, :, channel], color="black", lw=1.2, label="actual")
+        axis.plot(times, pred[start, :, channel], color="tab:red", lw=1.2, label="forecast")
+        axis.set_ylabel(name)
+        axis.legend(loc="upper left", fontsize=8)
+    axes[0, 0].set_title(f"{metrics['model']}: forecast vs actual, horizon {pred.shape[1]} "
+                         f"(MSE {metrics['mse']:.4f}, MAE {metrics['mae']:.4f}, "
+                         f"{metrics['windows']} windows)")
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=80, metadata={"Software": None})
+    plt.close(figure)
+    return buffer.getvalue()
