@@ -134,6 +134,8 @@ class _Scheduler:
         self.waiting: dict[str, int] = {n: len(s.upstream) for n, s in plan.steps.items()}
         self.ready: list[str] = [n for n in plan.order if self.waiting[n] == 0]
         self.in_flight: dict[Future[StepResult], tuple[PlannedStep, dict, str]] = {}
+        #: steps with external state: (state before running, the digests of their key)
+        self.states: dict[str, tuple[str, dict[str, Any]]] = {}
 
     def run(self) -> dict[str, StepOutcome]:
         executor = self.runner.executor
@@ -154,6 +156,8 @@ class _Scheduler:
                 key = cache_key(step.partial_key, digests)
                 if state is not None and self._try_cache(step, key, inputs):
                     continue
+                if state:
+                    self.states[step.name] = (state, digests)
                 task = StepTask(self.run_id, step.name, step.op_name, step.config, inputs,
                                 self.artifacts.url, self.meta.url, step.code_digest, key,
                                 self._previous(step))
@@ -214,6 +218,7 @@ class _Scheduler:
         if result.ok:
             self._record(step, "ran", key, result.outputs, inputs, result.metrics,
                          result.started_at, result.duration_s, None)
+            self._cache_after_state_change(step, result)
             if result.duration_s >= SYNC_RECORD_AFTER_S:
                 self.meta.flush()  # an expensive result is durable before anything else runs
             self._release(step.name)
@@ -223,6 +228,23 @@ class _Scheduler:
                          result.traceback)
             for name in self.plan.descendants({step.name}):
                 self.waiting[name] = -1  # never becomes ready
+
+    def _cache_after_state_change(self, step: PlannedStep, result: StepResult) -> None:
+        """A step that changes what it reads (a sink writing its table) is cached under the
+        state it leaves behind too, so an unchanged re-run finds it."""
+        before = self.states.pop(step.name, None)
+        if before is None:
+            return
+        try:
+            after = _source_state(step)
+        except Exception:
+            return
+        if after and after != before[0]:
+            digests = {**before[1], "__source_state__": after}
+            self.meta.submit("cache_entries", dict(
+                cache_key=cache_key(step.partial_key, digests), partial_key=step.partial_key,
+                op=step.op_name, outputs=_outputs_json(result.outputs), run_id=self.run_id,
+                step_name=step.name, created_at=time.time()))
 
     def _release(self, name: str) -> None:
         for child in self.plan.downstream.get(name, ()):

@@ -2,6 +2,7 @@
 
 from amml.ops.detectors import zscore
 from amml.ops.models import train
+from amml.ops.sinks import sql as sql_sink
 from amml.ops.sources import files, influx, logs, mqtt, redis_source, sql, synthetic
 from amml.ops.transforms import (
     align,
@@ -20,5 +21,5 @@ from amml.ops.transforms import (
 MODULES = (
     synthetic, files, sql, influx, redis_source, mqtt, logs,
     preprocess, resample, align, fill, clip, scale, difference, features, windows, select, split,
-    train, zscore,
+    sql_sink, train, zscore,
 )

@@ -32,6 +32,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from amml._exceptions import OpError
+from amml.lang.spec import Input
 from amml.ops.base import Op, OpConfig, StepContext
 from amml.ops.registry import register
 from amml.ops.sources.connections import ConnectionConfig, host_port, redact
@@ -76,6 +77,8 @@ class SqlConfig(ConnectionConfig, OpConfig):
 @register
 class SqlSource(Op):
     name = "source.sql"
+    # wait_for: any step that must finish first (e.g. the sink.sql that loads the table)
+    inputs = {"wait_for": Input("any", required=False)}
     outputs = {"out": "table", "report": "json"}
     Config = SqlConfig
     incremental = True
@@ -137,7 +140,7 @@ class SqlSource(Op):
         return json.dumps({"rows": count, "newest": str(newest)})
 
     # -- reading ---------------------------------------------------------------------------
-    def run(self, ctx: StepContext) -> dict[str, Any]:
+    def run(self, ctx: StepContext, wait_for: Any = None) -> dict[str, Any]:
         c = self.config
         engine, url = self._engine()
         previous = ctx.previous("out") if c.incremental else None

@@ -1,0 +1,1 @@
+"""Built-in sink ops: write tables out of a workflow."""
