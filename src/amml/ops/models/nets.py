@@ -56,6 +56,24 @@ class NLinear(_Linear):
         return self.select(self.project(x - last) + last)
 
 
+class RLinear(_Linear):
+    """Reversible instance normalization around one linear map (Li et al., 2023): each
+    window is scaled by its own mean and deviation, with a learnt affine per channel."""
+
+    def __init__(self, lookback: int, horizon: int, channels: int, individual: bool,
+                 target_index: int | None) -> None:
+        super().__init__(lookback, horizon, channels, individual, target_index)
+        self.gain = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mean = x.mean(dim=1, keepdim=True)
+        std = torch.sqrt(x.var(dim=1, keepdim=True, unbiased=False) + 1e-5)
+        z = (x - mean) / std * self.gain + self.bias
+        out = (self.project(z) - self.bias) / (self.gain + 1e-10)
+        return self.select(out * std + mean)
+
+
 class DLinear(_Linear):
     def __init__(self, lookback: int, horizon: int, channels: int, individual: bool,
                  target_index: int | None, kernel: int = 25) -> None:
@@ -138,6 +156,8 @@ def build(kind: str, lookback: int, horizon: int, channels: int,
                        kernel=options.get("kernel", 25))
     if kind == "nlinear":
         return NLinear(lookback, horizon, channels, individual, target_index)
+    if kind == "rlinear":
+        return RLinear(lookback, horizon, channels, individual, target_index)
     if kind == "patchtst":
         return PatchTST(lookback, horizon, channels, target_index, **options)
     if kind == "lstm":

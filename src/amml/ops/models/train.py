@@ -28,7 +28,7 @@ from amml.ops.base import Op, OpConfig, StepContext
 from amml.ops.models.forecaster import Forecaster
 from amml.ops.registry import register
 
-DEEP = ("dlinear", "nlinear", "patchtst", "lstm")
+DEEP = ("dlinear", "nlinear", "rlinear", "patchtst", "lstm")
 Setting = Literal["S", "M", "MS"]
 
 
@@ -96,8 +96,8 @@ class Train(Op):
     outputs = {"model": "model"}
 
     class Config(OpConfig):
-        model: Literal["naive", "seasonal_naive", "linear", "dlinear", "nlinear", "patchtst",
-                       "lstm"] = "dlinear"
+        model: Literal["naive", "seasonal_naive", "linear", "dlinear", "nlinear", "rlinear",
+                       "patchtst", "lstm"] = "dlinear"
         target: str
         setting: Setting = "S"
         features: list[str] | None = None
