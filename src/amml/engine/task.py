@@ -79,6 +79,7 @@ def execute_task(task: StepTask, store: Store | None = None) -> StepResult:
         op = op_cls(op_cls.Config.model_validate(dict(task.config)))
         ctx = StepContext(run_id=task.run_id, step_name=task.step_name,
                           ledger_factory=_ledger_factory(full_store),
+                          registry_factory=_registry_factory(full_store),
                           code_digest=task.code_digest, cache_key=task.cache_key,
                           input_digests={port: ([r.digest for r in ref] if isinstance(ref, tuple)
                                                 else ref.digest)
@@ -108,6 +109,18 @@ def _previous_loader(task: StepTask, artifacts):
         return artifacts.load(ref)
 
     return load
+
+
+def _registry_factory(store: Store):
+    if store.metadata is None:
+        return None
+
+    def open_registry():
+        from amml.store.model_registry import ModelRegistry
+
+        return ModelRegistry(store)
+
+    return open_registry
 
 
 def _ledger_factory(store: Store):

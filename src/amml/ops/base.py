@@ -59,6 +59,12 @@ class StepContext:
     metrics: list[MetricPoint] = field(default_factory=list)
     #: Opens a ledger by name; set by the engine when the step has a store.
     ledger_factory: Callable[[str], Any] | None = None
+    #: Gives the model registry (amml.store.model_registry); set by the engine.
+    registry_factory: Callable[[], Any] | None = None
+
+    def model_registry(self) -> Any:
+        """The store's model registry, or None when the step runs without a store."""
+        return None if self.registry_factory is None else self.registry_factory()
     #: What the step cache knows of this step: its code, its key and its inputs' digests.
     code_digest: str = ""
     cache_key: str = ""

@@ -125,7 +125,78 @@ ledger_entries = Table(
     PrimaryKeyConstraint("ledger", "seq", name="pk_ledger_entries"),
 )
 
+# -- the model registry (issue: registry and serving) --------------------------------------
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column("name", String(200), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("artifact_digest", String(64), nullable=False),
+    Column("artifact_type", String(16), nullable=False),
+    Column("run_id", String(32)),
+    Column("step_name", String(200)),
+    Column("metrics", Text, nullable=False),  # JSON
+    Column("signature", Text, nullable=False),  # JSON: freq, lookback, horizon, columns...
+    Column("description", Text, nullable=False, default=""),
+    Column("created_at", Float, nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("deleted_at", Float),
+    PrimaryKeyConstraint("name", "version", name="pk_model_versions"),
+)
+
+model_aliases = Table(
+    "model_aliases",
+    metadata,
+    Column("name", String(200), nullable=False),
+    Column("alias", String(100), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    PrimaryKeyConstraint("name", "alias", name="pk_model_aliases"),
+)
+
+alias_events = Table(
+    "alias_events",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False),
+    Column("alias", String(100), nullable=False),
+    Column("from_version", Integer),
+    Column("to_version", Integer),  # None: the alias was removed
+    Column("actor", String(200), nullable=False),
+    Column("reason", Text, nullable=False, default=""),
+    Column("at", Float, nullable=False),
+    Index("ix_alias_events_name", "name", "alias"),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("key_id", String(32), primary_key=True),
+    Column("secret_hash", String(128), nullable=False),  # scrypt/sha256 hash, never the key
+    Column("scope", String(16), nullable=False),  # "read", "predict", "admin"
+    Column("models", Text, nullable=False, default="*"),  # JSON list of model names or "*"
+    Column("label", String(200), nullable=False, default=""),
+    Column("created_at", Float, nullable=False),
+    Column("revoked_at", Float),
+)
+
+prediction_log = Table(
+    "prediction_log",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("model", String(200), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("endpoint", String(16), nullable=False),  # forecast | detect
+    Column("received_at", Float, nullable=False),
+    Column("latency_ms", Float, nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("request", Text, nullable=False),  # JSON (the input window or a summary)
+    Column("response", Text, nullable=False),  # JSON
+    Index("ix_prediction_log_model", "model", "received_at"),
+)
+
 #: Commit order for batched writes: rows others refer to come first.
-WRITE_ORDER = ("runs", "params", "artifacts", "steps", "lineage", "cache_entries", "metrics")
+WRITE_ORDER = ("runs", "params", "artifacts", "steps", "lineage", "cache_entries", "metrics",
+               "prediction_log")
 #: Tables where a row may already exist (content-addressed): inserts ignore duplicates.
 IDEMPOTENT = frozenset({"artifacts", "cache_entries", "params"})

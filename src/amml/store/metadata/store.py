@@ -26,7 +26,7 @@ from amml._exceptions import ConfigurationError, RunNotFoundError, StoreError
 from amml.store.metadata import schema
 from amml.store.metadata.writer import GroupCommitWriter
 
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 COPY_THRESHOLD = 200  # rows; PostgreSQL batches at least this big go through COPY
 MIGRATIONS = Path(__file__).with_name("migrations")
 TABLES = {t.name: t for t in schema.metadata.sorted_tables}

@@ -1,0 +1,249 @@
+"""The model registry's data: versions with lineage, metrics and signature; aliases moved
+atomically with an audit trail of who, when and why.
+
+A model reference is ``NAME`` (newest version), ``NAME@3`` (version 3) or ``NAME@champion``
+(whatever the alias points at). Promotion rules live in :mod:`amml.registry`.
+
+>>> import tempfile
+>>> from amml.store import open_store
+>>> from amml.ops.models.forecaster import Forecaster
+>>> registry = ModelRegistry(open_store(tempfile.mkdtemp()))
+>>> v1 = registry.register("oil", Forecaster("naive", 24, 6), metrics={"mse": 0.9})
+>>> v2 = registry.register("oil", Forecaster("seasonal_naive", 24, 6), metrics={"mse": 0.5})
+>>> registry.set_alias("oil", "champion", 2, actor="ana", reason="better mse")
+>>> registry.resolve("oil@champion").version, registry.resolve("oil").version
+(2, 2)
+>>> [(e["from_version"], e["to_version"], e["actor"]) for e in registry.alias_history("oil")]
+[(None, 2, 'ana')]
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from amml._exceptions import StoreError
+from amml.store import Store
+from amml.store.artifacts import ArtifactRef
+from amml.store.metadata.schema import alias_events, model_aliases, model_versions
+
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$")
+ALIAS = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,99}$")
+
+
+class RegistryError(StoreError):
+    """A model, version or alias does not exist, or a registry rule was broken."""
+
+
+def current_actor() -> str:
+    """Who is acting: ``AMML_USER``, else the login name."""
+    try:
+        return os.environ.get("AMML_USER") or getpass.getuser()
+    except Exception:
+        return "unknown"
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    name: str
+    version: int
+    artifact_digest: str
+    artifact_type: str
+    run_id: str | None
+    step_name: str | None
+    metrics: dict[str, Any]
+    signature: dict[str, Any]
+    description: str
+    created_at: float
+    created_by: str
+    aliases: list[str] = field(default_factory=list)
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@{self.version}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "version": self.version, "artifact": self.artifact_digest,
+                "artifact_type": self.artifact_type, "run_id": self.run_id,
+                "step": self.step_name, "metrics": self.metrics, "signature": self.signature,
+                "description": self.description, "created_at": self.created_at,
+                "created_by": self.created_by, "aliases": self.aliases}
+
+
+class ModelRegistry:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.engine = store.metadata.engine
+
+    # -- writing ---------------------------------------------------------------------------
+    def register(self, name: str, model: Any, *, metrics: dict[str, Any] | None = None,
+                 signature: dict[str, Any] | None = None, run_id: str | None = None,
+                 step_name: str | None = None, description: str = "",
+                 actor: str | None = None) -> ModelVersion:
+        """Store ``model`` (a model object, or the digest of a stored model artifact) as the
+        next version of ``name``."""
+        if not NAME.match(name):
+            raise RegistryError(f"invalid model name '{name}' (letters, digits, '_', '-', '.')")
+        if isinstance(model, str):
+            digest, kind = model, "model"
+            if not self.store.artifacts.exists(digest):
+                raise RegistryError(f"artifact {digest[:12]} is not in the artifact store")
+        else:
+            ref = self.store.artifacts.save(model, "model")
+            digest, kind = ref.digest, ref.type
+            self.store.metadata.write_now("artifacts", [dict(
+                digest=ref.digest, type=ref.type, size=ref.size,
+                uri=self.store.artifacts.uri(ref.digest), created_at=time.time())])
+        row = dict(name=name, artifact_digest=digest, artifact_type=kind, run_id=run_id,
+                   step_name=step_name, metrics=json.dumps(metrics or {}, sort_keys=True),
+                   signature=json.dumps(signature or {}, sort_keys=True),
+                   description=description, created_at=time.time(),
+                   created_by=actor or current_actor(), deleted_at=None)
+        for attempt in range(50):  # the primary key (name, version) settles races
+            with self.engine.begin() as conn:
+                newest = conn.execute(select(func.max(model_versions.c.version))
+                                      .where(model_versions.c.name == name)).scalar()
+                version = (newest or 0) + 1
+                try:
+                    conn.execute(insert(model_versions), [{**row, "version": version}])
+                except IntegrityError:
+                    time.sleep(0.001 * (attempt + 1))
+                    continue
+            return self.get(name, version)
+        raise RegistryError(f"could not register a version of '{name}': too many writers")
+
+    def set_alias(self, name: str, alias: str, version: int, *, actor: str | None = None,
+                  reason: str = "") -> None:
+        """Point ``alias`` at ``version`` in one transaction, recording the move."""
+        if not ALIAS.match(alias):
+            raise RegistryError(f"invalid alias '{alias}' (a letter, then letters, digits, "
+                                "'_' or '-')")
+        self.get(name, version)  # must exist and not be deleted
+        with self.engine.begin() as conn:
+            where = and_(model_aliases.c.name == name, model_aliases.c.alias == alias)
+            previous = conn.execute(select(model_aliases.c.version).where(where)
+                                    .with_for_update()).scalar()
+            now = time.time()
+            if previous is None:
+                conn.execute(insert(model_aliases), [dict(name=name, alias=alias,
+                                                          version=version, updated_at=now)])
+            else:
+                conn.execute(update(model_aliases).where(where)
+                             .values(version=version, updated_at=now))
+            conn.execute(insert(alias_events), [dict(
+                name=name, alias=alias, from_version=previous, to_version=version,
+                actor=actor or current_actor(), reason=reason, at=now)])
+
+    def remove_alias(self, name: str, alias: str, *, actor: str | None = None,
+                     reason: str = "") -> None:
+        with self.engine.begin() as conn:
+            where = and_(model_aliases.c.name == name, model_aliases.c.alias == alias)
+            previous = conn.execute(select(model_aliases.c.version).where(where)
+                                    .with_for_update()).scalar()
+            if previous is None:
+                raise RegistryError(f"model '{name}' has no alias '{alias}'")
+            conn.execute(delete(model_aliases).where(where))
+            conn.execute(insert(alias_events), [dict(
+                name=name, alias=alias, from_version=previous, to_version=None,
+                actor=actor or current_actor(), reason=reason, at=time.time())])
+
+    def delete(self, name: str, version: int, *, actor: str | None = None,
+               reason: str = "", force: bool = False) -> None:
+        """Retire a version (kept for lineage, hidden from listings and resolution)."""
+        found = self.get(name, version)
+        if found.aliases and not force:
+            raise RegistryError(f"{found.ref} is still aliased as {', '.join(found.aliases)}; "
+                                "move those aliases first (or force)")
+        for alias in found.aliases:
+            self.remove_alias(name, alias, actor=actor, reason=f"deleting version: {reason}")
+        with self.engine.begin() as conn:
+            conn.execute(update(model_versions).where(
+                model_versions.c.name == name, model_versions.c.version == version)
+                .values(deleted_at=time.time()))
+
+    # -- reading ---------------------------------------------------------------------------
+    def _aliases(self, name: str) -> dict[int, list[str]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(model_aliases.c.alias, model_aliases.c.version)
+                                .where(model_aliases.c.name == name)
+                                .order_by(model_aliases.c.alias)).all()
+        found: dict[int, list[str]] = {}
+        for alias, version in rows:
+            found.setdefault(int(version), []).append(alias)
+        return found
+
+    def _version(self, row: Any, aliases: dict[int, list[str]]) -> ModelVersion:
+        return ModelVersion(row.name, int(row.version), row.artifact_digest, row.artifact_type,
+                            row.run_id, row.step_name, json.loads(row.metrics),
+                            json.loads(row.signature), row.description, row.created_at,
+                            row.created_by, aliases.get(int(row.version), []))
+
+    def get(self, name: str, version: int) -> ModelVersion:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(model_versions).where(
+                model_versions.c.name == name, model_versions.c.version == int(version),
+                model_versions.c.deleted_at.is_(None))).first()
+        if row is None:
+            known = [v.version for v in self.versions(name)]
+            raise RegistryError(f"model '{name}' has no version {version}"
+                                + (f" (versions: {known})" if known else
+                                   " (no such model)"))
+        return self._version(row, self._aliases(name))
+
+    def versions(self, name: str | None = None) -> list[ModelVersion]:
+        query = select(model_versions).where(model_versions.c.deleted_at.is_(None))
+        if name is not None:
+            query = query.where(model_versions.c.name == name)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.order_by(model_versions.c.name,
+                                               model_versions.c.version)).all()
+        aliases: dict[str, dict[int, list[str]]] = {}
+        out = []
+        for row in rows:
+            if row.name not in aliases:
+                aliases[row.name] = self._aliases(row.name)
+            out.append(self._version(row, aliases[row.name]))
+        return out
+
+    def alias_version(self, name: str, alias: str) -> int | None:
+        with self.engine.connect() as conn:
+            return conn.execute(select(model_aliases.c.version).where(
+                model_aliases.c.name == name, model_aliases.c.alias == alias)).scalar()
+
+    def resolve(self, reference: str) -> ModelVersion:
+        """``NAME``, ``NAME@VERSION`` or ``NAME@ALIAS`` to a version."""
+        name, _, pointer = reference.partition("@")
+        if not pointer:
+            versions = self.versions(name)
+            if not versions:
+                raise RegistryError(f"no model named '{name}'")
+            return versions[-1]
+        if pointer.isdigit():
+            return self.get(name, int(pointer))
+        version = self.alias_version(name, pointer)
+        if version is None:
+            raise RegistryError(f"model '{name}' has no alias '{pointer}'")
+        return self.get(name, version)
+
+    def alias_history(self, name: str, alias: str | None = None) -> list[dict[str, Any]]:
+        query = select(alias_events).where(alias_events.c.name == name)
+        if alias is not None:
+            query = query.where(alias_events.c.alias == alias)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query.order_by(alias_events.c.id))]
+
+    def load(self, version: ModelVersion) -> Any:
+        """The model object of a version (rebuilt from safetensors + JSON, never pickle)."""
+        info = self.store.metadata.artifact_info([version.artifact_digest]).get(
+            version.artifact_digest)
+        size = info["size"] if info else 0
+        return self.store.artifacts.load(ArtifactRef(version.artifact_digest,
+                                                     version.artifact_type, size))
