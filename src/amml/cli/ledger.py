@@ -15,6 +15,10 @@ from amml._exceptions import AMMLError
 app = typer.Typer(name="ledger", no_args_is_help=True,
                   help="Tamper-evident training ledger: verify, rollback, signed heads.")
 
+def attach(main: typer.Typer) -> None:
+    main.add_typer(app, name="ledger")
+
+
 LedgerArg = Annotated[str, typer.Argument(
     help="Ledger name (RUN/STEP for workflow training) or a unique prefix such as a run id.")]
 

@@ -367,10 +367,21 @@ def list_ops(json_output: JsonOption = False) -> None:
         err.print(f"[yellow]plugin '{name}' failed to load:[/] {problem}")
 
 
-def _add_subcommands() -> None:
-    from amml.cli.ledger import app as ledger_app
+#: Command modules; each has ``attach(app)`` adding its commands or command group.
+COMMAND_MODULES = ("amml.cli.ledger", "amml.cli.models", "amml.cli.keys", "amml.cli.serve")
 
-    app.add_typer(ledger_app, name="ledger")
+
+def _add_subcommands() -> None:
+    import importlib
+
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:  # not written yet
+                continue
+            raise
+        module.attach(app)
 
 
 _add_subcommands()
