@@ -22,7 +22,7 @@ steps:
   model:
     op: train
     inputs: {train: splits.train}
-    with: {target: "${params.target}", lookback: 24, horizon: 6}
+    with: {model: linear, target: "${params.target}", lookback: 24, horizon: 6}
   score:
     op: evaluate
     inputs: {model: model, table: splits.test}

@@ -88,20 +88,19 @@ class MetadataStore:
 
     # -- schema --------------------------------------------------------------------------
     @contextmanager
-    def _migration_lock(self, conn: Connection):
-        if self.dialect == "postgresql":
-            conn.execute(text("SELECT pg_advisory_xact_lock(7242001)"))
+    def _file_lock(self):
+        """SQLite: serialize migrations across processes. Held around the whole transaction,
+        so the next process only looks after this one's schema is committed."""
+        if self._sqlite_path is None:
             yield
-        elif self._sqlite_path is not None:
-            lock_path = self._sqlite_path.with_name(self._sqlite_path.name + ".lock")
-            with open(lock_path, "a") as handle:
-                fcntl.flock(handle, fcntl.LOCK_EX)
-                try:
-                    yield
-                finally:
-                    fcntl.flock(handle, fcntl.LOCK_UN)
-        else:
-            yield
+            return
+        lock_path = self._sqlite_path.with_name(self._sqlite_path.name + ".lock")
+        with open(lock_path, "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def current_revision(self) -> str | None:
         from alembic.runtime.migration import MigrationContext
@@ -117,8 +116,11 @@ class MetadataStore:
             from alembic import command
             from alembic.config import Config
 
-            with self.engine.begin() as conn, self._migration_lock(conn):
+            with self._file_lock(), self.engine.begin() as conn:
                 from alembic.runtime.migration import MigrationContext
+
+                if self.dialect == "postgresql":  # released when the transaction ends
+                    conn.execute(text("SELECT pg_advisory_xact_lock(7242001)"))
 
                 if MigrationContext.configure(conn).get_current_revision() == HEAD_REVISION:
                     return
