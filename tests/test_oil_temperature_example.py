@@ -1,5 +1,6 @@
 """The oil-temperature example: both forms give the same IR; it runs end to end on a small
-generated stand-in for ETTh1 (same columns, hourly), then again fully cached."""
+generated stand-in for ETTh1 (same columns, hourly), registers the model, then runs again
+fully cached (registering nothing new)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from amml import compile_workflow, run_workflow
+from amml.registry import ModelRegistry
 from amml.store import open_store
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "oil_temperature"
@@ -41,7 +43,17 @@ def test_runs_end_to_end_then_fully_cached(tmp_path: Path) -> None:
     assert metrics["windows"] == 2880 + 96 - 96 - 24 + 1
     assert 0 < metrics["mse"] < 0.5 and metrics["mse_original"] > 0
     assert first.output("evaluation", "plot").startswith(b"\x89PNG")
+    registered = first["registered"]
+    assert registered["ref"] == "oil-temperature@1"
+    version = ModelRegistry(store).resolve("oil-temperature@challenger")
+    assert version.version == 1 and version.run_id == first.run_id
+    assert version.step_name == "registered"
+    assert version.metrics["mse"] == metrics["mse"]
+    signature = version.signature
+    assert (signature["freq"], signature["lookback"], signature["horizon"]) == ("h", 96, 24)
+    assert signature["outputs"] == ["OT"] and set(signature["scaler"]) == {"OT"}
     second = run_workflow(compile_workflow(EXAMPLE / "workflow.yaml", params), store=store)
     assert second.count("cached") == len(second.steps)
     assert second.duration_s < first.duration_s / 5
+    assert [v.version for v in ModelRegistry(store).versions("oil-temperature")] == [1]
     store.close()

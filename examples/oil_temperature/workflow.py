@@ -23,3 +23,5 @@ with Workflow(
                       lookback=p.lookback, horizon=p.horizon, epochs=p.epochs, lr=p.lr,
                       batch_size=p.batch_size)
     evaluation = ops.evaluate(model, test_scaled, train_scaled["scaler"], target="OT")
+    registered = ops.register(model, evaluation["metrics"], train_scaled["scaler"], test_scaled,
+                              name="oil-temperature", aliases=["challenger"])

@@ -40,6 +40,7 @@ from amml.engine import (
 )
 from amml.lang import Input, Workflow, WorkflowIR
 from amml.ops import Op, OpConfig, StepContext, op, register
+from amml.registry import load_model
 from amml.store import Store, open_store
 from amml.store.artifacts import SafetensorsModel
 from amml.store.client import Client, TrackedRun
@@ -76,6 +77,7 @@ __all__ = [
     "WorkflowValidationError",
     "__version__",
     "compile_workflow",
+    "load_model",
     "load_workflow",
     "op",
     "open_store",

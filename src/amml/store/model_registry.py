@@ -37,10 +37,24 @@ from amml.store.metadata.schema import alias_events, model_aliases, model_versio
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$")
 ALIAS = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,99}$")
+_ATTEMPTS = 50
+
+
+class _Any:
+    def __repr__(self) -> str:
+        return "ANY"
+
+
+#: ``set_alias(..., expect=ANY)`` (the default): move the alias wherever it points now.
+ANY: Any = _Any()
 
 
 class RegistryError(StoreError):
     """A model, version or alias does not exist, or a registry rule was broken."""
+
+
+class AliasConflict(RegistryError):
+    """A compare-and-set alias move found the alias moved by someone else meanwhile."""
 
 
 def current_actor() -> str:
@@ -89,7 +103,8 @@ class ModelRegistry:
                  step_name: str | None = None, description: str = "",
                  actor: str | None = None) -> ModelVersion:
         """Store ``model`` (a model object, or the digest of a stored model artifact) as the
-        next version of ``name``."""
+        next version of ``name``. Versions count 1, 2, 3... without gaps, also under
+        concurrent writers; deleted versions keep their numbers."""
         if not NAME.match(name):
             raise RegistryError(f"invalid model name '{name}' (letters, digits, '_', '-', '.')")
         if isinstance(model, str):
@@ -107,67 +122,126 @@ class ModelRegistry:
                    signature=json.dumps(signature or {}, sort_keys=True),
                    description=description, created_at=time.time(),
                    created_by=actor or current_actor(), deleted_at=None)
-        for attempt in range(50):  # the primary key (name, version) settles races
-            with self.engine.begin() as conn:
-                newest = conn.execute(select(func.max(model_versions.c.version))
-                                      .where(model_versions.c.name == name)).scalar()
-                version = (newest or 0) + 1
-                try:
+        for attempt in range(_ATTEMPTS):  # the primary key (name, version) settles races
+            try:
+                with self.engine.begin() as conn:
+                    newest = conn.execute(select(func.max(model_versions.c.version))
+                                          .where(model_versions.c.name == name)).scalar()
+                    version = (newest or 0) + 1
                     conn.execute(insert(model_versions), [{**row, "version": version}])
-                except IntegrityError:
-                    time.sleep(0.001 * (attempt + 1))
-                    continue
+            except IntegrityError:  # another writer took this number: roll back, re-read
+                time.sleep(0.001 * (attempt + 1))
+                continue
             return self.get(name, version)
         raise RegistryError(f"could not register a version of '{name}': too many writers")
 
     def set_alias(self, name: str, alias: str, version: int, *, actor: str | None = None,
-                  reason: str = "") -> None:
-        """Point ``alias`` at ``version`` in one transaction, recording the move."""
+                  reason: str = "", expect: Any = ANY) -> int | None:
+        """Point ``alias`` at ``version`` in one transaction, recording the move; returns the
+        version it pointed at before (None: it is new).
+
+        ``expect`` makes the move a compare-and-set: it happens only if the alias points at
+        ``expect`` now (None: the alias must not exist yet), else :class:`AliasConflict`.
+        """
         if not ALIAS.match(alias):
             raise RegistryError(f"invalid alias '{alias}' (a letter, then letters, digits, "
                                 "'_' or '-')")
-        self.get(name, version)  # must exist and not be deleted
-        with self.engine.begin() as conn:
-            where = and_(model_aliases.c.name == name, model_aliases.c.alias == alias)
-            previous = conn.execute(select(model_aliases.c.version).where(where)
-                                    .with_for_update()).scalar()
-            now = time.time()
-            if previous is None:
-                conn.execute(insert(model_aliases), [dict(name=name, alias=alias,
-                                                          version=version, updated_at=now)])
-            else:
-                conn.execute(update(model_aliases).where(where)
-                             .values(version=version, updated_at=now))
-            conn.execute(insert(alias_events), [dict(
-                name=name, alias=alias, from_version=previous, to_version=version,
-                actor=actor or current_actor(), reason=reason, at=now)])
+        version = int(version)
+        for attempt in range(_ATTEMPTS):
+            try:
+                with self.engine.begin() as conn:
+                    # Lock order everywhere: the version row, then the alias row. The UPDATE
+                    # takes the row lock on PostgreSQL and the write lock on SQLite, so
+                    # nothing can retire the version or move the alias until we commit.
+                    live = conn.execute(update(model_versions).where(
+                        model_versions.c.name == name, model_versions.c.version == version,
+                        model_versions.c.deleted_at.is_(None))
+                        .values(deleted_at=model_versions.c.deleted_at)).rowcount
+                    if not live:
+                        raise self._missing(name, version)
+                    where = and_(model_aliases.c.name == name, model_aliases.c.alias == alias)
+                    previous = conn.execute(select(model_aliases.c.version).where(where)
+                                            .with_for_update()).scalar()
+                    if expect is not ANY and previous != expect:
+                        raise AliasConflict(
+                            f"alias '{alias}' of '{name}' points at "
+                            f"{'nothing' if previous is None else f'version {previous}'}, not "
+                            f"{'nothing' if expect is None else f'version {expect}'}: "
+                            "it moved meanwhile")
+                    now = time.time()
+                    if previous is None:
+                        conn.execute(insert(model_aliases), [dict(
+                            name=name, alias=alias, version=version, updated_at=now)])
+                    else:
+                        conn.execute(update(model_aliases).where(where)
+                                     .values(version=version, updated_at=now))
+                    conn.execute(insert(alias_events), [dict(
+                        name=name, alias=alias, from_version=previous, to_version=version,
+                        actor=actor or current_actor(), reason=reason, at=now)])
+            except IntegrityError:  # two writers created the alias at once: re-read
+                time.sleep(0.001 * (attempt + 1))
+                continue
+            return None if previous is None else int(previous)
+        raise RegistryError(f"could not move alias '{alias}' of '{name}': too many writers")
 
     def remove_alias(self, name: str, alias: str, *, actor: str | None = None,
-                     reason: str = "") -> None:
+                     reason: str = "") -> int:
+        """Remove ``alias`` (recorded in the audit trail); returns the version it pointed at."""
         with self.engine.begin() as conn:
             where = and_(model_aliases.c.name == name, model_aliases.c.alias == alias)
-            previous = conn.execute(select(model_aliases.c.version).where(where)
-                                    .with_for_update()).scalar()
-            if previous is None:
-                raise RegistryError(f"model '{name}' has no alias '{alias}'")
+            # lock first (the row on PostgreSQL, the database on SQLite): the read is current
+            locked = conn.execute(update(model_aliases).where(where)
+                                  .values(updated_at=model_aliases.c.updated_at)).rowcount
+            previous = conn.execute(select(model_aliases.c.version).where(where)).scalar()
+            if not locked or previous is None:
+                raise RegistryError(f"model '{name}' has no alias '{alias}'"
+                                    + self._alias_hint(conn, name))
             conn.execute(delete(model_aliases).where(where))
             conn.execute(insert(alias_events), [dict(
                 name=name, alias=alias, from_version=previous, to_version=None,
                 actor=actor or current_actor(), reason=reason, at=time.time())])
+        return int(previous)
 
     def delete(self, name: str, version: int, *, actor: str | None = None,
                reason: str = "", force: bool = False) -> None:
-        """Retire a version (kept for lineage, hidden from listings and resolution)."""
-        found = self.get(name, version)
-        if found.aliases and not force:
-            raise RegistryError(f"{found.ref} is still aliased as {', '.join(found.aliases)}; "
-                                "move those aliases first (or force)")
-        for alias in found.aliases:
-            self.remove_alias(name, alias, actor=actor, reason=f"deleting version: {reason}")
+        """Retire a version (kept for lineage, hidden from listings and resolution). A version
+        that an alias points at is refused unless ``force``, which removes those aliases (in
+        the same transaction, each removal in the audit trail)."""
+        version = int(version)
         with self.engine.begin() as conn:
-            conn.execute(update(model_versions).where(
-                model_versions.c.name == name, model_versions.c.version == version)
-                .values(deleted_at=time.time()))
+            retired = conn.execute(update(model_versions).where(
+                model_versions.c.name == name, model_versions.c.version == version,
+                model_versions.c.deleted_at.is_(None)).values(deleted_at=time.time())).rowcount
+            if not retired:
+                raise self._missing(name, version)
+            aliases = [a for (a,) in conn.execute(select(model_aliases.c.alias).where(
+                model_aliases.c.name == name, model_aliases.c.version == version)
+                .order_by(model_aliases.c.alias).with_for_update())]
+            if aliases and not force:
+                raise RegistryError(f"{name}@{version} is still aliased as "
+                                    f"{', '.join(aliases)}; move those aliases first "
+                                    "(or force)")
+            now = time.time()
+            for alias in aliases:
+                conn.execute(delete(model_aliases).where(model_aliases.c.name == name,
+                                                         model_aliases.c.alias == alias))
+                conn.execute(insert(alias_events), [dict(
+                    name=name, alias=alias, from_version=version, to_version=None,
+                    actor=actor or current_actor(),
+                    reason=f"deleting version {version}" + (f": {reason}" if reason else ""),
+                    at=now)])
+
+    def _missing(self, name: str, version: int) -> RegistryError:
+        known = [v.version for v in self.versions(name)]
+        return RegistryError(f"model '{name}' has no version {version}"
+                             + (f" (versions: {_ranges(known)})" if known else
+                                " (no such model)"))
+
+    @staticmethod
+    def _alias_hint(conn: Any, name: str) -> str:
+        names = [a for (a,) in conn.execute(select(model_aliases.c.alias).where(
+            model_aliases.c.name == name).order_by(model_aliases.c.alias))]
+        return f" (aliases: {', '.join(names)})" if names else ""
 
     # -- reading ---------------------------------------------------------------------------
     def _aliases(self, name: str) -> dict[int, list[str]]:
@@ -192,10 +266,7 @@ class ModelRegistry:
                 model_versions.c.name == name, model_versions.c.version == int(version),
                 model_versions.c.deleted_at.is_(None))).first()
         if row is None:
-            known = [v.version for v in self.versions(name)]
-            raise RegistryError(f"model '{name}' has no version {version}"
-                                + (f" (versions: {known})" if known else
-                                   " (no such model)"))
+            raise self._missing(name, int(version))
         return self._version(row, self._aliases(name))
 
     def versions(self, name: str | None = None) -> list[ModelVersion]:
@@ -213,6 +284,21 @@ class ModelRegistry:
             out.append(self._version(row, aliases[row.name]))
         return out
 
+    def aliases(self, name: str) -> dict[str, int]:
+        """``{alias: version}`` of a model."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(model_aliases.c.alias, model_aliases.c.version)
+                                .where(model_aliases.c.name == name)
+                                .order_by(model_aliases.c.alias)).all()
+        return {alias: int(version) for alias, version in rows}
+
+    def names(self) -> list[str]:
+        """The models with at least one live version, sorted."""
+        with self.engine.connect() as conn:
+            return list(conn.execute(select(model_versions.c.name).distinct().where(
+                model_versions.c.deleted_at.is_(None)).order_by(model_versions.c.name))
+                .scalars())
+
     def alias_version(self, name: str, alias: str) -> int | None:
         with self.engine.connect() as conn:
             return conn.execute(select(model_aliases.c.version).where(
@@ -220,18 +306,32 @@ class ModelRegistry:
 
     def resolve(self, reference: str) -> ModelVersion:
         """``NAME``, ``NAME@VERSION`` or ``NAME@ALIAS`` to a version."""
-        name, _, pointer = reference.partition("@")
+        name, at, pointer = reference.partition("@")
+        if not name or (at and not pointer):
+            raise RegistryError(f"invalid model reference '{reference}' (NAME, NAME@VERSION "
+                                "or NAME@ALIAS)")
         if not pointer:
             versions = self.versions(name)
             if not versions:
-                raise RegistryError(f"no model named '{name}'")
+                raise RegistryError(f"no model named '{name}'" + self._names_hint())
             return versions[-1]
         if pointer.isdigit():
             return self.get(name, int(pointer))
         version = self.alias_version(name, pointer)
         if version is None:
-            raise RegistryError(f"model '{name}' has no alias '{pointer}'")
+            if not self.versions(name):
+                raise RegistryError(f"no model named '{name}'" + self._names_hint())
+            with self.engine.connect() as conn:
+                hint = self._alias_hint(conn, name)
+            raise RegistryError(f"model '{name}' has no alias '{pointer}'"
+                                + (hint or " (it has no aliases)"))
         return self.get(name, version)
+
+    def _names_hint(self) -> str:
+        names = self.names()
+        if not names:
+            return " (no models registered yet)"
+        return f" (models: {', '.join(names[:10])}{', ...' if len(names) > 10 else ''})"
 
     def alias_history(self, name: str, alias: str | None = None) -> list[dict[str, Any]]:
         query = select(alias_events).where(alias_events.c.name == name)
@@ -247,3 +347,18 @@ class ModelRegistry:
         size = info["size"] if info else 0
         return self.store.artifacts.load(ArtifactRef(version.artifact_digest,
                                                      version.artifact_type, size))
+
+
+def _ranges(numbers: list[int]) -> str:
+    """``[1, 2, 3, 5]`` as ``1-3, 5``.
+
+    >>> _ranges([1, 2, 3, 5, 7, 8])
+    '1-3, 5, 7-8'
+    """
+    parts: list[str] = []
+    for number in sorted(numbers):
+        if parts and parts[-1].split("-")[-1] == str(number - 1):
+            parts[-1] = f"{parts[-1].split('-')[0]}-{number}"
+        else:
+            parts.append(str(number))
+    return ", ".join(parts)

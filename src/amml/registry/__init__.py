@@ -1,0 +1,74 @@
+"""The model registry: versions, aliases with an audit trail, promotion rules, loading.
+
+:class:`ModelRegistry` (from :mod:`amml.store.model_registry`) records versions and moves
+aliases; :func:`promote` moves an alias (``champion``) to a candidate (``challenger``) only when
+the candidate's metric beats the current holder's; :func:`load_model` turns a reference such
+as ``"oil@champion"`` into the model object.
+
+>>> import tempfile
+>>> from amml.store import open_store
+>>> from amml.ops.models.forecaster import Forecaster
+>>> registry = ModelRegistry(open_store(tempfile.mkdtemp()))
+>>> _ = registry.register("oil", Forecaster("naive", 24, 6), metrics={"mse": 0.9})
+>>> _ = registry.register("oil", Forecaster("seasonal_naive", 24, 6), metrics={"mse": 0.5})
+>>> registry.set_alias("oil", "challenger", 1, actor="ana")
+>>> promote(registry, "oil", actor="ana").reason
+'no champion yet: challenger oil@1 becomes champion (mse 0.9)'
+>>> registry.set_alias("oil", "challenger", 2, actor="ana")
+1
+>>> result = promote(registry, "oil", actor="ana")
+>>> result.promoted, result.reason
+(True, 'challenger oil@2 beats champion oil@1: mse 0.5 < 0.9')
+>>> registry.resolve("oil@champion").version
+2
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from amml.registry.promotion import PromotionResult, metric_value, promote
+from amml.store.model_registry import (
+    AliasConflict,
+    ModelRegistry,
+    ModelVersion,
+    RegistryError,
+    current_actor,
+)
+
+
+def load_model(reference: str, home: str | Path | None = None, *, store: Any = None) -> Any:
+    """The model object of ``NAME``, ``NAME@VERSION`` or ``NAME@ALIAS`` (rebuilt from
+    safetensors + JSON, never pickle), from the default store or the one under ``home``.
+
+    >>> import tempfile
+    >>> from amml.store import open_store
+    >>> from amml.ops.models.forecaster import Forecaster
+    >>> home = tempfile.mkdtemp()
+    >>> with open_store(home) as store:
+    ...     _ = ModelRegistry(store).register("oil", Forecaster("naive", 24, 6))
+    >>> load_model("oil@1", home).horizon
+    6
+    """
+    from amml.store import open_store
+
+    if store is not None:
+        registry = ModelRegistry(store)
+        return registry.load(registry.resolve(reference))
+    with open_store(home) as opened:
+        registry = ModelRegistry(opened)
+        return registry.load(registry.resolve(reference))
+
+
+__all__ = [
+    "AliasConflict",
+    "ModelRegistry",
+    "ModelVersion",
+    "PromotionResult",
+    "RegistryError",
+    "current_actor",
+    "load_model",
+    "metric_value",
+    "promote",
+]
