@@ -25,11 +25,12 @@ test: $(STAMP)  ## lint and run the whole test suite
 	$(BIN)/lint-imports
 	$(BIN)/pytest -q
 
-bench: $(STAMP)  ## engine overhead and tracking throughput
+bench: $(STAMP)  ## engine overhead, tracking throughput, serving
 	$(BIN)/python benchmarks/engine_overhead.py
 	$(BIN)/python benchmarks/tracking.py
 	$(BIN)/python benchmarks/ledger.py
 	$(BIN)/python benchmarks/sources.py
+	$(BIN)/python benchmarks/serving.py
 
 clean:
 	rm -rf $(VENV) .amml .pytest_cache .ruff_cache

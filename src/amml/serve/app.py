@@ -1,0 +1,470 @@
+"""The FastAPI application: forecast and detect endpoints, model listing, health, metrics.
+
+=================================  ==========================================================
+``POST /v1/models/{name}/forecast``  a window (or a batch) in, the forecast out (scope predict)
+``POST /v1/models/{name}/detect``    lookback + horizon rows in, residual anomaly scores out
+``GET /v1/models``                   the served models, their versions and signatures (read)
+``GET /v1/models/{name}``            one of them
+``GET /healthz``                     the process is up (no key)
+``GET /readyz``                      every model is loaded: 200, else 503 (no key)
+``GET /metrics``                     Prometheus text (no key)
+``GET /openapi.json``, ``/docs``     the OpenAPI document
+=================================  ==========================================================
+
+``{name}`` is a model name (its first ``--model`` reference) or a full reference such as
+``oil@challenger``. Every prediction response carries the version that produced it, in the
+``X-Model-Version`` header and the ``version`` field. The hot path does no database work:
+keys are checked against a cached copy of the key table, and the request log is queued and
+written in batches by a background thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, Request, Response
+from fastapi.openapi.utils import get_openapi
+from starlette.routing import Route
+
+from amml.serve.auth import ApiKey, KeyCache
+from amml.serve.bodies import ARROW_TYPES, BodyError, Windows, future_timestamps, parse
+from amml.serve.config import ServeConfig
+from amml.serve.metrics import ServerMetrics
+from amml.serve.models import (
+    ModelSlot,
+    ServedModel,
+    Watcher,
+    default_references,
+    set_torch_threads,
+)
+from amml.serve.predlog import PredictionLog
+from amml.store import Store, open_store
+from amml.store.model_registry import ModelRegistry
+
+log = logging.getLogger("amml.serve")
+JSON = "application/json"
+DEFAULT_THRESHOLD = 4.0
+
+
+class Reject(Exception):
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status, self.message, self.headers = status, message, headers or {}
+
+
+_NO_AUTH = ApiKey("no-auth", "admin", None, "auth disabled", 0.0, None)
+
+
+class ServerState:
+    """Everything one worker process serves with: slots, keys, metrics, the request log."""
+
+    def __init__(self, config: ServeConfig, store: Store | None = None) -> None:
+        self.config = config
+        self.own_store = store is None
+        self.store = store or open_store(config.home, url=config.store_url,
+                                         artifacts_url=config.artifacts_url)
+        references = config.models or default_references(ModelRegistry(self.store))
+        self.slots: dict[str, ModelSlot] = {}
+        self.ordered: list[ModelSlot] = []
+        for reference in references:
+            slot = ModelSlot(reference)
+            self.ordered.append(slot)
+            self.slots.setdefault(slot.name, slot)
+            self.slots[slot.reference] = slot
+        self.keys = KeyCache(self.store, refresh_s=config.keys_refresh) if config.auth else None
+        self.metrics = ServerMetrics(config.metrics_multiprocess or None)
+        self.predlog = PredictionLog(self.store, interval=config.log_flush_interval,
+                                     enabled=config.log_requests)
+        self.watcher = Watcher(self.store, self.ordered, config.poll_interval,
+                               on_swap=self._swapped, on_failure=self._failed,
+                               tick=self._tick, freeze_gc=config.freeze_gc)
+        set_torch_threads(config.threads)
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def initial_load(self) -> None:
+        try:
+            self.watcher.poll_once()
+        except Exception as exc:  # the watcher thread tries again
+            log.warning("amml serve: first load failed: %s", exc)
+
+    def start(self) -> None:
+        if self.keys is not None:
+            self.keys.refresh()
+        self.predlog.start()
+        self.watcher.start()
+
+    def stop(self) -> None:
+        self.watcher.stop()
+        self.predlog.stop()
+        self.metrics.process_exit()
+        if self.own_store:
+            self.store.close()
+
+    def _tick(self) -> None:
+        if self.keys is not None:
+            try:
+                self.keys.refresh_if_stale()
+            except Exception as exc:
+                log.warning("amml serve: refreshing API keys failed: %s", exc)
+
+    def _swapped(self, slot: ModelSlot, old: ServedModel | None, new: ServedModel) -> None:
+        self.metrics.version.labels(slot.reference).set(new.version)
+        if old is not None:
+            self.metrics.swaps.labels(slot.reference).inc()
+
+    def _failed(self, slot: ModelSlot, _message: str) -> None:
+        self.metrics.swap_failures.labels(slot.reference).inc()
+
+    @property
+    def ready(self) -> bool:
+        return all(slot.current is not None for slot in self.ordered)
+
+    # -- auth ----------------------------------------------------------------------------
+    def authorize(self, request: Request, scope: str, model: str | None = None) -> ApiKey:
+        if self.keys is None:
+            return _NO_AUTH
+        headers = request.headers
+        token = headers.get("authorization")
+        if token is not None:
+            kind, _, token = token.partition(" ")
+            if kind.lower() != "bearer":
+                token = None
+        if not token:
+            token = headers.get("x-api-key")
+        if not token:
+            raise Reject(401, "missing API key: send 'Authorization: Bearer <key>' or "
+                              "'X-API-Key: <key>'", {"WWW-Authenticate": "Bearer"})
+        key = self.keys.authenticate(token)
+        if key is None:
+            raise Reject(401, "invalid or revoked API key", {"WWW-Authenticate": "Bearer"})
+        if not key.allows(scope):
+            raise Reject(403, f"this key's scope is '{key.scope}'; this needs '{scope}'")
+        if model is not None and not key.allows_model(model):
+            raise Reject(403, f"this key may not use model '{model}'")
+        return key
+
+    # -- predictions ---------------------------------------------------------------------
+    async def predict(self, name: str, request: Request, endpoint: str) -> Response:
+        started = time.perf_counter()
+        received_at = time.time()
+        slot = self.slots.get(name)
+        served = slot.current if slot is not None else None
+        status, request_record, windows = 200, None, None
+        try:
+            if slot is None:
+                raise Reject(404, f"no model '{name}' is served here (served: "
+                                  f"{', '.join(s.reference for s in self.ordered)})")
+            self.authorize(request, "predict", slot.name)
+            if served is None:
+                raise Reject(503, f"model '{name}' is not loaded yet"
+                             + (f" ({slot.error})" if slot.error else ""))
+            body = await request.body()
+            ctype = request.headers.get("content-type")
+            request_record = body
+            if endpoint == "forecast":
+                windows = parse(body, ctype, served.spec)
+                payload = forecast_payload(served, windows)
+            else:
+                threshold = _threshold(request)
+                spec = served.spec
+                rows = spec.lookback + spec.horizon
+                windows = parse(body, ctype, spec, rows,
+                                f"detect needs lookback + horizon = {spec.lookback} + "
+                                f"{spec.horizon} = {rows}")
+                payload = detect_payload(served, windows, threshold)
+            content = json.dumps(payload).encode()
+        except Reject as reject:
+            status, content = reject.status, _detail(reject.message)
+            headers = reject.headers
+        except BodyError as problem:
+            status, content, headers = problem.status, _detail(str(problem)), {}
+        except Exception as exc:  # the model raised: answer, log, keep serving
+            log.exception("amml serve: %s %s failed", name, endpoint)
+            status, content, headers = 500, _detail(f"prediction failed: "
+                                                    f"{type(exc).__name__}: {exc}"), {}
+        else:
+            headers = {}
+        if served is not None:
+            headers["X-Model-Version"] = str(served.version)
+        seconds = time.perf_counter() - started
+        label = slot.reference if slot is not None else "-"
+        self.metrics.observe(label, endpoint, status, seconds)
+        if slot is not None:
+            if windows is not None and not _is_json(request):
+                request_record = windows.values  # CSV or Arrow: log the parsed windows
+            elif request_record is not None and _is_arrow(request):
+                request_record = {"content_type": "arrow", "bytes": len(request_record)}
+            self.predlog.add(slot.name, served.version if served else 0, endpoint,
+                             received_at, seconds * 1000.0, status,
+                             request_record if request_record is not None else {}, content,
+                             served.spec.columns if served else ())
+        return Response(content, status_code=status, media_type=JSON, headers=headers)
+
+
+def _is_json(request: Request) -> bool:
+    kind = (request.headers.get("content-type") or "").split(";", 1)[0].strip().lower()
+    return kind in ("application/json", "") or kind.endswith("+json")
+
+
+def _is_arrow(request: Request) -> bool:
+    kind = (request.headers.get("content-type") or "").split(";", 1)[0].strip().lower()
+    return kind in ARROW_TYPES
+
+
+def _detail(message: str) -> bytes:
+    return json.dumps({"detail": message}).encode()
+
+
+def _threshold(request: Request) -> float:
+    text = request.query_params.get("threshold")
+    if text is None:
+        return DEFAULT_THRESHOLD
+    try:
+        value = float(text)
+    except ValueError:
+        raise BodyError(f"threshold must be a number, got '{text}'") from None
+    if not math.isfinite(value) or value <= 0:
+        raise BodyError(f"threshold must be a positive number, got '{text}'")
+    return value
+
+
+def _columns(values: np.ndarray, names: tuple[str, ...]) -> dict[str, list[float]]:
+    return {name: values[:, j].tolist() for j, name in enumerate(names)}
+
+
+def forecast_payload(served: ServedModel, windows: Windows) -> dict[str, Any]:
+    spec = served.spec
+    y = served.forecast(windows.values)
+    payload: dict[str, Any] = {"model": served.name, "version": served.version,
+                               "horizon": spec.horizon, "outputs": list(spec.outputs)}
+    stamps = windows.timestamps
+    if windows.batch:
+        payload["forecasts"] = [_columns(y[i], spec.outputs) for i in range(len(y))]
+        if windows.ids is not None:
+            payload["windows"] = windows.ids
+        if stamps is not None:
+            payload["timestamps"] = [None if s is None else
+                                     future_timestamps(s, spec, spec.horizon) for s in stamps]
+    else:
+        payload["forecast"] = _columns(y[0], spec.outputs)
+        if stamps is not None and stamps[0] is not None:
+            payload["timestamps"] = future_timestamps(stamps[0], spec, spec.horizon)
+    return payload
+
+
+def detect_payload(served: ServedModel, windows: Windows, threshold: float
+                   ) -> dict[str, Any]:
+    """Forecast the last ``horizon`` rows from the first ``lookback``; score each actual
+    value by its distance from the forecast in units of the lookback window's robust scale
+    (1.4826 times the median absolute deviation; the standard deviation where that is 0)."""
+    spec = served.spec
+    missing = [o for o in spec.outputs if o not in spec.columns]
+    if missing:
+        raise BodyError(f"detect needs the model's outputs among its input columns "
+                        f"(missing: {', '.join(missing)})")
+    picks = [spec.columns.index(o) for o in spec.outputs]
+    x = windows.values
+    history = x[:, : spec.lookback, :][:, :, picks]
+    actual = x[:, spec.lookback :, :][:, :, picks]
+    forecast = served.forecast(np.ascontiguousarray(x[:, : spec.lookback, :]))
+    median = np.median(history, axis=1, keepdims=True)
+    scale = 1.4826 * np.median(np.abs(history - median), axis=1)
+    scale = np.where(scale > 0, scale, history.std(axis=1))
+    scale = np.maximum(scale, 1e-9)
+    scores = np.abs(actual - forecast) / scale[:, None, :]
+    results = []
+    for i in range(len(x)):
+        alarms = {name: np.flatnonzero(scores[i, :, j] > threshold).tolist()
+                  for j, name in enumerate(spec.outputs)}
+        results.append({"scores": _columns(scores[i], spec.outputs),
+                        "forecast": _columns(forecast[i], spec.outputs),
+                        "scale": dict(zip(spec.outputs, scale[i].tolist(), strict=True)),
+                        "alarms": alarms,
+                        "anomalous": any(bool(v) for v in alarms.values())})
+    payload: dict[str, Any] = {"model": served.name, "version": served.version,
+                               "horizon": spec.horizon, "outputs": list(spec.outputs),
+                               "threshold": threshold}
+    if windows.batch:
+        payload["results"] = results
+        if windows.ids is not None:
+            payload["windows"] = windows.ids
+    else:
+        payload.update(results[0])
+    return payload
+
+
+# -- the application ------------------------------------------------------------------------
+_WINDOW_SCHEMA = {
+    "type": "object",
+    "description": "One window (lookback rows; detect: lookback + horizon rows), or a batch.",
+    "properties": {
+        "window": {"type": "array", "description": "Rows of values in the model's column "
+                   "order (or in the order of 'columns'); a flat list for one column.",
+                   "items": {"oneOf": [{"type": "number"},
+                                       {"type": "array", "items": {"type": "number"}}]}},
+        "series": {"type": "object", "description": "Column name to its values.",
+                   "additionalProperties": {"type": "array", "items": {"type": "number"}}},
+        "windows": {"type": "array", "description": "A batch: row lists or objects with "
+                    "'window' or 'series' (and 'timestamps').", "items": {}},
+        "columns": {"type": "array", "items": {"type": "string"}},
+        "timestamps": {"type": "array", "items": {"type": "string"},
+                       "description": "Optional; checked against the model's frequency."},
+    },
+}
+_BODY = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": _WINDOW_SCHEMA,
+                         "example": {"window": [[1.0], [1.1], [0.9]]}},
+    "text/csv": {"schema": {"type": "string"}, "example": "timestamp,OT\n...\n"},
+    "application/vnd.apache.arrow.stream": {"schema": {"type": "string", "format": "binary"}},
+}}, "security": [{"bearer": []}, {"apiKey": []}]}
+_ERRORS = {401: {"description": "Missing, invalid or revoked API key"},
+           403: {"description": "The key's scope or models do not allow this"},
+           404: {"description": "No such model is served"},
+           415: {"description": "Unsupported content type"},
+           422: {"description": "The body does not fit the model's signature (the detail "
+                 "names the problem)"},
+           503: {"description": "The model is not loaded yet"}}
+
+
+def create_app(config: ServeConfig | None = None, *, store: Store | None = None) -> FastAPI:
+    """The application serving ``config.models`` (default: read from ``AMML_SERVE_CONFIG``,
+    which ``amml serve`` sets for its worker processes)."""
+    config = config or ServeConfig.from_env()
+    state = ServerState(config, store)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # The first load runs before uvicorn accepts connections: with several workers on
+        # one socket, a worker must not take requests (and answer 503) while a sibling
+        # already reports ready. A model that fails to load leaves /readyz at 503.
+        await asyncio.to_thread(state.initial_load)
+        state.start()
+        try:
+            yield
+        finally:
+            state.stop()
+
+    import amml
+
+    app = FastAPI(title="AMML model server", version=getattr(amml, "__version__", "0"),
+                  lifespan=lifespan,
+                  description="Forecasts and anomaly scores from registered AMML models. "
+                              "Send an API key as 'Authorization: Bearer <key>' or "
+                              "'X-API-Key' (unless the server runs with --no-auth).")
+    app.state.amml = state
+
+    @app.post("/v1/models/{name}/forecast", tags=["predict"], openapi_extra=_BODY,
+              responses=_ERRORS, summary="Forecast the next horizon steps")
+    async def forecast(name: str, request: Request) -> Response:
+        """Forecast ``horizon`` steps after each window of ``lookback`` rows."""
+        return await state.predict(name, request, "forecast")
+
+    @app.post("/v1/models/{name}/detect", tags=["predict"], openapi_extra=_BODY,
+              responses=_ERRORS, summary="Score the last horizon rows for anomalies")
+    async def detect(name: str, request: Request, threshold: float = DEFAULT_THRESHOLD
+                     ) -> Response:
+        """Forecast-residual anomaly scores: ``|actual - forecast| / robust scale``;
+        scores above ``threshold`` are alarms."""
+        return await state.predict(name, request, "detect")
+
+    # The two prediction routes above document the API; these plain Starlette routes, put
+    # first in the routing table, answer the requests: the same handler without FastAPI's
+    # per-request parameter solving (about a fifth of the time of a small forecast).
+    async def forecast_fast(request: Request) -> Response:
+        return await state.predict(request.path_params["name"], request, "forecast")
+
+    async def detect_fast(request: Request) -> Response:
+        return await state.predict(request.path_params["name"], request, "detect")
+
+    app.router.routes[:0] = [
+        Route("/v1/models/{name}/forecast", forecast_fast, methods=["POST"],
+              include_in_schema=False),
+        Route("/v1/models/{name}/detect", detect_fast, methods=["POST"],
+              include_in_schema=False)]
+
+    def _listing(request: Request, name: str | None = None) -> Response:
+        started = time.perf_counter()
+        try:
+            key = state.authorize(request, "read")
+            if name is None:
+                body: Any = {"models": [s.status() for s in state.ordered
+                                        if key.allows_model(s.name)]}
+            else:
+                slot = state.slots.get(name)
+                if slot is None:
+                    raise Reject(404, f"no model '{name}' is served here")
+                if not key.allows_model(slot.name):
+                    raise Reject(403, f"this key may not use model '{slot.name}'")
+                body = slot.status()
+            status, content, headers = 200, json.dumps(body).encode(), {}
+        except Reject as reject:
+            status, content, headers = reject.status, _detail(reject.message), reject.headers
+        state.metrics.observe("-", "models", status, time.perf_counter() - started)
+        return Response(content, status_code=status, media_type=JSON, headers=headers)
+
+    @app.get("/v1/models", tags=["models"], responses=_ERRORS,
+             openapi_extra={"security": [{"bearer": []}, {"apiKey": []}]})
+    async def list_models(request: Request) -> Response:
+        """The served models with the version in use, signature and swap count."""
+        return _listing(request)
+
+    @app.get("/v1/models/{name}", tags=["models"], responses=_ERRORS,
+             openapi_extra={"security": [{"bearer": []}, {"apiKey": []}]})
+    async def describe_model(name: str, request: Request) -> Response:
+        return _listing(request, name)
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> dict[str, str]:
+        """The process is up."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"], responses={503: {"description": "Not ready"}})
+    async def readyz() -> Response:
+        """200 when every served model is loaded, else 503 with what is missing."""
+        models = {s.reference: {"version": s.current.version if s.current else None,
+                                "error": s.error} for s in state.ordered}
+        ready = state.ready
+        return Response(json.dumps({"ready": ready, "models": models}).encode(),
+                        status_code=200 if ready else 503, media_type=JSON)
+
+    @app.get("/metrics", tags=["health"])
+    async def metrics() -> Response:
+        """Prometheus metrics (all worker processes)."""
+        content, ctype = state.metrics.render()
+        return Response(content, media_type=ctype)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version,
+                                 description=app.description, routes=app.routes)
+            schema.setdefault("components", {})["securitySchemes"] = {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}}
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """The factory uvicorn's worker processes call (``amml.serve.app:app_from_env``).
+
+    A worker hands the GIL between threads every 0.5 ms rather than 5 ms: the request log
+    and the registry watcher run in background threads, and a request should not wait a
+    whole default interval behind one of them."""
+    import os
+    import sys
+
+    sys.setswitchinterval(float(os.environ.get("AMML_SERVE_SWITCH_INTERVAL", "0.0005")))
+    config = ServeConfig.from_env()
+    config.freeze_gc = True
+    return create_app(config)

@@ -1,0 +1,318 @@
+"""Request bodies to validated windows: JSON, CSV or Arrow, checked against the signature.
+
+A forecast takes ``lookback`` rows of the model's columns; a detection ``lookback +
+horizon``. Bodies:
+
+* JSON ``{"window": [[...], ...]}`` (rows of values in the model's column order, or in the
+  order of an optional ``"columns"`` list; a flat list for a one-column model),
+  ``{"series": {"OT": [...]}}``, or a batch ``{"windows": [window, ...]}`` whose items are
+  row lists or ``{"window"|"series": ..., "timestamps": [...]}`` objects. ``"timestamps"``
+  is optional everywhere.
+* CSV (``text/csv``): a header naming the columns, one row per time step; a ``window``
+  column splits the rows into several windows, a ``timestamp`` (or ``time``, ``date``,
+  ``ds``) column gives the times.
+* Arrow IPC (``application/vnd.apache.arrow.stream`` or ``.file``): the same table.
+
+Every problem is a :class:`BodyError` whose message names it (rows are counted from 0):
+
+>>> spec = Spec(lookback=4, horizon=2, columns=("OT",), outputs=("OT",), freq="1h")
+>>> parse(b'{"window": [1, 2, 3, 4]}', "application/json", spec).values.shape
+(1, 4, 1)
+>>> parse(b'{"window": [1, 2, 3]}', "application/json", spec)
+Traceback (most recent call last):
+amml.serve.bodies.BodyError: window has 3 rows, the model's lookback is 4
+>>> parse(b'{"series": {"HUFL": [1, 2, 3, 4]}}', "application/json", spec)
+Traceback (most recent call last):
+amml.serve.bodies.BodyError: missing column OT (given: HUFL)
+>>> parse(b'{"window": [1, 2, null, 4]}', "application/json", spec)
+Traceback (most recent call last):
+amml.serve.bodies.BodyError: NaN at row 2 of column OT
+>>> parse(b"timestamp,OT\\n2024-01-01 00:00,1\\n2024-01-01 00:30,2\\n"
+...       b"2024-01-01 01:30,3\\n2024-01-01 02:30,4\\n", "text/csv", spec)
+Traceback (most recent call last):
+amml.serve.bodies.BodyError: timestamps are 30min apart at row 1, the model's frequency is 1h
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+JSON_TYPES = ("application/json", "")
+CSV_TYPES = ("text/csv", "application/csv")
+ARROW_TYPES = ("application/vnd.apache.arrow.stream", "application/vnd.apache.arrow.file",
+               "application/x-arrow")
+TIME_COLUMNS = ("timestamp", "time", "date", "ds", "datetime")
+
+
+class BodyError(ValueError):
+    """A body the model cannot take; the message names the problem (HTTP 422 or 415)."""
+
+    status = 422
+
+
+class UnsupportedMediaType(BodyError):
+    status = 415
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What a model takes and gives: from its signature, else from the model itself."""
+
+    lookback: int
+    horizon: int
+    columns: tuple[str, ...]
+    outputs: tuple[str, ...]
+    freq: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"lookback": self.lookback, "horizon": self.horizon,
+                "columns": list(self.columns), "outputs": list(self.outputs),
+                "freq": self.freq}
+
+
+@dataclass
+class Windows:
+    values: np.ndarray  # (windows, rows, columns), float64, in the model's column order
+    batch: bool  # a list was sent (answer with a list)
+    timestamps: list[pd.DatetimeIndex | None] | None = None
+    ids: list[Any] | None = None  # the ``window`` column's values (CSV, Arrow)
+
+
+def parse(body: bytes, content_type: str | None, spec: Spec, rows: int | None = None,
+          rows_reason: str | None = None) -> Windows:
+    """Parse and validate ``body``; ``rows`` defaults to the lookback (a forecast)."""
+    rows = spec.lookback if rows is None else rows
+    reason = rows_reason or f"the model's lookback is {rows}"
+    kind = (content_type or "").split(";", 1)[0].strip().lower()
+    if kind in JSON_TYPES or kind.endswith("+json"):
+        return _parse_json(body, spec, rows, reason)
+    if kind in CSV_TYPES:
+        try:
+            frame = pd.read_csv(io.BytesIO(body))
+        except (ValueError, pd.errors.ParserError) as exc:
+            raise BodyError(f"body is not valid CSV: {exc}") from None
+        return _parse_frame(frame, spec, rows, reason)
+    if kind in ARROW_TYPES:
+        return _parse_frame(_read_arrow(body), spec, rows, reason)
+    raise UnsupportedMediaType(
+        f"unsupported content type '{kind}' (send application/json, text/csv or "
+        "application/vnd.apache.arrow.stream)")
+
+
+# -- JSON -----------------------------------------------------------------------------------
+def _parse_json(body: bytes, spec: Spec, rows: int, reason: str) -> Windows:
+    try:
+        data = json.loads(body)
+    except ValueError as exc:
+        raise BodyError(f"body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise BodyError('body must be a JSON object with "window", "series" or "windows"')
+    columns = data.get("columns")
+    if "windows" in data:
+        items = data["windows"]
+        if not isinstance(items, list) or not items:
+            raise BodyError('"windows" must be a non-empty list of windows')
+        values, stamps = [], []
+        for i, item in enumerate(items):
+            array, stamp = _json_window(item, spec, rows, reason, columns, f"windows[{i}]: ")
+            values.append(array)
+            stamps.append(stamp)
+        return Windows(np.stack(values), True,
+                       stamps if any(s is not None for s in stamps) else None)
+    if "window" in data or "series" in data:
+        array, stamp = _json_window(data, spec, rows, reason, columns, "")
+        return Windows(array[None], False, None if stamp is None else [stamp])
+    keys = ", ".join(map(str, data)) or "none"
+    raise BodyError(f'body needs "window", "series" or "windows" (keys given: {keys})')
+
+
+def _json_window(item: Any, spec: Spec, rows: int, reason: str, columns: Any,
+                 where: str) -> tuple[np.ndarray, pd.DatetimeIndex | None]:
+    stamps = None
+    if isinstance(item, dict):
+        columns = item.get("columns", columns)
+        stamps = item.get("timestamps")
+        if "series" in item:
+            array = _series(item["series"], spec, rows, reason, where)
+        elif "window" in item:
+            array = _rows(item["window"], spec, rows, reason, columns, where)
+        else:
+            raise BodyError(f'{where}a window needs "window" or "series"')
+    else:
+        array = _rows(item, spec, rows, reason, columns, where)
+    _check_finite(array, spec.columns, where)
+    index = None if stamps is None else check_timestamps(stamps, spec, rows, where)
+    return array, index
+
+
+def _rows(window: Any, spec: Spec, rows: int, reason: str, columns: Any,
+          where: str) -> np.ndarray:
+    if not isinstance(window, list):
+        raise BodyError(f"{where}window must be a list of rows")
+    width = len(spec.columns) if columns is None else len(columns)
+    try:
+        array = np.asarray(window, dtype=np.float64)
+    except (ValueError, TypeError):
+        raise BodyError(_diagnose_rows(window, width, where)) from None
+    if array.ndim == 1 and width == 1:
+        array = array[:, None]
+    if array.ndim != 2:
+        raise BodyError(f"{where}window rows must be lists of {width} values "
+                        f"(columns: {', '.join(spec.columns)})")
+    if array.shape[0] != rows:
+        raise BodyError(f"{where}window has {array.shape[0]} rows, {reason}")
+    if columns is not None:
+        if not isinstance(columns, list) or len(columns) != array.shape[1]:
+            raise BodyError(f'{where}"columns" must list the {array.shape[1]} columns of the '
+                            "window's rows")
+        names = [str(c) for c in columns]
+        for name in spec.columns:
+            if name not in names:
+                raise BodyError(f"{where}missing column {name} (given: {', '.join(names)})")
+        if names != list(spec.columns):
+            array = array[:, [names.index(c) for c in spec.columns]]
+    elif array.shape[1] != len(spec.columns):
+        raise BodyError(f"{where}window rows have {array.shape[1]} values, the model takes "
+                        f"{len(spec.columns)} column{'s' if len(spec.columns) != 1 else ''} "
+                        f"({', '.join(spec.columns)})")
+    return array
+
+
+def _diagnose_rows(window: list, width: int, where: str) -> str:
+    for i, row in enumerate(window):
+        cells = row if isinstance(row, list) else [row]
+        if width != 1 and (not isinstance(row, list) or len(row) != width):
+            size = len(row) if isinstance(row, list) else 1
+            return f"{where}row {i} has {size} values, the model takes {width}"
+        for value in cells:
+            if value is not None and (isinstance(value, (bool, str, list, dict))):
+                return f"{where}row {i} holds {json.dumps(value)[:40]}, not a number"
+    return f"{where}window must be a list of rows of numbers"
+
+
+def _series(series: Any, spec: Spec, rows: int, reason: str, where: str) -> np.ndarray:
+    if not isinstance(series, dict):
+        raise BodyError(f'{where}"series" must map column names to lists of values')
+    out = np.empty((rows, len(spec.columns)), dtype=np.float64)
+    for j, name in enumerate(spec.columns):
+        if name not in series:
+            given = ", ".join(map(str, series)) or "none"
+            raise BodyError(f"{where}missing column {name} (given: {given})")
+        try:
+            column = np.asarray(series[name], dtype=np.float64)
+        except (ValueError, TypeError):
+            raise BodyError(f"{where}series {name} must be a list of numbers") from None
+        if column.ndim != 1:
+            raise BodyError(f"{where}series {name} must be a flat list of numbers")
+        if len(column) != rows:
+            raise BodyError(f"{where}series {name} has {len(column)} values, {reason}")
+        out[:, j] = column
+    return out
+
+
+# -- tables (CSV, Arrow) --------------------------------------------------------------------
+def _read_arrow(body: bytes) -> pd.DataFrame:
+    import pyarrow as pa
+
+    try:
+        table = pa.ipc.open_stream(pa.BufferReader(body)).read_all()
+    except pa.ArrowInvalid:
+        try:
+            table = pa.ipc.open_file(pa.BufferReader(body)).read_all()
+        except pa.ArrowInvalid as exc:
+            raise BodyError(f"body is not an Arrow IPC stream or file: {exc}") from None
+    return table.to_pandas()
+
+
+def _parse_frame(frame: pd.DataFrame, spec: Spec, rows: int, reason: str) -> Windows:
+    frame.columns = [str(c) for c in frame.columns]
+    time_column = next((c for c in frame.columns if c.lower() in TIME_COLUMNS
+                        and c not in spec.columns), None)
+    for name in spec.columns:
+        if name not in frame.columns:
+            raise BodyError(f"missing column {name} (columns: {', '.join(frame.columns)})")
+    if "window" in frame.columns and "window" not in spec.columns:
+        groups = [(key, part) for key, part in frame.groupby("window", sort=False)]
+        batch = True
+    else:
+        groups, batch = [(None, frame)], False
+    values, stamps, ids = [], [], []
+    for key, part in groups:
+        where = f"window {key}: " if batch else ""
+        if len(part) != rows:
+            raise BodyError(f"{where}window has {len(part)} rows, {reason}")
+        array = np.empty((rows, len(spec.columns)), dtype=np.float64)
+        for j, name in enumerate(spec.columns):
+            column = pd.to_numeric(part[name], errors="coerce")
+            bad = column.isna().to_numpy() & part[name].notna().to_numpy()
+            if bad.any():
+                row = int(np.argmax(bad))
+                raise BodyError(f"{where}column {name} holds {str(part[name].iloc[row])[:40]!r}"
+                                f" at row {row}, not a number")
+            array[:, j] = column.to_numpy(np.float64)
+        _check_finite(array, spec.columns, where)
+        values.append(array)
+        stamps.append(None if time_column is None else
+                      check_timestamps(part[time_column].tolist(), spec, rows, where))
+        ids.append(key.item() if hasattr(key, "item") else key)
+    return Windows(np.stack(values), batch, stamps if time_column else None,
+                   ids if batch else None)
+
+
+# -- shared checks --------------------------------------------------------------------------
+def _check_finite(array: np.ndarray, columns: tuple[str, ...], where: str) -> None:
+    if np.isfinite(array).all():
+        return
+    bad = ~np.isfinite(array)
+    row, col = (int(i) for i in np.argwhere(bad)[0])
+    what = "NaN" if np.isnan(array[row, col]) else "infinite value"
+    raise BodyError(f"{where}{what} at row {row} of column {columns[col]}")
+
+
+def check_timestamps(stamps: Any, spec: Spec, rows: int, where: str = "") -> pd.DatetimeIndex:
+    """Parse the timestamps of a window; with a frequency in the signature, check it."""
+    if not isinstance(stamps, list):
+        raise BodyError(f"{where}timestamps must be a list")
+    try:
+        index = pd.DatetimeIndex(pd.to_datetime(stamps))
+    except (ValueError, TypeError) as exc:
+        raise BodyError(f"{where}timestamps cannot be read: {exc}") from None
+    if len(index) != rows:
+        raise BodyError(f"{where}{len(index)} timestamps for {rows} rows")
+    if index.hasnans:
+        raise BodyError(f"{where}missing timestamp at row {int(np.argmax(index.isna()))}")
+    if spec.freq and rows > 1:
+        try:
+            expected = pd.date_range(index[0], periods=rows, freq=spec.freq)
+        except ValueError:
+            return index
+        if not index.equals(expected):
+            row = int(np.argmax(index != expected))
+            gap = index[row] - index[row - 1] if row > 0 else None
+            if gap is not None and gap > pd.Timedelta(0):
+                apart = pd.tseries.frequencies.to_offset(gap).freqstr
+                raise BodyError(f"{where}timestamps are {apart} apart at row {row}, "
+                                f"the model's frequency is {spec.freq}")
+            raise BodyError(f"{where}timestamps are not increasing at row {row} "
+                            f"(the model's frequency is {spec.freq})")
+    return index
+
+
+def future_timestamps(index: pd.DatetimeIndex, spec: Spec, steps: int) -> list[str] | None:
+    """The times of the ``steps`` rows after a window's last, when the frequency is known."""
+    freq = spec.freq
+    if freq is None and len(index) >= 3:
+        freq = pd.infer_freq(index)
+    if freq is None:
+        return None
+    try:
+        future = pd.date_range(index[-1], periods=steps + 1, freq=freq)[1:]
+    except ValueError:
+        return None
+    return [t.isoformat() for t in future]

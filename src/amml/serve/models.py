@@ -1,0 +1,274 @@
+"""Served model versions and the watcher that swaps them without downtime.
+
+A :class:`ServedModel` is one loaded version with its :class:`~amml.serve.bodies.Spec` and
+scaler, immutable once built. A :class:`ModelSlot` holds the version in use for one
+reference (``NAME@ALIAS``, ``NAME@3`` or ``NAME``) in a single attribute: a request reads it
+once, at its start, and keeps that object to the end, so it finishes on the version it began
+with however often the slot changes meanwhile. The :class:`Watcher` thread polls each slot's
+target version; when it changes it loads the new version, smoke-tests it on a zero window of
+the signature's shape, warms it, and only then assigns it to the slot. A version that fails
+to load or to pass the smoke test is not served (the old one stays) until the reference
+moves again.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sqlalchemy import func, select
+
+from amml._exceptions import AMMLError
+from amml.serve.bodies import Spec
+from amml.store import Store
+from amml.store.metadata.schema import model_aliases, model_versions
+from amml.store.model_registry import ModelRegistry, ModelVersion
+
+log = logging.getLogger("amml.serve")
+
+
+class ServeError(AMMLError):
+    """A model cannot be served (not found, failed to load, failed its smoke test)."""
+
+
+def _spec(version: ModelVersion, model: Any) -> Spec:
+    sig = version.signature or {}
+    lookback = sig.get("lookback") or getattr(model, "lookback", None)
+    horizon = sig.get("horizon") or getattr(model, "horizon", None)
+    if not lookback or not horizon:
+        raise ServeError(f"{version.ref}: neither the signature nor the model gives the "
+                         "lookback and horizon")
+    columns = sig.get("columns") or getattr(model, "columns", None) or ["value"]
+    outputs = sig.get("outputs") or getattr(model, "outputs", None) or list(columns)
+    return Spec(int(lookback), int(horizon), tuple(map(str, columns)),
+                tuple(map(str, outputs)), sig.get("freq") or None)
+
+
+def _predictor(model: Any, spec: Spec) -> Callable[[np.ndarray], np.ndarray]:
+    if hasattr(model, "predict_windows"):
+        return model.predict_windows
+    if hasattr(model, "predict") and len(spec.columns) == 1 and len(spec.outputs) == 1:
+        def one_channel(x: np.ndarray) -> np.ndarray:  # a univariate Forecaster
+            return np.asarray(model.predict(x[:, :, 0]), dtype=np.float64)[:, :, None]
+        return one_channel
+    raise ServeError(f"{type(model).__name__} has no predict_windows(x) to serve")
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """One loaded, smoke-tested version (immutable: swapping replaces the whole object)."""
+
+    name: str
+    version: int
+    spec: Spec
+    model: Any
+    predict: Callable[[np.ndarray], np.ndarray]
+    scaler_in: tuple[np.ndarray, np.ndarray] | None  # (offset, scale) of the input columns
+    scaler_out: tuple[np.ndarray, np.ndarray] | None  # of the output columns
+    loaded_at: float
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, version: ModelVersion, model: Any) -> ServedModel:
+        spec = _spec(version, model)
+        scaler = (version.signature or {}).get("scaler") or None
+
+        def pair(names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray] | None:
+            if not scaler or not any(n in scaler for n in names):
+                return None
+            offset = np.array([float(scaler.get(n, {}).get("offset", 0.0)) for n in names])
+            scale = np.array([float(scaler.get(n, {}).get("scale", 1.0)) or 1.0
+                              for n in names])
+            return offset, scale
+
+        return cls(version.name, version.version, spec, model, _predictor(model, spec),
+                   pair(spec.columns), pair(spec.outputs), time.time(),
+                   {"metrics": version.metrics, "artifact": version.artifact_digest,
+                    "created_at": version.created_at, "created_by": version.created_by})
+
+    def forecast(self, x: np.ndarray) -> np.ndarray:
+        """(windows, lookback, columns) in original units -> (windows, horizon, outputs)."""
+        if self.scaler_in is not None:
+            x = (x - self.scaler_in[0]) / self.scaler_in[1]
+        y = np.asarray(self.predict(x), dtype=np.float64)
+        if self.scaler_out is not None:
+            y = y * self.scaler_out[1] + self.scaler_out[0]
+        return y
+
+    def smoke_test(self, warm: int = 3) -> None:
+        """Predict on a zero window of the signature's shape; the answer must be finite and
+        (1, horizon, outputs). Then a few more calls to warm caches and lazy paths."""
+        spec = self.spec
+        x = np.zeros((1, spec.lookback, len(spec.columns)))
+        if self.scaler_in is not None:
+            x = x + self.scaler_in[0]  # zero in the model's (scaled) units
+        try:
+            y = self.forecast(x)
+        except Exception as exc:
+            raise ServeError(f"{self.name}@{self.version} failed its smoke test: "
+                             f"{type(exc).__name__}: {exc}") from exc
+        wanted = (1, spec.horizon, len(spec.outputs))
+        if y.shape != wanted:
+            raise ServeError(f"{self.name}@{self.version} smoke test: output shape {y.shape}, "
+                             f"the signature says {wanted}")
+        if not np.isfinite(y).all():
+            raise ServeError(f"{self.name}@{self.version} smoke test: non-finite output")
+        for _ in range(warm):
+            self.forecast(x)
+
+
+class ModelSlot:
+    """The version in use for one model reference. ``current`` is read without a lock: one
+    attribute assignment swaps it, so a reader sees the old or the new version, whole."""
+
+    def __init__(self, reference: str) -> None:
+        name, _, pointer = reference.partition("@")
+        self.reference, self.name, self.pointer = reference, name, pointer
+        self.mode = "latest" if not pointer else "pinned" if pointer.isdigit() else "alias"
+        self.current: ServedModel | None = None
+        self.error: str | None = None
+        self.failed: set[int] = set()
+        self.swaps = 0
+
+    def target(self, registry: ModelRegistry) -> int | None:
+        """The version this reference points at now (one small query)."""
+        if self.mode == "pinned":
+            return int(self.pointer)
+        with registry.engine.connect() as conn:
+            if self.mode == "alias":
+                return conn.execute(select(model_aliases.c.version).where(
+                    model_aliases.c.name == self.name,
+                    model_aliases.c.alias == self.pointer)).scalar()
+            return conn.execute(select(func.max(model_versions.c.version)).where(
+                model_versions.c.name == self.name,
+                model_versions.c.deleted_at.is_(None))).scalar()
+
+    def status(self) -> dict[str, Any]:
+        served = self.current
+        return {"name": self.name, "reference": self.reference,
+                "version": served.version if served else None,
+                "ready": served is not None, "swaps": self.swaps, "error": self.error,
+                "signature": served.spec.to_json() if served else None,
+                "loaded_at": served.loaded_at if served else None,
+                **({"metrics": served.info.get("metrics", {})} if served else {})}
+
+
+def default_references(registry: ModelRegistry) -> list[str]:
+    """Every registered model: ``NAME@champion`` where that alias exists, else ``NAME``."""
+    names = sorted({v.name for v in registry.versions()})
+    return [f"{n}@champion" if registry.alias_version(n, "champion") is not None else n
+            for n in names]
+
+
+class Watcher:
+    """A daemon thread: loads each slot's version, then follows its reference.
+
+    ``on_swap(slot, old, new)`` runs after each swap (metrics); ``tick()`` runs every poll
+    (refreshing the API key cache, say). ``poll_once`` does one round synchronously.
+    """
+
+    def __init__(self, store: Store, slots: list[ModelSlot], interval: float = 0.5,
+                 on_swap: Callable[[ModelSlot, ServedModel | None, ServedModel], None]
+                 | None = None,
+                 on_failure: Callable[[ModelSlot, str], None] | None = None,
+                 tick: Callable[[], None] | None = None, freeze_gc: bool = False) -> None:
+        self.store = store
+        self.freeze_gc = freeze_gc
+        self.registry = ModelRegistry(store)
+        self.slots = slots
+        self.interval = interval
+        self.on_swap, self.on_failure, self.tick = on_swap, on_failure, tick
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="amml-serve-watcher",
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.poll_once()
+            except Exception as exc:  # the store blinked: keep serving, try again
+                log.warning("amml serve: polling the registry failed: %s", exc)
+            self._stop.wait(self.interval)
+
+    def poll_once(self) -> None:
+        for slot in self.slots:
+            try:
+                target = slot.target(self.registry)
+            except Exception as exc:
+                slot.error = f"cannot read the registry: {exc}"
+                continue
+            current = slot.current
+            if target is None:
+                if current is None:
+                    slot.error = f"'{slot.reference}' points at no version"
+                continue
+            if (current is not None and current.version == target) or target in slot.failed:
+                continue
+            self._swap(slot, target)
+        if self.tick is not None:
+            self.tick()
+
+    def _swap(self, slot: ModelSlot, target: int) -> None:
+        old = slot.current
+        try:
+            version = self.registry.get(slot.name, target)
+            served = ServedModel.build(version, self.registry.load(version))
+            served.smoke_test()
+        except Exception as exc:
+            slot.failed.add(target)
+            message = str(exc) if isinstance(exc, AMMLError) else f"{type(exc).__name__}: {exc}"
+            slot.error = f"version {target} not served: {message}"
+            log.error("amml serve: %s: %s", slot.reference, slot.error)
+            if self.on_failure is not None:
+                self.on_failure(slot, slot.error)
+            return
+        _limit_torch_threads()
+        if old is None and self.freeze_gc:
+            # A server process holds a few hundred thousand long-lived objects (torch,
+            # pandas, the app); a full collection walking them all stalls every request for
+            # 50-150 ms. Freeze them once, when first loaded: later collections skip them.
+            gc.collect()
+            gc.freeze()
+        slot.current = served  # the swap: requests already running keep the old object
+        slot.error = None
+        slot.failed.discard(target)
+        if old is not None:
+            slot.swaps += 1
+        log.info("amml serve: %s now serves version %s (was %s)", slot.reference, target,
+                 old.version if old else None)
+        if self.on_swap is not None:
+            self.on_swap(slot, old, served)
+
+
+_THREADS = {"n": 1}
+
+
+def set_torch_threads(n: int) -> None:
+    _THREADS["n"] = max(1, int(n))
+    _limit_torch_threads()
+
+
+def _limit_torch_threads() -> None:
+    """A small model's forward pass is fastest on one thread; several worker processes
+    must not each spread over every core."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.get_num_threads() != _THREADS["n"]:
+        torch.set_num_threads(_THREADS["n"])

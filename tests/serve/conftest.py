@@ -1,0 +1,90 @@
+"""Small registered models and a running test application for the serving tests.
+
+``oil``: one column OT, lookback 8, horizon 4, hourly. Version 1 is ``naive`` (repeats the
+last value), version 2 ``seasonal_naive`` with season 4 (repeats the last four values), so
+a forecast tells which version made it: on ``0..7`` they answer ``[7, 7, 7, 7]`` and
+``[4, 5, 6, 7]``. ``multi``: inputs a, b, output b (the MS setting), naive.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from amml.ops.models.train import BaselineForecaster
+from amml.serve import ServeConfig
+from amml.serve.app import create_app
+from amml.serve.auth import create_key
+from amml.store import Store
+from amml.store.model_registry import ModelRegistry
+
+LOOKBACK, HORIZON = 8, 4
+WINDOW = [float(i) for i in range(LOOKBACK)]
+BY_VERSION = {1: [7.0] * HORIZON, 2: [4.0, 5.0, 6.0, 7.0]}
+
+
+def baseline(kind: str, columns: list[str], outputs: list[str], season: int = 4
+             ) -> BaselineForecaster:
+    model = BaselineForecaster(kind, LOOKBACK, HORIZON, season)
+    model.columns, model.outputs = columns, outputs
+    return model
+
+
+def signature(columns: list[str], outputs: list[str], **extra) -> dict:
+    return {"freq": "1h", "lookback": LOOKBACK, "horizon": HORIZON, "columns": columns,
+            "outputs": outputs, **extra}
+
+
+def register_models(store: Store) -> ModelRegistry:
+    registry = ModelRegistry(store)
+    sig = signature(["OT"], ["OT"])
+    registry.register("oil", baseline("naive", ["OT"], ["OT"]), signature=sig)
+    registry.register("oil", baseline("seasonal_naive", ["OT"], ["OT"]), signature=sig)
+    registry.set_alias("oil", "champion", 1, actor="test", reason="first")
+    registry.register("multi", baseline("naive", ["a", "b"], ["b"]),
+                      signature=signature(["a", "b"], ["b"]))
+    return registry
+
+
+def wait_until(check, timeout: float = 10.0, every: float = 0.02) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(every)
+    raise AssertionError("condition not met in time")
+
+
+class Served:
+    """The test application with its store, registry and keys."""
+
+    def __init__(self, client: TestClient, store: Store, registry: ModelRegistry,
+                 keys: dict[str, str]) -> None:
+        self.client, self.store, self.registry, self.keys = client, store, registry, keys
+        self.state = client.app.state.amml  # type: ignore[attr-defined]
+
+    def auth(self, which: str = "predict") -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.keys[which]}"}
+
+    def post(self, path: str, key: str = "predict", **kwargs):
+        headers = {**self.auth(key), **kwargs.pop("headers", {})}
+        return self.client.post(path, headers=headers, **kwargs)
+
+    def get(self, path: str, key: str = "read", **kwargs):
+        return self.client.get(path, headers=self.auth(key), **kwargs)
+
+
+@pytest.fixture
+def served(store: Store, tmp_path: Path) -> Iterator[Served]:
+    registry = register_models(store)
+    keys = {scope: create_key(store, scope=scope)[1] for scope in ("read", "predict", "admin")}
+    keys["oil-only"] = create_key(store, scope="predict", models=["oil"])[1]
+    config = ServeConfig(models=["oil@champion", "multi"], home=str(tmp_path / ".amml"),
+                         poll_interval=0.05, keys_refresh=0.05, log_flush_interval=0.05)
+    with TestClient(create_app(config)) as client:
+        wait_until(lambda: client.get("/readyz").status_code == 200)
+        yield Served(client, store, registry, keys)
