@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
+
+from amml.cli._options import HomeOption, JsonOption
 
 app = typer.Typer(name="keys", no_args_is_help=True,
                   help="API keys for the model server: created once, stored hashed.")
@@ -16,10 +17,6 @@ app = typer.Typer(name="keys", no_args_is_help=True,
 
 def attach(main: typer.Typer) -> None:
     main.add_typer(app, name="keys")
-
-
-HomeOption = Annotated[Path | None, typer.Option("--home", envvar="AMML_HOME")]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
 def _stamp(when: float | None) -> str:

@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from amml._exceptions import AMMLError
+from amml.cli._options import HomeOption, JsonOption
 
 app = typer.Typer(name="ledger", no_args_is_help=True,
                   help="Tamper-evident training ledger: verify, rollback, signed heads.")
@@ -52,8 +53,6 @@ def _resolve(store, name: str, *, many: bool = False) -> list[str]:
     return matches
 
 
-HomeOption = Annotated[Path | None, typer.Option("--home", envvar="AMML_HOME")]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
 @app.command("list")

@@ -19,6 +19,7 @@ import typer
 from rich.table import Table
 
 from amml._exceptions import AMMLError
+from amml.cli._options import HomeOption, JsonOption
 
 app = typer.Typer(name="models", no_args_is_help=True,
                   help="Model registry: versions, aliases (champion, challenger...), promotion.")
@@ -28,8 +29,6 @@ def attach(main: typer.Typer) -> None:
     main.add_typer(app, name="models")
 
 
-HomeOption = Annotated[Path | None, typer.Option("--home", envvar="AMML_HOME")]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 ReasonOption = Annotated[str, typer.Option("--reason", help="Why: kept in the audit trail.")]
 NameArg = Annotated[str, typer.Argument(help="Model name.")]
 
