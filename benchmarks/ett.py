@@ -59,6 +59,9 @@ CANDIDATES = {
     "patchtst": [
         {"epochs": 20, "lr": 0.0005, "batch_size": 128, "lookback": 336},
         {"epochs": 30, "lr": 0.0001, "batch_size": 128, "lookback": 336},
+        # the paper's regime: a constant small rate, long patience
+        {"epochs": 60, "lr": 0.0001, "batch_size": 128, "lookback": 336,
+         "lr_schedule": "constant", "patience": 10},
     ],
     "lstm": [
         {"epochs": 10, "lr": 0.001, "batch_size": 128, "lookback": 336},
