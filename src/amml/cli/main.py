@@ -368,7 +368,8 @@ def list_ops(json_output: JsonOption = False) -> None:
 
 
 #: Command modules; each has ``attach(app)`` adding its commands or command group.
-COMMAND_MODULES = ("amml.cli.ledger", "amml.cli.models", "amml.cli.keys", "amml.cli.serve")
+COMMAND_MODULES = ("amml.cli.ledger", "amml.cli.models", "amml.cli.keys", "amml.cli.serve",
+                   "amml.cli.bench")
 
 
 def _add_subcommands() -> None:

@@ -1,0 +1,90 @@
+"""``amml bench``: run benchmarks; ``amml bench nab`` scores a streaming detector on NAB."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from amml.cli._options import JsonOption
+
+app = typer.Typer(name="bench", no_args_is_help=True, help="Benchmarks (NAB).")
+
+PROFILE_ORDER = ("standard", "reward_low_FP_rate", "reward_low_FN_rate")
+
+
+def attach(main: typer.Typer) -> None:
+    main.add_typer(app, name="bench")
+
+
+@app.command("nab")
+def nab(
+    data: Annotated[Path, typer.Option("--data", help="NAB-layout folder (data/, labels/).")] = (
+        Path("../shared/datasets/nab")),
+    out_dir: Annotated[Path, typer.Option("--out", help="Where the results go, in NAB's layout.")
+                       ] = Path("./nab-results"),
+    detector: Annotated[str, typer.Option("--detector", help="Streaming detector name.")] = "amml",
+    json_output: JsonOption = False,
+) -> None:
+    """Run a streaming detector over every NAB series and print the three profile scores."""
+    from amml.cli.main import _fail, out
+    from amml.monitor.nab import load_corpus, load_profiles, score_corpus, write_results
+    from amml.ops.detectors.streaming import DETECTORS, make_detector
+
+    if detector not in DETECTORS:
+        raise _fail(f"unknown detector '{detector}' (known: {', '.join(sorted(DETECTORS))})", 2)
+    try:
+        corpus = load_corpus(data)
+    except FileNotFoundError as exc:
+        raise _fail(str(exc), 2) from None
+    if not corpus.series:
+        raise _fail(f"no series under {data / 'data'}", 2)
+    profiles = load_profiles(data / "config" / "profiles.json")
+    started = time.perf_counter()
+    results = {}
+    for name, frame in corpus.series.items():
+        model = make_detector(detector)
+        scores = model.score_series(frame["value"].to_numpy(dtype=float),
+                                    frame["timestamp"].tolist())
+        windows = corpus.windows.get(name, [])
+        write_results(out_dir, detector, name, frame, scores, windows)
+        results[name] = frame.assign(anomaly_score=scores)
+    detect_s = time.perf_counter() - started
+    scored = score_corpus(results, corpus.windows, profiles)
+    runtime = time.perf_counter() - started
+    ordered = [p for p in PROFILE_ORDER if p in scored] + [p for p in scored
+                                                           if p not in PROFILE_ORDER]
+    if json_output:
+        out.print_json(json.dumps({
+            "detector": detector, "series": len(results), "windows": corpus.n_windows,
+            "runtime_s": runtime, "detect_s": detect_s, "out": str(out_dir / detector),
+            "profiles": {p: scored[p] for p in ordered}}))
+        return
+    for profile in ordered:
+        entry = scored[profile]
+        score = entry["score"]
+        text = "nan" if score is None else f"{score:.1f}"
+        out.print(f"nab profile={profile} score={text} threshold={entry['threshold']:.6g}",
+                  highlight=False)
+    table = Table(title=f"NAB per category ({detector})")
+    table.add_column("category")
+    table.add_column("files", justify="right")
+    table.add_column("windows", justify="right")
+    for profile in ordered:
+        table.add_column(profile, justify="right")
+    categories = sorted(scored[ordered[0]]["per_category"]) if ordered else []
+    for category in categories:
+        cells = []
+        for profile in ordered:
+            entry = scored[profile]["per_category"][category]
+            cells.append(f"{entry['raw']:.2f} raw" if entry["score"] is None
+                         else f"{entry['score']:.1f}")
+        first = scored[ordered[0]]["per_category"][category]
+        table.add_row(category, str(first["files"]), str(first["windows"]), *cells)
+    out.print(table)
+    out.print(f"nab runtime_s={runtime:.2f} series={len(results)} windows={corpus.n_windows} "
+              f"results={out_dir / detector}", highlight=False)

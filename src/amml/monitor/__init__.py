@@ -1,0 +1,1 @@
+"""Monitoring and benchmarking of anomaly detectors (NAB)."""

@@ -1,0 +1,74 @@
+"""``amml bench nab`` on a tiny generated NAB-layout folder."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from typer.testing import CliRunner
+
+from amml.cli.main import app
+
+
+def _corpus(root: Path) -> dict[str, int]:
+    rng = np.random.default_rng(1)
+    windows: dict[str, list[list[str]]] = {}
+    sizes: dict[str, int] = {}
+    for category, file, n, spike in [("catA", "one.csv", 400, 300), ("catB", "two.csv", 350, None)]:
+        ts = pd.date_range("2022-01-01", periods=n, freq="h")
+        values = 5 + rng.normal(0, 0.2, n)
+        if spike is not None:
+            values[spike] += 6
+        folder = root / "data" / category
+        folder.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame({"timestamp": ts.strftime("%Y-%m-%d %H:%M:%S"), "value": values}).to_csv(
+            folder / file, index=False)
+        name = f"{category}/{file}"
+        sizes[name] = n
+        windows[name] = ([[f"{ts[spike - 10]}.000000", f"{ts[spike + 10]}.000000"]]
+                         if spike is not None else [])
+    (root / "labels").mkdir()
+    (root / "labels" / "combined_windows.json").write_text(json.dumps(windows))
+    return sizes
+
+
+def test_bench_nab_writes_nab_layout_and_prints_scores(tmp_path):
+    sizes = _corpus(tmp_path / "nab")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["bench", "nab", "--data", str(tmp_path / "nab"),
+                                      "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    for profile in ("standard", "reward_low_FP_rate", "reward_low_FN_rate"):
+        assert re.search(rf"^nab profile={profile} score=-?\d+\.\d threshold=", result.output,
+                         re.M), result.output
+    assert re.search(r"^nab runtime_s=\d+\.\d+", result.output, re.M)
+    for name, n in sizes.items():
+        category, file = name.split("/")
+        frame = pd.read_csv(out / "amml" / category / f"amml_{file}")
+        assert list(frame.columns) == ["timestamp", "value", "anomaly_score", "label"]
+        assert len(frame) == n
+        source = pd.read_csv(tmp_path / "nab" / "data" / name)
+        assert frame["timestamp"].tolist() == source["timestamp"].tolist()
+    labelled = pd.read_csv(out / "amml" / "catA" / "amml_one.csv")
+    assert labelled["label"].sum() == 21 and labelled["label"].iloc[290:311].all()
+
+
+def test_bench_nab_json_and_baseline_detector(tmp_path):
+    _corpus(tmp_path / "nab")
+    result = CliRunner().invoke(app, ["bench", "nab", "--data", str(tmp_path / "nab"), "--out",
+                                      str(tmp_path / "out"), "--detector", "windowed_gaussian",
+                                      "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert set(payload["profiles"]) == {"standard", "reward_low_FP_rate", "reward_low_FN_rate"}
+    assert (tmp_path / "out" / "windowed_gaussian" / "catB" / "windowed_gaussian_two.csv").exists()
+
+
+def test_bench_nab_rejects_unknown_detector(tmp_path):
+    _corpus(tmp_path / "nab")
+    result = CliRunner().invoke(app, ["bench", "nab", "--data", str(tmp_path / "nab"),
+                                      "--detector", "nope"])
+    assert result.exit_code == 2
