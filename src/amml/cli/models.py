@@ -20,6 +20,7 @@ from rich.table import Table
 
 from amml._exceptions import AMMLError
 from amml.cli._options import HomeOption, JsonOption
+from amml.registry.promotion import flatten_metrics
 
 app = typer.Typer(name="models", no_args_is_help=True,
                   help="Model registry: versions, aliases (champion, challenger...), promotion.")
@@ -183,7 +184,7 @@ def show(
         table = Table(title="metrics", title_justify="left")
         table.add_column("metric")
         table.add_column("value", justify="right")
-        for key, value in _flat(version.metrics).items():
+        for key, value in flatten_metrics(version.metrics).items():
             table.add_row(key, f"{value:.6g}" if isinstance(value, float) else str(value))
         out.print(table)
     if version.signature:
@@ -199,16 +200,6 @@ def show(
         out.print(table)
     if events:
         out.print(_history_table(events, "alias history"))
-
-
-def _flat(metrics: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in metrics.items():
-        if isinstance(value, dict):
-            flat.update(_flat(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
 
 
 @app.command()

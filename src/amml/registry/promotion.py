@@ -47,11 +47,12 @@ class PromotionResult:
         return asdict(self)
 
 
-def _flatten(metrics: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def flatten_metrics(metrics: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested metrics as dotted names: ``{"val": {"mse": 1}}`` -> ``{"val.mse": 1}``."""
     flat: dict[str, Any] = {}
     for key, value in metrics.items():
         if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
+            flat.update(flatten_metrics(value, f"{prefix}{key}."))
         else:
             flat[f"{prefix}{key}"] = value
     return flat
@@ -88,7 +89,7 @@ def metric_value(metrics: dict[str, Any], metric: str) -> tuple[str, float]:
     ...
     amml.store.model_registry.RegistryError: no metric 'mse' (recorded: mae)
     """
-    flat = _flatten(metrics)
+    flat = flatten_metrics(metrics)
     for name in _spellings(metric):
         if name in flat:
             value = flat[name]
