@@ -52,6 +52,7 @@ def test_runs_show_and_lineage(tmp_path: Path) -> None:
     assert "evaluation" in human.output and "mse" in human.output
     tree = _invoke("lineage", "evaluation")
     assert tree.exit_code == 0 and "splits" in tree.output and "sensors" in tree.output
+    assert tree.output.count("← sensors") == 1 and "(shown above)" in tree.output
     graph = json.loads(_invoke("lineage", f"{run_id}:model", "--json").stdout)
     assert graph["outputs"][0]["consumed_by"][0]["step"] == "evaluation"
 

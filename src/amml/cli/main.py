@@ -300,7 +300,7 @@ def lineage(
     if graph["kind"] == "artifact":
         tree = Tree(_artifact_label(graph["artifact"]))
         if "produced_by" in graph:
-            _add_step(tree, graph["produced_by"])
+            _add_step(tree, graph["produced_by"], set())
         _add_consumers(tree, graph["consumed_by"])
     else:
         tree = Tree(f"[bold]step {graph['step']}[/] ({graph['op']}) · run {graph['run_id']}")
@@ -309,8 +309,9 @@ def lineage(
             node = outputs.add(f"{output['port']}: " + _artifact_label(output["artifact"]))
             _add_consumers(node, output["consumed_by"])
         inputs = tree.add("[bold]inputs[/]")
+        seen: set[tuple[str, str]] = set()
         for child in graph["inputs"]:
-            _add_input(inputs, child)
+            _add_input(inputs, child, seen)
     out.print(tree)
 
 
@@ -320,16 +321,22 @@ def _artifact_label(artifact: dict[str, Any]) -> str:
             + (f" {size:,} B" if size is not None else ""))
 
 
-def _add_step(parent: Tree, step: dict[str, Any]) -> None:
-    node = parent.add(f"← [bold]{step['step']}[/] ({step['op']}) · run {step['run_id'][:8]}")
+def _add_step(parent: Tree, step: dict[str, Any], seen: set[tuple[str, str]]) -> None:
+    label = f"← [bold]{step['step']}[/] ({step['op']}) · run {step['run_id'][:8]}"
+    key = (step["run_id"], step["step"])
+    if key in seen:  # a shared ancestor: its history is already drawn above
+        parent.add(label + " [dim](shown above)[/]")
+        return
+    seen.add(key)
+    node = parent.add(label)
     for child in step.get("inputs", []):
-        _add_input(node, child)
+        _add_input(node, child, seen)
 
 
-def _add_input(parent: Tree, child: dict[str, Any]) -> None:
+def _add_input(parent: Tree, child: dict[str, Any], seen: set[tuple[str, str]]) -> None:
     node = parent.add(f"{child['port']}: " + _artifact_label(child["artifact"]))
     if "produced_by" in child:
-        _add_step(node, child["produced_by"])
+        _add_step(node, child["produced_by"], seen)
 
 
 def _add_consumers(parent: Tree, consumers: list[dict[str, Any]]) -> None:
