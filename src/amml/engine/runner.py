@@ -9,6 +9,7 @@ only its descendants; independent branches still finish and are cached for the n
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Iterable, Mapping
@@ -24,6 +25,7 @@ from amml.engine.planner import Plan, PlannedStep, make_plan
 from amml.engine.task import StepResult, StepTask, execute_task
 from amml.lang.params import did_you_mean
 from amml.lang.validate import ValidatedWorkflow
+from amml.ops.base import Op
 from amml.store import Store
 from amml.store.artifacts import ArtifactRef
 
@@ -295,8 +297,6 @@ def _source_state(step: PlannedStep) -> str | None:
     op_cls = step.op
     if op_cls is None or getattr(op_cls, "source_state", None) is None:
         return ""
-    from amml.ops.base import Op
-
     if op_cls.source_state is Op.source_state:
         return ""
     return op_cls(op_cls.Config.model_validate(dict(step.config))).source_state()
@@ -308,6 +308,4 @@ def _digests(inputs: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _outputs_json(outputs: Mapping[str, ArtifactRef]) -> str:
-    import json
-
     return json.dumps({k: v.to_json() for k, v in outputs.items()}, sort_keys=True)

@@ -19,7 +19,6 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from numpy.lib.stride_tricks import sliding_window_view
 from pydantic import Field
 
 from amml._exceptions import OpError
@@ -27,6 +26,7 @@ from amml.lang.spec import Input
 from amml.ops.base import Op, OpConfig, StepContext
 from amml.ops.models.forecaster import Forecaster
 from amml.ops.registry import register
+from amml.ops.transforms.windows import sliding_windows as make_windows
 
 DEEP = ("dlinear", "nlinear", "rlinear", "patchtst", "lstm")
 Setting = Literal["S", "M", "MS"]
@@ -48,19 +48,6 @@ def setting_columns(table: pd.DataFrame, setting: str, target: str,
     if target not in columns:
         columns = [*columns, target]
     return columns, (list(columns) if setting == "M" else [target])
-
-
-def make_windows(table: pd.DataFrame, columns: list[str], outputs: list[str], lookback: int,
-                 horizon: int) -> tuple[np.ndarray, np.ndarray]:
-    """Every stride-1 (lookback, horizon) window: x (N, L, C), y (N, H, C_out)."""
-    if len(table) < lookback + horizon:
-        raise OpError(f"{len(table)} rows are fewer than lookback + horizon "
-                      f"({lookback} + {horizon})")
-    values = table[columns].to_numpy(np.float32)
-    targets = table[outputs].to_numpy(np.float32)
-    x = sliding_window_view(values[: len(values) - horizon], lookback, axis=0)
-    y = sliding_window_view(targets[lookback:], horizon, axis=0)
-    return x.transpose(0, 2, 1), y.transpose(0, 2, 1)
 
 
 class BaselineForecaster(Forecaster):

@@ -21,7 +21,7 @@ from amml.lang.spec import Input
 from amml.ops.base import Op, OpConfig, StepContext
 from amml.ops.registry import register
 from amml.ops.sources.connections import ConnectionConfig, host_port, redact
-from amml.ops.sources.sql import _engine
+from amml.ops.sources.sql import engine_for
 
 
 @register
@@ -37,7 +37,7 @@ class SqlSink(Op):
         chunk_size: int = Field(10_000, ge=1)
 
     def source_state(self) -> str | None:
-        engine = _engine(self.config.resolve_url())
+        engine = engine_for(self.config.resolve_url())
         schema, _, name = self.config.table.rpartition(".")
         try:
             if not inspect(engine).has_table(name, schema=schema or None):
@@ -52,7 +52,7 @@ class SqlSink(Op):
         table = data
         c = self.config
         url = c.resolve_url()
-        engine = _engine(url)
+        engine = engine_for(url)
         schema, _, name = c.table.rpartition(".")
         label = c.index_label or table.index.name or "time"
         try:

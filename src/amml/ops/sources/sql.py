@@ -41,7 +41,8 @@ from amml.ops.sources.quality import finish_table
 _engines: dict[str, Engine] = {}
 
 
-def _engine(url: str) -> Engine:
+def engine_for(url: str) -> Engine:
+    """One pooled engine per database URL, shared by the SQL source and sink."""
     engine = _engines.get(url)
     if engine is None:
         try:
@@ -117,7 +118,7 @@ class SqlSource(Op):
 
     def _engine(self) -> tuple[Engine, str]:
         url = self.config.resolve_url()
-        return _engine(url), url
+        return engine_for(url), url
 
     # -- cache state -----------------------------------------------------------------------
     def _stats(self, engine: Engine, upto: pd.Timestamp | None = None) -> tuple[int, Any]:

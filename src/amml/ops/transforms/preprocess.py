@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from typing import Literal
 
-import numpy as np
 import pandas as pd
 from pydantic import Field
 
@@ -23,6 +22,7 @@ from amml._exceptions import OpError
 from amml.lang.spec import Input
 from amml.ops.base import Op, OpConfig, StepContext
 from amml.ops.registry import register
+from amml.ops.transforms.scaling import apply_scaler, fit_scaler
 
 
 @register
@@ -63,16 +63,8 @@ class Preprocess(Op):
                                                  mean + c.clip_sigma * std, axis=1)
         scaler: dict[str, dict[str, object]] = {}
         if c.scale != "none":
-            for col in numeric:
-                values = fit[col].to_numpy(dtype=float)
-                if c.scale == "zscore":
-                    offset, scale = float(np.nanmean(values)), float(np.nanstd(values))
-                else:
-                    offset = float(np.nanmin(values))
-                    scale = float(np.nanmax(values)) - offset
-                scale = scale if scale > 0 else 1.0
-                frame[col] = (frame[col].astype(float) - offset) / scale
-                scaler[col] = {"kind": c.scale, "offset": offset, "scale": scale}
+            scaler = fit_scaler(fit, c.scale, numeric)
+            frame = apply_scaler(frame, scaler)
         if ctx is not None:
             ctx.log_metrics({"rows": len(frame),
                              "missing_after": int(frame[numeric].isna().sum().sum())})

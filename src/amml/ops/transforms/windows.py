@@ -25,6 +25,19 @@ from amml.ops.registry import register
 from amml.ops.transforms.scaling import numeric_columns
 
 
+def sliding_windows(table: pd.DataFrame, columns: list[str], outputs: list[str], lookback: int,
+                    horizon: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every stride-1 (lookback, horizon) window: x (N, L, C), y (N, H, C_out), as views."""
+    if len(table) < lookback + horizon:
+        raise OpError(f"{len(table)} rows are fewer than lookback + horizon "
+                      f"({lookback} + {horizon})")
+    values = table[columns].to_numpy(np.float32)
+    targets = table[outputs].to_numpy(np.float32)
+    x = sliding_window_view(values[: len(values) - horizon], lookback, axis=0)
+    y = sliding_window_view(targets[lookback:], horizon, axis=0)
+    return x.transpose(0, 2, 1), y.transpose(0, 2, 1)
+
+
 @register
 class Windows(Op):
     name = "windows"
@@ -42,15 +55,11 @@ class Windows(Op):
         c = self.config
         features = numeric_columns(table, include=c.features)
         targets = numeric_columns(table, include=c.targets or features)
-        total = c.lookback + c.horizon
-        if len(table) < total:
-            raise OpError(f"windows: {len(table)} rows are fewer than lookback + horizon "
-                          f"({c.lookback} + {c.horizon})")
-        values = table[features].to_numpy(dtype=np.float32)
-        target_values = table[targets].to_numpy(dtype=np.float32)
-        x = sliding_window_view(values[: len(values) - c.horizon], c.lookback, axis=0)
-        y = sliding_window_view(target_values[c.lookback:], c.horizon, axis=0)
-        x = np.ascontiguousarray(x[:: c.stride].transpose(0, 2, 1))
-        y = np.ascontiguousarray(y[:: c.stride].transpose(0, 2, 1))
+        try:
+            x, y = sliding_windows(table, features, targets, c.lookback, c.horizon)
+        except OpError as exc:
+            raise OpError(f"windows: {exc}") from None
+        x = np.ascontiguousarray(x[:: c.stride])
+        y = np.ascontiguousarray(y[:: c.stride])
         ctx.log_metrics({"windows": len(x)})
         return {"x": x, "y": y}
