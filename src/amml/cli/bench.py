@@ -33,10 +33,10 @@ def nab(
     """Run a streaming detector over every NAB series and print the three profile scores."""
     from amml.cli.main import _fail, out
     from amml.monitor.nab import load_corpus, load_profiles, score_corpus, write_results
-    from amml.ops.detectors.streaming import DETECTORS, make_detector
+    from amml.ops.detectors.base import detector_names, make_detector
 
-    if detector not in DETECTORS:
-        raise _fail(f"unknown detector '{detector}' (known: {', '.join(sorted(DETECTORS))})", 2)
+    if detector not in detector_names():
+        raise _fail(f"unknown detector '{detector}' (known: {', '.join(detector_names())})", 2)
     try:
         corpus = load_corpus(data)
     except FileNotFoundError as exc:

@@ -6,8 +6,10 @@ set on any series. ``score_series`` is the batch path; it replays ``update`` on 
 detector, so it equals the streaming path exactly.
 
 >>> import numpy as np
+
+from amml.ops.detectors.base import Detector, RingBuffer, register_detector
 >>> values = np.r_[np.random.default_rng(0).normal(0, 1, 600), 25.0, np.zeros(5)]
->>> scores = make_detector("amml").score_series(values)
+>>> scores = AmmlDetector().score_series(values)
 >>> bool(scores[600] == scores.max() and scores[600] > 0.5)
 True
 """
@@ -15,74 +17,21 @@ True
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
+
+from amml.ops.detectors.base import Detector, RingBuffer, register_detector
 
 _LOG_FLOOR = math.log(1.0 - 0.9999999999)
 
 
 def _tail(z: float) -> float:
-    """Upper tail probability of a standard normal."""
     return 0.5 * math.erfc(z / math.sqrt(2.0))
 
 
-class _Ring:
-    """A fixed-size ring buffer of floats with a running sum and sum of squares."""
-
-    __slots__ = ("buf", "count", "pos", "sum", "sumsq")
-
-    def __init__(self, size: int) -> None:
-        self.buf = np.zeros(size)
-        self.count = 0
-        self.pos = 0
-        self.sum = 0.0
-        self.sumsq = 0.0
-
-    def push(self, value: float) -> None:
-        size = len(self.buf)
-        if self.count == size:
-            old = self.buf[self.pos]
-            self.sum -= old
-            self.sumsq -= old * old
-        else:
-            self.count += 1
-        self.buf[self.pos] = value
-        self.sum += value
-        self.sumsq += value * value
-        self.pos = (self.pos + 1) % size
-
-    def values(self) -> np.ndarray:
-        return self.buf if self.count == len(self.buf) else self.buf[:self.count]
-
-    def mean_std(self) -> tuple[float, float]:
-        mean = self.sum / self.count
-        return mean, math.sqrt(max(self.sumsq / self.count - mean * mean, 0.0))
-
-
-class StreamingDetector:
-    """Base class: subclasses implement ``update``."""
-
-    name = "streaming"
-
-    def update(self, timestamp: Any, value: float) -> float:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def params(self) -> dict[str, Any]:
-        return {}
-
-    def score_series(self, values: Iterable[float], timestamps: Iterable[Any] | None = None
-                     ) -> np.ndarray:
-        """Scores of a whole series, on a fresh copy of this detector (same parameters)."""
-        detector = type(self)(**self.params())
-        values = np.asarray(values, dtype=float)
-        stamps = list(timestamps) if timestamps is not None else [None] * len(values)
-        pairs = zip(stamps, values, strict=True)
-        return np.array([detector.update(t, float(v)) for t, v in pairs], dtype=float)
-
-
-class AmmlDetector(StreamingDetector):
+@register_detector
+class AmmlDetector(Detector):
     """Robust z-scores of the value and its first difference, turned into an anomaly likelihood.
 
     1. raw score: ``log1p(max(|x - median| / scale, |dx - median(dx)| / scale_dx))`` against the
@@ -102,22 +51,17 @@ class AmmlDetector(StreamingDetector):
                  range_floor: float = 1e-3) -> None:
         self.window, self.short, self.long, self.warmup = window, short, long, warmup
         self.alarm, self.suppress, self.damp, self.range_floor = alarm, suppress, damp, range_floor
-        self._values = _Ring(window)
-        self._diffs = _Ring(window)
-        self._raw_short = _Ring(short)
-        self._raw_long = _Ring(long)
+        self._values = RingBuffer(window)
+        self._diffs = RingBuffer(window)
+        self._raw_short = RingBuffer(short)
+        self._raw_long = RingBuffer(long)
         self._prev: float | None = None
         self._low = math.inf
         self._high = -math.inf
         self._seen = 0
         self._since_alarm = suppress + 1
 
-    def params(self) -> dict[str, Any]:
-        return {"window": self.window, "short": self.short, "long": self.long,
-                "warmup": self.warmup, "alarm": self.alarm, "suppress": self.suppress,
-                "damp": self.damp, "range_floor": self.range_floor}
-
-    def _robust_z(self, ring: _Ring, value: float, floor: float) -> float:
+    def _robust_z(self, ring: RingBuffer, value: float, floor: float) -> float:
         past = ring.values()
         median = float(np.median(past))
         mad = float(np.median(np.abs(past - median)))
@@ -157,54 +101,3 @@ class AmmlDetector(StreamingDetector):
         return min(max(score, 0.0), 1.0)
 
 
-class WindowedGaussianDetector(StreamingDetector):
-    """NAB's ``windowedGaussian`` baseline: the two-sided Gaussian tail of the value against the
-    last ``window`` values, the window moving forward ``step`` values at a time."""
-
-    name = "windowed_gaussian"
-
-    def __init__(self, window: int = 6400, step: int = 100) -> None:
-        self.window, self.step = window, step
-        self._data: list[float] = []
-        self._buffer: list[float] = []
-        self._mean = 0.0
-        self._std = 1.0
-
-    def params(self) -> dict[str, Any]:
-        return {"window": self.window, "step": self.step}
-
-    def _refresh(self) -> None:
-        data = np.asarray(self._data)
-        self._mean = float(data.mean())
-        self._std = float(data.std()) or 1e-6
-
-    def update(self, timestamp: Any, value: float) -> float:
-        if not math.isfinite(value):
-            value = self._mean
-        score = 0.0
-        if self._data:
-            score = math.erf(abs(value - self._mean) / self._std / math.sqrt(2.0))
-        if len(self._data) < self.window:
-            self._data.append(value)
-            self._refresh()
-        else:
-            self._buffer.append(value)
-            if len(self._buffer) == self.step:
-                self._data = self._data[self.step:] + self._buffer
-                self._buffer = []
-                self._refresh()
-        return min(max(score, 0.0), 1.0)
-
-
-DETECTORS: dict[str, type[StreamingDetector]] = {
-    AmmlDetector.name: AmmlDetector,
-    WindowedGaussianDetector.name: WindowedGaussianDetector,
-}
-
-
-def make_detector(name: str = "amml", **params: Any) -> StreamingDetector:
-    try:
-        return DETECTORS[name](**params)
-    except KeyError:
-        raise ValueError(f"unknown streaming detector {name!r} "
-                         f"(known: {', '.join(sorted(DETECTORS))})") from None

@@ -1,0 +1,171 @@
+"""The detector contract: ``update(timestamp, value(s)) -> score in [0, 1]``, one point at a time.
+
+Every detector is *causal* (a score depends only on the points up to and including the current
+one) and returns a calibrated score in ``[0, 1]``, so that one threshold means the same thing
+for every detector and an ensemble can combine them. ``score_series`` is the batch path: it
+replays ``update`` on a fresh clone by default; a detector that overrides it with a vectorised
+path must give the same scores (the shared checks in ``tests/ops/detectors`` hold it to that).
+
+Parameters live in ``__init__`` and are read back from its signature (scikit-learn style), so
+``clone()`` and the ``detect`` op's config need nothing more.
+
+>>> import numpy as np
+>>> from amml.ops.detectors.base import make_detector
+>>> values = np.r_[np.random.default_rng(0).normal(0, 1, 600), 25.0, np.zeros(5)]
+>>> scores = make_detector("amml").score_series(values)
+>>> bool(scores[600] == scores.max())
+True
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any, ClassVar, TypeVar
+
+import numpy as np
+
+from amml._exceptions import OpError
+
+Value = float | Sequence[float] | np.ndarray
+
+
+class Detector:
+    """Base class of every anomaly detector: subclasses implement ``update``.
+
+    ``multivariate`` detectors take a vector of values per point (one per column); the others
+    take one float and are run once per column by the ``detect`` op.
+    """
+
+    name: ClassVar[str] = "detector"
+    multivariate: ClassVar[bool] = False
+
+    def update(self, timestamp: Any, value: Value) -> float:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @classmethod
+    def param_names(cls) -> list[str]:
+        signature = inspect.signature(cls.__init__)
+        return [name for name, p in signature.parameters.items()
+                if name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+
+    def get_params(self) -> dict[str, Any]:
+        """The constructor arguments, read back from attributes of the same name."""
+        return {name: getattr(self, name) for name in self.param_names()}
+
+    def clone(self) -> Detector:
+        """A fresh detector with the same parameters and no state."""
+        return type(self)(**self.get_params())
+
+    def score_series(self, values: Iterable[Value] | np.ndarray,
+                     timestamps: Iterable[Any] | None = None) -> np.ndarray:
+        """Scores of a whole series (rows of a 2-D array for multivariate detectors), on a
+        fresh clone: the same numbers ``update`` gives one point at a time."""
+        detector = self.clone()
+        array = np.asarray(values, dtype=float)
+        if self.multivariate and array.ndim == 1:
+            array = array[:, None]
+        stamps = list(timestamps) if timestamps is not None else [None] * len(array)
+        if len(stamps) != len(array):
+            raise OpError(f"{len(stamps)} timestamps for {len(array)} values")
+        if self.multivariate:
+            return np.array([detector.update(t, row) for t, row in zip(stamps, array, strict=True)],
+                            dtype=float)
+        return np.array([detector.update(t, float(v)) for t, v in zip(stamps, array, strict=True)],
+                        dtype=float)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+
+DETECTORS: dict[str, type[Detector]] = {}
+
+D = TypeVar("D", bound=type[Detector])
+
+
+def register_detector(cls: D) -> D:
+    """Class decorator: make a detector available by its ``name`` (``make_detector``, ops)."""
+    if cls.name in DETECTORS and DETECTORS[cls.name] is not cls:
+        raise OpError(f"detector name '{cls.name}' is already taken by "
+                      f"{DETECTORS[cls.name].__qualname__}")
+    DETECTORS[cls.name] = cls
+    return cls
+
+
+def _load_builtin() -> None:
+    import amml.ops.detectors  # noqa: F401  (its __init__ imports every built-in detector)
+
+
+def detector_names() -> list[str]:
+    _load_builtin()
+    return sorted(DETECTORS)
+
+
+def make_detector(name: str = "amml", **params: Any) -> Detector:
+    """A detector by registered name, with parameters (unknown ones are an error)."""
+    _load_builtin()
+    try:
+        cls = DETECTORS[name]
+    except KeyError:
+        raise OpError(f"unknown detector '{name}' (known: {', '.join(sorted(DETECTORS))})"
+                      ) from None
+    unknown = sorted(set(params) - set(cls.param_names()))
+    if unknown:
+        raise OpError(f"detector '{name}' has no parameter {', '.join(map(repr, unknown))} "
+                      f"(it takes: {', '.join(cls.param_names()) or 'none'})")
+    return cls(**params)
+
+
+# --------------------------------------------------------------------------- shared helpers
+
+
+def finite_or(value: float, fallback: float) -> float:
+    """``value``, or ``fallback`` where it is nan/inf (a gap in a stream is not an anomaly)."""
+    return value if math.isfinite(value) else fallback
+
+
+def clip01(score: float) -> float:
+    return 0.0 if not score > 0.0 else (1.0 if score > 1.0 else float(score))
+
+
+class RingBuffer:
+    """A fixed-size ring buffer of floats with a running sum and sum of squares."""
+
+    __slots__ = ("buf", "count", "pos", "sum", "sumsq")
+
+    def __init__(self, size: int) -> None:
+        self.buf = np.zeros(size)
+        self.count = 0
+        self.pos = 0
+        self.sum = 0.0
+        self.sumsq = 0.0
+
+    def push(self, value: float) -> None:
+        size = len(self.buf)
+        if self.count == size:
+            old = self.buf[self.pos]
+            self.sum -= old
+            self.sumsq -= old * old
+        else:
+            self.count += 1
+        self.buf[self.pos] = value
+        self.sum += value
+        self.sumsq += value * value
+        self.pos = (self.pos + 1) % size
+
+    def values(self) -> np.ndarray:
+        """The stored values (oldest first once full is not guaranteed: order is ring order)."""
+        return self.buf if self.count == len(self.buf) else self.buf[:self.count]
+
+    def ordered(self) -> np.ndarray:
+        """The stored values, oldest first."""
+        if self.count < len(self.buf):
+            return self.buf[:self.count].copy()
+        return np.r_[self.buf[self.pos:], self.buf[:self.pos]]
+
+    def mean_std(self) -> tuple[float, float]:
+        mean = self.sum / self.count
+        return mean, math.sqrt(max(self.sumsq / self.count - mean * mean, 0.0))
+
