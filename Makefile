@@ -19,6 +19,7 @@ demo: $(STAMP)  ## run the example workflow end to end, then again fully cached
 	$(BIN)/amml run examples/sensors/workflow.yaml
 	$(BIN)/amml show
 	$(BIN)/amml lineage evaluation
+	$(BIN)/amml run examples/anomaly/workflow.yaml
 
 test: $(STAMP)  ## lint and run the whole test suite
 	$(BIN)/ruff check src tests benchmarks examples

@@ -1,6 +1,6 @@
 """The built-in op modules. Adding a module of ops adds one line here."""
 
-from amml.ops.detectors import zscore
+from amml.ops.detectors import detect, plot, zscore
 from amml.ops.models import register, train
 from amml.ops.sinks import sql as sql_sink
 from amml.ops.sources import files, influx, logs, mqtt, redis_source, sql, synthetic
@@ -21,5 +21,5 @@ from amml.ops.transforms import (
 MODULES = (
     synthetic, files, sql, influx, redis_source, mqtt, logs,
     preprocess, resample, align, fill, clip, scale, difference, features, windows, select, split,
-    sql_sink, train, register, zscore,
+    sql_sink, train, register, zscore, detect, plot,
 )

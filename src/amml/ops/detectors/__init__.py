@@ -3,4 +3,11 @@
 Importing this package imports every built-in detector, so ``make_detector`` sees them all.
 """
 
-from amml.ops.detectors import streaming, windowed_gaussian  # noqa: F401
+from amml.ops.detectors import (  # noqa: F401
+    ensemble,
+    novelty,
+    residual,
+    robust,
+    seasonal,
+    windowed_gaussian,
+)

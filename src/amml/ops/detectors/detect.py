@@ -1,0 +1,239 @@
+"""``detect``: run any registered anomaly detector over a table, threshold its scores, and
+report the alarms (and how they match labels, when the table has them).
+
+The detector is named (``detector``) with its parameters (``params``); both are checked when
+the workflow is validated, so a typo fails before anything runs. A univariate detector scores
+each column on its own (``score_<col>``) and the row's score is the highest of them, so an
+anomaly in any one sensor raises the alarm; a multivariate detector sees the row vectors.
+Scores are calibrated to ``[0, 1]``; the threshold is chosen as ``threshold`` says (see
+:mod:`amml.ops.detectors.thresholds`).
+
+>>> import numpy as np, pandas as pd
+>>> from amml.ops.base import StepContext
+>>> from amml.ops.detectors.detect import Detect
+>>> rng = np.random.default_rng(0)
+>>> frame = pd.DataFrame({"x": rng.normal(0, 1, 600), "y": rng.normal(5, 1, 600)})
+>>> frame.loc[500, "y"] = 25.0
+>>> result = Detect(detector="amml").run(StepContext(), frame)
+>>> list(result["out"].columns)
+['x', 'y', 'score', 'alarm', 'score_x', 'score_y']
+>>> int(result["out"]["score"].idxmax()), result["report"]["threshold"]
+(500, 0.5)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import inspect
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pydantic import Field, field_validator, model_validator
+
+from amml._exceptions import OpError
+from amml.lang.params import did_you_mean
+from amml.lang.spec import Input
+from amml.ops.base import Op, OpConfig, StepContext
+from amml.ops.detectors.base import DETECTORS, Detector, detector_names, make_detector
+from amml.ops.detectors.thresholds import (
+    ThresholdConfig,
+    alarm_metrics,
+    alarms,
+    choose_threshold,
+)
+from amml.ops.registry import register
+
+#: The report lists at most this many alarms (rows and timestamps); ``alarms`` counts them all.
+MAX_LISTED_ALARMS = 1000
+_RESERVED = ("score", "alarm")
+
+
+@register
+class Detect(Op):
+    """Score a table with a registered detector; alarms where the score passes a threshold."""
+
+    name = "detect"
+    inputs = {"table": Input("table")}
+    outputs = {"out": "table", "report": "json"}
+
+    class Config(OpConfig):
+        detector: str = Field("amml", description="a registered detector's name")
+        params: dict[str, Any] = Field(default_factory=dict,
+                                       description="the detector's parameters")
+        columns: list[str] | None = Field(None, description="columns to score (default: every "
+                                          "numeric column but the label and the timestamp)")
+        timestamp: str | None = Field(None, description="timestamp column (default: the time "
+                                      "index, or the first datetime column)")
+        threshold: ThresholdConfig = Field(default_factory=ThresholdConfig)
+        label: str | None = Field(None, description="0/1 column to score the alarms against")
+
+        @field_validator("detector")
+        @classmethod
+        def _known_detector(cls, name: str) -> str:
+            known = detector_names()
+            if name not in known:
+                hint = did_you_mean(name, known)
+                raise ValueError(f"unknown detector '{name}'" + (f"; {hint}" if hint else "")
+                                 + f" (known: {', '.join(known)})")
+            return name
+
+        @model_validator(mode="after")
+        def _consistent(self) -> Detect.Config:
+            try:
+                make_detector(self.detector, **self.params)
+            except (OpError, TypeError, ValueError) as exc:
+                raise ValueError(f"params: {exc}") from None
+            if self.threshold.kind == "labels" and self.label is None:
+                raise ValueError("threshold kind 'labels' needs a label column: set 'label'")
+            return self
+
+    def source_state(self) -> str:
+        """A digest of the detectors' code: the step cache fingerprints this op's own module
+        only, and a detector edited (or a helper it uses) must not leave stale scores cached."""
+        detector_names()  # loads the built-in detectors
+        return detectors_code_digest(DETECTORS[self.config.detector])
+
+    def run(self, ctx: StepContext, table: pd.DataFrame) -> dict[str, Any]:
+        c = self.config
+        detector = make_detector(c.detector, **c.params)
+        stamps, stamp_column = _timestamps(table, c.timestamp)
+        columns = _columns(table, c.columns, {c.label, stamp_column})
+        if c.label is not None and c.label not in table.columns:
+            raise OpError(f"label column '{c.label}' not found (columns: "
+                          f"{', '.join(map(str, table.columns))})")
+        values = table[columns].to_numpy(dtype=float)
+        per_column = _score(detector, values, columns, stamps)
+        score = (per_column.max(axis=1) if len(per_column.columns) else
+                 detector.score_series(values, stamps))
+        labels = (pd.to_numeric(table[c.label], errors="coerce").to_numpy(dtype=float)
+                  if c.label is not None else None)
+        threshold = choose_threshold(score, c.threshold, labels, stamps)
+        alarm = alarms(score, threshold, c.threshold.min_gap)
+
+        out = pd.DataFrame(index=table.index)
+        if stamp_column is not None:
+            out[stamp_column] = table[stamp_column]
+        for column in columns:
+            out[column] = table[column]
+        out["score"] = np.asarray(score, dtype=float)
+        out["alarm"] = alarm
+        for column in per_column.columns:
+            out[column] = per_column[column].to_numpy()
+        if c.label is not None:
+            out[c.label] = table[c.label]
+
+        metrics: dict[str, float] = {}
+        if labels is not None:
+            labelled = np.isfinite(labels)
+            metrics = alarm_metrics(alarm[labelled], labels[labelled] > 0)
+        ctx.log_metrics({"alarms": int(alarm.sum()), "threshold": threshold, **metrics})
+        return {"out": out, "report": _report(c, detector, columns, threshold, alarm, stamps,
+                                              labels, metrics)}
+
+
+def detectors_code_digest(detector: type[Detector]) -> str:
+    """sha256 of the source files of the detectors package (an ensemble uses the others, and
+    all use ``base`` and ``calibration``) and of ``detector``'s own module, wherever it lives.
+
+    Files, not loaded modules, so the digest does not depend on what happens to be imported.
+    """
+    package = Path(inspect.getfile(Detector)).parent
+    paths = set(package.glob("*.py"))
+    with contextlib.suppress(OSError, TypeError):  # no file (a REPL): its name stands in
+        paths.add(Path(inspect.getfile(detector)))
+    digest = hashlib.sha256(f"{detector.__module__}.{detector.__qualname__}".encode())
+    for path in sorted(paths):
+        digest.update(f"\0{path.name}\0".encode() + path.read_bytes())
+    return digest.hexdigest()
+
+
+def _timestamps(table: pd.DataFrame, name: str | None) -> tuple[pd.DatetimeIndex | None,
+                                                                    str | None]:
+    """The rows' timestamps, and the column holding them (None when they are the index)."""
+    if name is not None:
+        if name in table.columns:
+            return pd.DatetimeIndex(pd.to_datetime(table[name])), name
+        if table.index.name == name:
+            return pd.DatetimeIndex(pd.to_datetime(table.index)), None
+        raise OpError(f"timestamp column '{name}' not found (columns: "
+                      f"{', '.join(map(str, table.columns))}; index: {table.index.name})")
+    if isinstance(table.index, pd.DatetimeIndex):
+        return table.index, None
+    for column in table.columns:
+        if pd.api.types.is_datetime64_any_dtype(table[column]):
+            return pd.DatetimeIndex(table[column]), column
+    return None, None
+
+
+def _columns(table: pd.DataFrame, wanted: list[str] | None, skip: set[str | None]) -> list[str]:
+    if wanted is None:
+        columns = [col for col in table.columns if col not in skip
+                   and pd.api.types.is_numeric_dtype(table[col])
+                   and not pd.api.types.is_bool_dtype(table[col])]
+        if not columns:
+            raise OpError("detect: the table has no numeric column to score")
+    else:
+        columns = list(wanted)
+        missing = [col for col in columns if col not in table.columns]
+        if missing:
+            hints = [h for h in (did_you_mean(m, table.columns) for m in missing) if h]
+            raise OpError(f"columns {missing} not found" + (f"; {hints[0]}" if hints else "")
+                          + f" (columns: {', '.join(map(str, table.columns))})")
+        text = [col for col in columns if not pd.api.types.is_numeric_dtype(table[col])]
+        if text:
+            raise OpError(f"columns {text} are not numeric and cannot be scored")
+    clashes = [col for col in columns if col in _RESERVED or str(col).startswith("score_")]
+    if clashes:
+        raise OpError(f"columns {clashes} clash with the output's score/alarm columns: "
+                      f"rename them first")
+    return columns
+
+
+def _score(detector: Detector, values: np.ndarray, columns: list[str],
+           stamps: pd.DatetimeIndex | None) -> pd.DataFrame:
+    """Per-column scores of a univariate detector (an empty frame for a multivariate one)."""
+    if detector.multivariate:
+        return pd.DataFrame(index=range(len(values)))
+    return pd.DataFrame({f"score_{col}": detector.score_series(values[:, i], stamps)
+                         for i, col in enumerate(columns)})
+
+
+def _report(c: Detect.Config, detector: Detector, columns: list[str], threshold: float,
+            alarm: np.ndarray, stamps: pd.DatetimeIndex | None, labels: np.ndarray | None,
+            metrics: dict[str, float]) -> dict[str, Any]:
+    rows = np.flatnonzero(alarm)
+    listed = rows[:MAX_LISTED_ALARMS]
+    report: dict[str, Any] = {
+        "detector": c.detector, "params": _jsonable(detector.get_params()),
+        "multivariate": detector.multivariate, "columns": columns,
+        "threshold": threshold, "threshold_config": c.threshold.model_dump(),
+        "rows": len(alarm), "alarms": len(rows),
+        "alarm_rows": listed.tolist(),
+        "alarm_timestamps": (None if stamps is None else
+                             [t.isoformat() for t in stamps[listed]]),
+        "alarms_truncated": len(rows) > MAX_LISTED_ALARMS,
+        "metrics": metrics,
+    }
+    if labels is not None:
+        labelled = np.isfinite(labels)
+        report["labelled_rows"] = int(labelled.sum())
+        report["anomalous_rows"] = int((labels[labelled] > 0).sum())
+    return report
+
+
+def _jsonable(value: Any) -> Any:
+    """Parameters as JSON (arrays as lists, anything exotic by its repr), for the report."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        return value.item()
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return repr(value)
