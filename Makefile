@@ -32,6 +32,7 @@ bench: $(STAMP)  ## engine overhead, tracking throughput, serving
 	$(BIN)/python benchmarks/ledger.py
 	$(BIN)/python benchmarks/sources.py
 	$(BIN)/python benchmarks/serving.py
+	$(BIN)/amml bench nab --data ../shared/datasets/nab --out .amml/nab-results
 
 clean:
 	rm -rf $(VENV) .amml .pytest_cache .ruff_cache

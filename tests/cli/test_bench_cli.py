@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 from amml.cli.main import app
@@ -72,3 +73,18 @@ def test_bench_nab_rejects_unknown_detector(tmp_path):
     result = CliRunner().invoke(app, ["bench", "nab", "--data", str(tmp_path / "nab"),
                                       "--detector", "nope"])
     assert result.exit_code == 2
+
+
+def test_bench_nab_prints_cited_peers_as_ratios_on_their_subset(tmp_path, monkeypatch):
+    from amml.cli import bench
+
+    _corpus(tmp_path / "nab")
+    monkeypatch.setattr(bench, "CITED_SUBSET_SHAPE", (2, 1))  # pretend this is the subset
+    result = CliRunner().invoke(app, ["bench", "nab", "--data", str(tmp_path / "nab"),
+                                      "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    line = re.search(r"^nab cited=ARTime \(24-series subset\) standard=68\.8 ratio=(-?\d+\.\d+)",
+                     result.output, re.M)
+    score = re.search(r"^nab profile=standard score=(-?\d+\.\d)", result.output, re.M)
+    assert line and score, result.output
+    assert float(line.group(1)) == pytest.approx(float(score.group(1)) / 68.8, abs=2e-3)
