@@ -20,6 +20,7 @@ demo: $(STAMP)  ## run the example workflow end to end, then again fully cached
 	$(BIN)/amml show
 	$(BIN)/amml lineage evaluation
 	$(BIN)/amml run examples/anomaly/workflow.yaml
+	$(BIN)/amml artifact plot -o .amml/anomalies.png
 
 test: $(STAMP)  ## lint and run the whole test suite
 	$(BIN)/ruff check src tests benchmarks examples

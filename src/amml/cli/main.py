@@ -376,7 +376,7 @@ def list_ops(json_output: JsonOption = False) -> None:
 
 #: Command modules; each has ``attach(app)`` adding its commands or command group.
 COMMAND_MODULES = ("amml.cli.ledger", "amml.cli.models", "amml.cli.keys", "amml.cli.serve",
-                   "amml.cli.bench")
+                   "amml.cli.bench", "amml.cli.artifact")
 
 
 def _add_subcommands() -> None:
