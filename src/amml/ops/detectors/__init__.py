@@ -4,7 +4,9 @@ Importing this package imports every built-in detector, so ``make_detector`` see
 """
 
 from amml.ops.detectors import (  # noqa: F401
+    autoencoder,
     ensemble,
+    isolation,
     novelty,
     residual,
     robust,

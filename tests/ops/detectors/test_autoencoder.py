@@ -1,0 +1,97 @@
+"""The ``autoencoder`` detector: multivariate relations, univariate spikes, exact batch path,
+seeded and cheap training, and PyTorch kept out of ``import amml``."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from amml._exceptions import OpError
+from amml.ops.detectors.base import make_detector
+from amml.testing.checks import detector_check_series
+from tests.ops.detectors.test_isolation import phase_break
+
+
+def test_broken_relation_caught_that_no_single_column_shows():
+    rows, start, stop = phase_break()
+    detector = make_detector("autoencoder")
+    both = detector.score_series(rows)
+    outside = np.r_[250:start - 5, stop + 10:len(rows)]
+    assert both[start:stop].max() > 0.99 and np.mean(both[start:stop] > 0.5) > 0.2
+    assert both[outside].max() < 0.9
+    for column in range(2):  # each channel alone: nothing unusual in the segment
+        alone = detector.score_series(rows[:, column])
+        assert alone[start:stop].max() < 0.9
+
+
+def test_univariate_spike_and_scalar_updates():
+    rng = np.random.default_rng(1)
+    values = 5 + np.sin(np.arange(700) / 6) + rng.normal(0, 0.1, 700)
+    values[600] += 3.0
+    detector = make_detector("autoencoder")
+    scores = detector.score_series(values)
+    assert int(np.argmax(scores[250:])) + 250 == 600 and scores[600] > 0.99
+    stream = detector.clone()
+    streamed = [stream.update(i, float(v)) for i, v in enumerate(values)]  # scalars work
+    np.testing.assert_array_equal(streamed, scores)
+    assert not np.any(scores[:200])  # nothing before the training
+
+
+def test_batch_equals_streaming_exactly_through_retraining_and_gaps():
+    rows, _, _ = phase_break(seed=2, n=500)
+    rows[[100, 350, 351], 0] = np.nan
+    rows[420, 1] = -np.inf
+    rows[450] = 1e6
+    detector = make_detector("autoencoder", window=4, warmup=120, refit=120, history=240,
+                             epochs=5)
+    batch = detector.score_series(rows)
+    stream = detector.clone()
+    streamed = np.array([stream.update(i, row) for i, row in enumerate(rows)])
+    np.testing.assert_array_equal(batch, streamed)
+    assert np.all((batch >= 0) & (batch <= 1)) and batch[450] > 0.99
+
+
+def test_training_is_seeded_cheap_and_leaves_the_torch_random_state_alone():
+    import torch
+
+    values = detector_check_series(1200, 3)
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    detector = make_detector("autoencoder", warmup=1199, history=1199)
+    model = detector._fit(values[:1199], 1199)  # training on the whole 1200-row series
+    assert torch.equal(torch.rand(3), expected)
+    started = time.perf_counter()  # timed once torch's one-off start-up is paid
+    again = detector._fit(values[:1199], 1199)
+    assert time.perf_counter() - started < 2.5
+    for (w1, b1), (w2, b2) in zip(model[0], again[0], strict=True):
+        np.testing.assert_array_equal(w1, w2)
+        np.testing.assert_array_equal(b1, b2)
+    other = make_detector("autoencoder", seed=1)._fit(values[:1199], 1199)
+    assert not np.array_equal(model[0][0][0], other[0][0][0])
+
+
+def test_importing_amml_does_not_import_torch():
+    code = ("import sys, amml, amml.ops.detectors; "
+            "from amml.ops.detectors.base import make_detector; make_detector('autoencoder'); "
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize(("params", "message"), [
+    ({"window": 0}, "window must be an integer >= 1"),
+    ({"warmup": 3}, "warmup must be an integer >= 9"),
+    ({"hidden": 0}, "hidden must be an integer >= 1"),
+    ({"bottleneck": 2.0}, "bottleneck must be an integer >= 1"),
+    ({"epochs": 0}, "epochs must be an integer >= 1"),
+    ({"lr": 0}, r"lr must be a number in \(0, 1\)"),
+    ({"newest_weight": 1.5}, r"newest_weight must be a number in \[0, 1\]"),
+    ({"seed": True}, "seed must be an integer >= 0"),
+])
+def test_parameter_errors(params, message):
+    with pytest.raises(OpError, match=message):
+        make_detector("autoencoder", **params)

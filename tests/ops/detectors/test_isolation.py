@@ -1,0 +1,118 @@
+"""The ``isolation_forest`` detector: multivariate relations, spikes, an exact batch path."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from amml._exceptions import OpError
+from amml.ops.detectors.base import make_detector
+from amml.ops.detectors.isolation import IsolationForest, forward_fill
+
+
+def phase_break(seed: int = 0, n: int = 1000, start: int = 714, stop: int = 810):
+    """Two channels share a 48-row cycle and a slow random component; in ``[start, stop)`` the
+    second one's cycle lags by a quarter period. The switches fall where the two cycles cross,
+    so neither channel jumps: each alone is an ordinary cycle plus wander, only their relation
+    breaks. Returns ``(rows, start, stop)``."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    wander = np.zeros(n + 5)
+    steps = rng.normal(0, 0.3, n + 5)
+    for i in range(1, n + 5):
+        wander[i] = 0.97 * wander[i - 1] + steps[i]
+    wander = np.convolve(wander, np.ones(5) / 5, mode="valid")[:n]
+    lag = np.where((t >= start) & (t < stop), 12, 0)
+    x = 2 * np.sin(2 * np.pi * t / 48) + wander + rng.normal(0, 0.1, n)
+    y = 2 * np.sin(2 * np.pi * (t - lag) / 48) + wander + rng.normal(0, 0.1, n)
+    return np.column_stack([x, y]), start, stop
+
+
+def test_broken_relation_caught_that_no_single_column_shows():
+    rows, start, stop = phase_break()
+    detector = make_detector("isolation_forest")
+    both = detector.score_series(rows)
+    outside = np.r_[250:start - 5, stop + 10:len(rows)]
+    assert both[start:stop].max() > 0.99 and np.mean(both[start:stop] > 0.5) > 0.2
+    assert both[outside].max() < 0.9
+    for column in range(2):  # each channel alone: nothing unusual in the segment
+        alone = detector.score_series(rows[:, column])
+        assert alone[start:stop].max() < 0.9
+
+
+def test_univariate_spike_and_scalar_updates():
+    rng = np.random.default_rng(1)
+    values = 5 + np.sin(np.arange(700) / 6) + rng.normal(0, 0.1, 700)
+    values[600] += 3.0
+    detector = make_detector("isolation_forest")
+    scores = detector.score_series(values)
+    assert int(np.argmax(scores[250:])) + 250 == 600 and scores[600] > 0.99
+    stream = detector.clone()
+    streamed = [stream.update(i, float(v)) for i, v in enumerate(values)]  # scalars work
+    np.testing.assert_array_equal(streamed, scores)
+    assert not np.any(scores[:200])  # nothing before the warm-up ends
+
+
+def test_batch_equals_streaming_exactly_through_refits_and_gaps():
+    rows, _, _ = phase_break(seed=2, n=600)
+    rows[[100, 350, 351], 0] = np.nan
+    rows[420, 1] = np.inf
+    rows[450] = 1e6
+    detector = make_detector("isolation_forest", window=5, warmup=120, refit=60, history=300)
+    batch = detector.score_series(rows)
+    stream = detector.clone()
+    streamed = np.array([stream.update(i, row) for i, row in enumerate(rows)])
+    np.testing.assert_array_equal(batch, streamed)
+    assert np.all((batch >= 0) & (batch <= 1)) and batch[450] > 0.99
+
+
+def test_same_seed_same_scores_other_seed_other_forest():
+    rows, _, _ = phase_break(n=500)
+    first = make_detector("isolation_forest", random_state=3).score_series(rows)
+    again = make_detector("isolation_forest", random_state=3).score_series(rows)
+    other = make_detector("isolation_forest", random_state=4).score_series(rows)
+    np.testing.assert_array_equal(first, again)
+    assert not np.array_equal(first, other)
+
+
+def test_forest_scores_distance_beyond_the_data():
+    rng = np.random.default_rng(0)
+    data = rng.normal(size=(500, 3))
+    forest = IsolationForest(seed=0).fit(data)
+    inside, near, far = forest.anomaly_score(np.array([[0, 0, 0], [4, 0, 0], [40, 0, 0.0]]))
+    assert inside < 0.5 < near < far
+    alone = np.array([forest.anomaly_score(row[None])[0] for row in data[:50]])
+    np.testing.assert_array_equal(alone, forest.anomaly_score(data[:50]))
+    assert forest.anomaly_score(data).mean() < 0.5
+
+
+def test_constant_data_and_forward_fill():
+    forest = IsolationForest(seed=0).fit(np.ones((50, 2)))  # nothing to cut: all leaves
+    assert np.all(np.isfinite(forest.anomaly_score(np.array([[1.0, 1.0], [9.0, 9.0]]))))
+    filled = forward_fill(np.array([[np.nan, 1.0], [2.0, np.inf], [np.nan, 3.0]]))
+    np.testing.assert_array_equal(filled, [[0.0, 1.0], [2.0, 1.0], [2.0, 3.0]])
+    flat = make_detector("isolation_forest").score_series(np.full((400, 2), 7.0))
+    assert np.all(np.isfinite(flat)) and np.all((flat >= 0) & (flat <= 1))
+
+
+@pytest.mark.parametrize(("params", "message"), [
+    ({"window": 0}, "window must be an integer >= 1"),
+    ({"window": 8, "warmup": 8}, "warmup must be an integer >= 9"),
+    ({"refit": -1}, "refit must be an integer >= 0"),
+    ({"history": 3}, "history must be an integer >= 9"),
+    ({"n_trees": 0}, "n_trees must be an integer >= 1"),
+    ({"max_samples": 1.5}, "max_samples must be an integer >= 2"),
+    ({"random_state": -1}, "random_state must be an integer >= 0"),
+])
+def test_parameter_errors(params, message):
+    with pytest.raises(OpError, match=message):
+        make_detector("isolation_forest", **params)
+
+
+def test_rows_must_keep_their_width():
+    detector = make_detector("isolation_forest")
+    detector.update(0, [1.0, 2.0])
+    with pytest.raises(OpError, match="got 3 values, expected 2"):
+        detector.update(1, [1.0, 2.0, 3.0])
+    with pytest.raises(OpError, match="3 timestamps for 2 values"):
+        detector.score_series(np.ones((2, 2)), [0, 1, 2])
