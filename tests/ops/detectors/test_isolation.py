@@ -7,7 +7,8 @@ import pytest
 
 from amml._exceptions import OpError
 from amml.ops.detectors.base import make_detector
-from amml.ops.detectors.isolation import IsolationForest, forward_fill
+from amml.ops.detectors.isolation import IsolationForest
+from amml.ops.detectors.windowed import forward_fill
 
 
 def phase_break(seed: int = 0, n: int = 1000, start: int = 714, stop: int = 810):

@@ -44,11 +44,11 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from amml._exceptions import OpError
 from amml.ops.detectors.base import register_detector
-from amml.ops.detectors.isolation import (
+from amml.ops.detectors.isolation import project
+from amml.ops.detectors.windowed import (
     WindowModelDetector,
     check_int,
     check_share,
-    project,
     robust_scale,
     window_features,
 )
