@@ -13,32 +13,7 @@ import pytest
 from amml._exceptions import OpError
 from amml.ops.detectors.base import make_detector
 from amml.testing.checks import detector_check_series
-from tests.ops.detectors.test_isolation import phase_break
-
-
-def test_broken_relation_caught_that_no_single_column_shows():
-    rows, start, stop = phase_break()
-    detector = make_detector("autoencoder")
-    both = detector.score_series(rows)
-    outside = np.r_[250:start - 5, stop + 10:len(rows)]
-    assert both[start:stop].max() > 0.99 and np.mean(both[start:stop] > 0.5) > 0.2
-    assert both[outside].max() < 0.9
-    for column in range(2):  # each channel alone: nothing unusual in the segment
-        alone = detector.score_series(rows[:, column])
-        assert alone[start:stop].max() < 0.9
-
-
-def test_univariate_spike_and_scalar_updates():
-    rng = np.random.default_rng(1)
-    values = 5 + np.sin(np.arange(700) / 6) + rng.normal(0, 0.1, 700)
-    values[600] += 3.0
-    detector = make_detector("autoencoder")
-    scores = detector.score_series(values)
-    assert int(np.argmax(scores[250:])) + 250 == 600 and scores[600] > 0.99
-    stream = detector.clone()
-    streamed = [stream.update(i, float(v)) for i, v in enumerate(values)]  # scalars work
-    np.testing.assert_array_equal(streamed, scores)
-    assert not np.any(scores[:200])  # nothing before the training
+from tests.ops.detectors.test_window_models import phase_break
 
 
 def test_batch_equals_streaming_exactly_through_retraining_and_gaps():

@@ -9,49 +9,7 @@ from amml._exceptions import OpError
 from amml.ops.detectors.base import make_detector
 from amml.ops.detectors.isolation import IsolationForest
 from amml.ops.detectors.windowed import forward_fill
-
-
-def phase_break(seed: int = 0, n: int = 1000, start: int = 714, stop: int = 810):
-    """Two channels share a 48-row cycle and a slow random component; in ``[start, stop)`` the
-    second one's cycle lags by a quarter period. The switches fall where the two cycles cross,
-    so neither channel jumps: each alone is an ordinary cycle plus wander, only their relation
-    breaks. Returns ``(rows, start, stop)``."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(n)
-    wander = np.zeros(n + 5)
-    steps = rng.normal(0, 0.3, n + 5)
-    for i in range(1, n + 5):
-        wander[i] = 0.97 * wander[i - 1] + steps[i]
-    wander = np.convolve(wander, np.ones(5) / 5, mode="valid")[:n]
-    lag = np.where((t >= start) & (t < stop), 12, 0)
-    x = 2 * np.sin(2 * np.pi * t / 48) + wander + rng.normal(0, 0.1, n)
-    y = 2 * np.sin(2 * np.pi * (t - lag) / 48) + wander + rng.normal(0, 0.1, n)
-    return np.column_stack([x, y]), start, stop
-
-
-def test_broken_relation_caught_that_no_single_column_shows():
-    rows, start, stop = phase_break()
-    detector = make_detector("isolation_forest")
-    both = detector.score_series(rows)
-    outside = np.r_[250:start - 5, stop + 10:len(rows)]
-    assert both[start:stop].max() > 0.99 and np.mean(both[start:stop] > 0.5) > 0.2
-    assert both[outside].max() < 0.9
-    for column in range(2):  # each channel alone: nothing unusual in the segment
-        alone = detector.score_series(rows[:, column])
-        assert alone[start:stop].max() < 0.9
-
-
-def test_univariate_spike_and_scalar_updates():
-    rng = np.random.default_rng(1)
-    values = 5 + np.sin(np.arange(700) / 6) + rng.normal(0, 0.1, 700)
-    values[600] += 3.0
-    detector = make_detector("isolation_forest")
-    scores = detector.score_series(values)
-    assert int(np.argmax(scores[250:])) + 250 == 600 and scores[600] > 0.99
-    stream = detector.clone()
-    streamed = [stream.update(i, float(v)) for i, v in enumerate(values)]  # scalars work
-    np.testing.assert_array_equal(streamed, scores)
-    assert not np.any(scores[:200])  # nothing before the warm-up ends
+from tests.ops.detectors.test_window_models import phase_break
 
 
 def test_batch_equals_streaming_exactly_through_refits_and_gaps():
