@@ -121,11 +121,6 @@ def make_detector(name: str = "amml", **params: Any) -> Detector:
 # --------------------------------------------------------------------------- shared helpers
 
 
-def finite_or(value: float, fallback: float) -> float:
-    """``value``, or ``fallback`` where it is nan/inf (a gap in a stream is not an anomaly)."""
-    return value if math.isfinite(value) else fallback
-
-
 def clip01(score: float) -> float:
     return 0.0 if not score > 0.0 else (1.0 if score > 1.0 else float(score))
 
@@ -156,14 +151,8 @@ class RingBuffer:
         self.pos = (self.pos + 1) % size
 
     def values(self) -> np.ndarray:
-        """The stored values (oldest first once full is not guaranteed: order is ring order)."""
+        """The stored values, in ring order (not oldest first once full)."""
         return self.buf if self.count == len(self.buf) else self.buf[:self.count]
-
-    def ordered(self) -> np.ndarray:
-        """The stored values, oldest first."""
-        if self.count < len(self.buf):
-            return self.buf[:self.count].copy()
-        return np.r_[self.buf[self.pos:], self.buf[:self.pos]]
 
     def mean_std(self) -> tuple[float, float]:
         mean = self.sum / self.count

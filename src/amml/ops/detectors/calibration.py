@@ -63,19 +63,3 @@ class Likelihood:
         self._long.push(raw)
         return score
 
-
-class Suppression:
-    """After an alarm (a score of at least ``alarm``), damp the next ``rows`` scores by ``damp``:
-    one alarm per event instead of a burst of repeats."""
-
-    def __init__(self, alarm: float = 0.5, rows: int = 200, damp: float = 0.5) -> None:
-        self.alarm, self.rows, self.damp = alarm, rows, damp
-        self._since = rows + 1
-
-    def update(self, score: float) -> float:
-        self._since += 1
-        if self._since <= self.rows:
-            return score * self.damp
-        if score >= self.alarm:
-            self._since = 0
-        return score
