@@ -92,6 +92,18 @@ class OpNotFoundError(OpError, AttributeError):
     ``amml.ops.NAME`` looks ops up by attribute)."""
 
 
+class PluginError(OpError):
+    """A plugin (op, detector, model kind, executor) is missing or defined twice."""
+
+
+class PluginClashError(PluginError):
+    """Two definitions claim one name; the message names both."""
+
+
+class PluginNotFoundError(PluginError, LookupError):
+    """Nothing is registered under the requested name; the message lists what is."""
+
+
 class StepFailedError(OpError):
     """A step raised while running; the run is marked failed."""
 

@@ -39,8 +39,8 @@ def nab(
     json_output: JsonOption = False,
 ) -> None:
     """Run a streaming detector over every NAB series and print the three profile scores."""
+    from amml.bench.nab import load_corpus, load_profiles, score_corpus, write_results
     from amml.cli.main import _fail, out
-    from amml.monitor.nab import load_corpus, load_profiles, score_corpus, write_results
     from amml.ops.detectors.base import detector_names, make_detector
 
     if detector not in detector_names():

@@ -1,1 +1,1 @@
-"""Monitoring and benchmarking of anomaly detectors (NAB)."""
+"""Production monitoring: drift detectors (input, prediction, attribution, error)."""

@@ -54,10 +54,11 @@ class FunctionOp:
     """A function registered as an op; calling it records a step inside a workflow."""
 
     def __init__(self, func: Callable[..., Any], *, name: str | None = None,
-                 outputs: dict[str, str] | None = None, version: str = "1") -> None:
+                 outputs: dict[str, str] | None = None, version: str = "1",
+                 override: bool = False) -> None:
         self.func = func
         self.op_class = _make_op_class(func, name or func.__name__, outputs, version)
-        REGISTRY.register(self.op_class)
+        REGISTRY.register(self.op_class, override=override)
         self.__doc__ = func.__doc__
         self.__name__ = func.__name__
         self.__wrapped__ = func
@@ -122,8 +123,11 @@ def _make_op_class(func: Callable[..., Any], op_name: str, outputs: dict[str, st
 
 
 def op(func: Callable[..., Any] | None = None, *, name: str | None = None,
-       outputs: dict[str, str] | None = None, version: str = "1") -> Any:
-    """Decorator: register ``func`` as an op (see the module docstring)."""
+       outputs: dict[str, str] | None = None, version: str = "1",
+       override: bool = False) -> Any:
+    """Decorator: register ``func`` as an op (see the module docstring). A name that is
+    already taken is an error naming both definitions, unless ``override=True``."""
     if func is None:
-        return lambda f: FunctionOp(f, name=name, outputs=outputs, version=version)
-    return FunctionOp(func, name=name, outputs=outputs, version=version)
+        return lambda f: FunctionOp(f, name=name, outputs=outputs, version=version,
+                                    override=override)
+    return FunctionOp(func, name=name, outputs=outputs, version=version, override=override)

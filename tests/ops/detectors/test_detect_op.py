@@ -88,7 +88,7 @@ class RowNorm(Detector):
 def row_norm() -> Iterator[str]:
     register_detector(RowNorm)
     yield RowNorm.name
-    base.DETECTORS.pop(RowNorm.name, None)
+    base.DETECTORS.unregister(RowNorm.name)
 
 
 @pytest.fixture
@@ -96,7 +96,7 @@ def abs_dev() -> Iterator[str]:
     """The op's mechanics are tested on a detector whose scores are known exactly."""
     register_detector(AbsDev)
     yield AbsDev.name
-    base.DETECTORS.pop(AbsDev.name, None)
+    base.DETECTORS.unregister(AbsDev.name)
 
 
 def test_ops_pass_the_op_contract() -> None:

@@ -87,8 +87,15 @@ def test_max_sees_what_one_member_sees():
     assert int(np.argmax(scores[300:])) + 300 == trough and scores[trough] > 0.9
 
 
-def test_multivariate_members(monkeypatch):
-    monkeypatch.setitem(base.DETECTORS, "test_multi", _Multi)
+@pytest.fixture
+def multi_member():
+    base.DETECTORS.register(_Multi)
+    yield
+    base.DETECTORS.unregister(_Multi.name)
+
+
+@pytest.mark.usefixtures("multi_member")
+def test_multivariate_members():
     ensemble = make_detector("ensemble", members=["test_multi", {"name": "test_multi",
                                                                  "params": {"scale": 1.0}}])
     assert ensemble.multivariate and not make_detector("ensemble", members=["amml"]).multivariate

@@ -22,11 +22,13 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Iterable, Sequence
+from types import ModuleType
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
 from amml._exceptions import OpError
+from amml._plugins import PluginRegistry
 
 Value = float | Sequence[float] | np.ndarray
 
@@ -80,37 +82,41 @@ class Detector:
         return f"{type(self).__name__}({args})"
 
 
-DETECTORS: dict[str, type[Detector]] = {}
+def _detector_classes(obj: object) -> list[type[Detector]]:
+    """The detectors an entry point provides: one class, or the registered classes of a
+    module (built-in modules register theirs with :func:`register_detector`)."""
+    if isinstance(obj, type) and issubclass(obj, Detector):
+        return [obj]
+    if isinstance(obj, ModuleType):
+        return [member for _, member in inspect.getmembers(obj, inspect.isclass)
+                if issubclass(member, Detector) and member.__module__ == obj.__name__
+                and "name" in member.__dict__]
+    raise OpError(f"entry point object {obj!r} is not a Detector class or module")
+
+
+#: Detectors by name: built-ins, then the entry-point group ``amml.detectors``, then the rest.
+DETECTORS: PluginRegistry[type[Detector]] = PluginRegistry(
+    "detector", group="amml.detectors", name_of=lambda cls: cls.name,
+    builtins=("amml.ops.detectors",), collect=_detector_classes)
 
 D = TypeVar("D", bound=type[Detector])
 
 
-def register_detector(cls: D) -> D:
-    """Class decorator: make a detector available by its ``name`` (``make_detector``, ops)."""
-    if cls.name in DETECTORS and DETECTORS[cls.name] is not cls:
-        raise OpError(f"detector name '{cls.name}' is already taken by "
-                      f"{DETECTORS[cls.name].__qualname__}")
-    DETECTORS[cls.name] = cls
-    return cls
-
-
-def _load_builtin() -> None:
-    import amml.ops.detectors  # noqa: F401  (its __init__ imports every built-in detector)
+def register_detector(cls: D | None = None, *, override: bool = False) -> Any:
+    """Class decorator: make a detector available by its ``name`` (``make_detector``, ops);
+    ``@register_detector(override=True)`` replaces a detector of the same name."""
+    if cls is None:
+        return lambda c: DETECTORS.register(c, override=override)
+    return DETECTORS.register(cls, override=override)
 
 
 def detector_names() -> list[str]:
-    _load_builtin()
-    return sorted(DETECTORS)
+    return DETECTORS.names()
 
 
 def make_detector(name: str = "amml", **params: Any) -> Detector:
     """A detector by registered name, with parameters (unknown ones are an error)."""
-    _load_builtin()
-    try:
-        cls = DETECTORS[name]
-    except KeyError:
-        raise OpError(f"unknown detector '{name}' (known: {', '.join(sorted(DETECTORS))})"
-                      ) from None
+    cls = DETECTORS.get(name)
     unknown = sorted(set(params) - set(cls.param_names()))
     if unknown:
         raise OpError(f"detector '{name}' has no parameter {', '.join(map(repr, unknown))} "

@@ -94,7 +94,7 @@ class Detect(Op):
         """A digest of the detectors' code: the step cache fingerprints this op's own module
         only, and a detector edited (or a helper it uses) must not leave stale scores cached."""
         detector_names()  # loads the built-in detectors
-        return detectors_code_digest(DETECTORS[self.config.detector])
+        return detectors_code_digest(DETECTORS.get(self.config.detector))
 
     def run(self, ctx: StepContext, table: pd.DataFrame) -> dict[str, Any]:
         c = self.config

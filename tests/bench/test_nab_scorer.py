@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from amml.monitor.nab import (
+from amml.bench.nab import (
     MAX_TP,
     STANDARD_PROFILES,
     probationary_length,
