@@ -88,9 +88,14 @@ def _detector_classes(obj: object) -> list[type[Detector]]:
     if isinstance(obj, type) and issubclass(obj, Detector):
         return [obj]
     if isinstance(obj, ModuleType):
-        return [member for _, member in inspect.getmembers(obj, inspect.isclass)
-                if issubclass(member, Detector) and member.__module__ == obj.__name__
-                and "name" in member.__dict__]
+        found = [member for _, member in inspect.getmembers(obj, inspect.isclass)
+                 if issubclass(member, Detector) and member.__module__ == obj.__name__
+                 and "name" in member.__dict__]
+        if hasattr(obj, "__path__"):  # a package: the detectors of its imported modules too
+            for _, module in inspect.getmembers(obj, inspect.ismodule):
+                if module.__name__.startswith(obj.__name__ + "."):
+                    found += _detector_classes(module)
+        return found
     raise OpError(f"entry point object {obj!r} is not a Detector class or module")
 
 
