@@ -6,15 +6,31 @@
     ├── WorkflowError
     │   └── WorkflowValidationError   (carries a list of ValidationIssue)
     ├── OpError
-    │   ├── OpNotFoundError
-    │   └── StepFailedError
+    │   ├── OpNotFoundError               (also an AttributeError)
+    │   ├── PluginError
+    │   │   ├── PluginClashError
+    │   │   └── PluginNotFoundError       (also a LookupError)
+    │   ├── StepFailedError
+    │   └── PayloadError                  (also a ValueError: one unreadable source message)
     ├── StoreError
     │   ├── ArtifactNotFoundError
-    │   └── RunNotFoundError
+    │   ├── RunNotFoundError
+    │   ├── RegistryError
+    │   │   └── AliasConflict
+    │   ├── LedgerError
+    │   └── ApiKeyError
+    ├── ServeError
+    │   └── BodyError                     (also a ValueError; HTTP 422)
+    │       └── UnsupportedMediaType      (HTTP 415)
     └── ConfigurationError
 
 Every error carries the context a user needs to fix it: the file and line of a workflow, the
-step and field, the run id.
+step and field, the run id. Modules that raise these re-import them, so
+``amml.serve.bodies.BodyError`` and ``amml.BodyError`` are one class.
+
+Two exceptions stay outside the tree on purpose, as internal control flow that never reaches a
+user: ``amml.lang.params.ParamProblem`` becomes a :class:`ValidationIssue` (or a CLI message), and
+``amml.serve.app.Reject`` becomes an HTTP error response.
 """
 
 from __future__ import annotations
@@ -112,6 +128,15 @@ class StepFailedError(OpError):
         super().__init__(f"step '{step}' (op '{op}') failed: {message}")
 
 
+class PayloadError(OpError, ValueError):
+    """A source message that cannot be read; ``problem`` names the kind for the quarantine
+    report. Also a ``ValueError``, which the parsers around it have always caught."""
+
+    def __init__(self, message: str, problem: str = "malformed_payload") -> None:
+        super().__init__(message)
+        self.problem = problem
+
+
 class StoreError(AMMLError):
     """The metadata or artifact store failed or holds something unexpected."""
 
@@ -122,3 +147,37 @@ class ArtifactNotFoundError(StoreError):
 
 class RunNotFoundError(StoreError):
     """No run with this id (or prefix) is recorded."""
+
+
+class RegistryError(StoreError):
+    """A model, version or alias does not exist, or a registry rule was broken."""
+
+
+class AliasConflict(RegistryError):
+    """A compare-and-set alias move found the alias moved by someone else meanwhile."""
+
+
+class LedgerError(StoreError):
+    """The ledger is broken, or an entry asked for does not exist."""
+
+
+class ApiKeyError(StoreError):
+    """An API key does not exist, or a key request is invalid."""
+
+
+class ServeError(AMMLError):
+    """A model cannot be served (not found, failed to load, failed its smoke test), or a
+    request cannot be answered."""
+
+
+class BodyError(ServeError, ValueError):
+    """A body the model cannot take; the message names the problem (HTTP 422 or 415). Also a
+    ``ValueError``, since it is raised from inside value parsing."""
+
+    status = 422
+
+
+class UnsupportedMediaType(BodyError):
+    """A body in a media type the server does not read."""
+
+    status = 415

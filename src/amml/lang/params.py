@@ -21,6 +21,8 @@ ANY_PLACEHOLDER = re.compile(r"(?<!\$)\$\{([^}]*)\}?")
 PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
+# Internal, not part of the error tree: its callers catch it at once and report it (a
+# ValidationIssue, or the CLI's exit-2 message for --param), so it never reaches a user.
 class ParamProblem(Exception):
     """A placeholder or override is wrong; ``hint`` suggests the fix."""
 

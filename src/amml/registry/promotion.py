@@ -87,7 +87,7 @@ def metric_value(metrics: dict[str, Any], metric: str) -> tuple[str, float]:
     >>> metric_value({"mae": 1}, "mse")
     Traceback (most recent call last):
     ...
-    amml.store.model_registry.RegistryError: no metric 'mse' (recorded: mae)
+    amml._exceptions.RegistryError: no metric 'mse' (recorded: mae)
     """
     flat = flatten_metrics(metrics)
     for name in _spellings(metric):

@@ -54,6 +54,8 @@ JSON = "application/json"
 DEFAULT_THRESHOLD = 4.0
 
 
+# Internal control flow, not part of the error tree: a handler raises it and the route turns it
+# into an HTTP error response at once, so it never reaches a caller.
 class Reject(Exception):
     def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
         super().__init__(message)

@@ -39,17 +39,13 @@ from typing import Any
 
 from sqlalchemy import insert, select, update
 
-from amml._exceptions import AMMLError
+from amml._exceptions import ApiKeyError
 from amml.store import Store
 from amml.store.metadata.schema import api_keys
 
 SCOPES = ("read", "predict", "admin")
 _RANK = {scope: rank for rank, scope in enumerate(SCOPES)}
 PREFIX = "amml"
-
-
-class ApiKeyError(AMMLError):
-    """An API key does not exist, or a key request is invalid."""
 
 
 @dataclass(frozen=True)

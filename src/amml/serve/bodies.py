@@ -20,17 +20,17 @@ Every problem is a :class:`BodyError` whose message names it (rows are counted f
 (1, 4, 1)
 >>> parse(b'{"window": [1, 2, 3]}', "application/json", spec)
 Traceback (most recent call last):
-amml.serve.bodies.BodyError: window has 3 rows, the model's lookback is 4
+amml._exceptions.BodyError: window has 3 rows, the model's lookback is 4
 >>> parse(b'{"series": {"HUFL": [1, 2, 3, 4]}}', "application/json", spec)
 Traceback (most recent call last):
-amml.serve.bodies.BodyError: missing column OT (given: HUFL)
+amml._exceptions.BodyError: missing column OT (given: HUFL)
 >>> parse(b'{"window": [1, 2, null, 4]}', "application/json", spec)
 Traceback (most recent call last):
-amml.serve.bodies.BodyError: NaN at row 2 of column OT
+amml._exceptions.BodyError: NaN at row 2 of column OT
 >>> parse(b"timestamp,OT\\n2024-01-01 00:00,1\\n2024-01-01 00:30,2\\n"
 ...       b"2024-01-01 01:30,3\\n2024-01-01 02:30,4\\n", "text/csv", spec)
 Traceback (most recent call last):
-amml.serve.bodies.BodyError: timestamps are 30min apart at row 1, the model's frequency is 1h
+amml._exceptions.BodyError: timestamps are 30min apart at row 1, the model's frequency is 1h
 """
 
 from __future__ import annotations
@@ -43,21 +43,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from amml._exceptions import BodyError, UnsupportedMediaType
+
 JSON_TYPES = ("application/json", "")
 CSV_TYPES = ("text/csv", "application/csv")
 ARROW_TYPES = ("application/vnd.apache.arrow.stream", "application/vnd.apache.arrow.file",
                "application/x-arrow")
 TIME_COLUMNS = ("timestamp", "time", "date", "ds", "datetime")
-
-
-class BodyError(ValueError):
-    """A body the model cannot take; the message names the problem (HTTP 422 or 415)."""
-
-    status = 422
-
-
-class UnsupportedMediaType(BodyError):
-    status = 415
 
 
 @dataclass(frozen=True)

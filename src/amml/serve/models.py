@@ -24,17 +24,13 @@ from typing import Any
 import numpy as np
 from sqlalchemy import func, select
 
-from amml._exceptions import AMMLError
+from amml._exceptions import AMMLError, ServeError
 from amml.serve.bodies import Spec
 from amml.store import Store
 from amml.store.metadata.schema import model_aliases, model_versions
 from amml.store.model_registry import ModelRegistry, ModelVersion
 
 log = logging.getLogger("amml.serve")
-
-
-class ServeError(AMMLError):
-    """A model cannot be served (not found, failed to load, failed its smoke test)."""
 
 
 def _spec(version: ModelVersion, model: Any) -> Spec:

@@ -45,17 +45,13 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
-from amml._exceptions import AMMLError, StoreError
+from amml._exceptions import AMMLError, LedgerError
 from amml.store import Store
 from amml.store.keys import KeyRing, public_from_hex, public_hex, verify_signature
 from amml.store.metadata.schema import ledger_entries
 
 GENESIS = "0" * 64
 KINDS = ("epoch", "round", "rollback", "promotion", "key_rotation")
-
-
-class LedgerError(StoreError):
-    """The ledger is broken, or an entry asked for does not exist."""
 
 
 def canonical_body(body: dict[str, Any]) -> str:

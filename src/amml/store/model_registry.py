@@ -30,7 +30,7 @@ from typing import Any
 from sqlalchemy import and_, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from amml._exceptions import StoreError
+from amml._exceptions import AliasConflict, RegistryError
 from amml.store import Store
 from amml.store.artifacts import ArtifactRef
 from amml.store.metadata.schema import alias_events, model_aliases, model_versions
@@ -47,14 +47,6 @@ class _Any:
 
 #: ``set_alias(..., expect=ANY)`` (the default): move the alias wherever it points now.
 ANY: Any = _Any()
-
-
-class RegistryError(StoreError):
-    """A model, version or alias does not exist, or a registry rule was broken."""
-
-
-class AliasConflict(RegistryError):
-    """A compare-and-set alias move found the alias moved by someone else meanwhile."""
 
 
 def current_actor() -> str:

@@ -24,7 +24,7 @@ and the config, so that the same parser can score live data in production:
 >>> parse_message("plant/a", b"{oops", config)
 Traceback (most recent call last):
 ...
-amml.ops.sources.mqtt.PayloadError: not JSON: ...
+amml._exceptions.PayloadError: not JSON: ...
 
 A malformed payload raises :class:`PayloadError`; the op counts it in the report's
 quarantine (with examples), or fails the step with ``on_bad_rows: error``. An empty payload
@@ -48,7 +48,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, model_validator
 
-from amml._exceptions import OpError
+from amml._exceptions import OpError, PayloadError
 from amml.ops.base import Op, OpConfig, StepContext
 from amml.ops.registry import register
 from amml.ops.sources.connections import ConnectionConfig, host_port, redact
@@ -65,14 +65,6 @@ DEFAULT_URL = "mqtt://127.0.0.1:1883"
 _TLS_SCHEMES = ("mqtts", "ssl", "tls")
 _EPOCH_UNITS = (("s", 1e11), ("ms", 1e14), ("us", 1e17))
 _AGGREGATES = ("mean", "median", "first", "last", "min", "max", "sum", "count")
-
-
-class PayloadError(ValueError):
-    """A message that cannot be read; ``problem`` names the kind for the quarantine report."""
-
-    def __init__(self, message: str, problem: str = "malformed_payload") -> None:
-        super().__init__(message)
-        self.problem = problem
 
 
 def check_topic_filter(topic: str) -> None:
