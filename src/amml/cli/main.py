@@ -252,7 +252,9 @@ def show(
     json_output: JsonOption = False,
     home: HomeOption = None,
 ) -> None:
-    """Show one run: params, steps and the last value of each metric."""
+    """Show one run: its code version, params, steps and the last value of each metric."""
+    from amml.store.code_version import CodeVersion
+
     with _client(home) as client:
         if run_id is None:
             latest = client.runs(limit=1)
@@ -267,6 +269,8 @@ def show(
               f"{_status(info['status'])}")
     if info.get("error"):
         out.print(f"[red]error:[/] {info['error']}", highlight=False)
+    out.print(f"code: {CodeVersion.from_json(info['code_version']).describe()}",
+              highlight=False)
     if info["params"]:
         out.print("params: " + ", ".join(f"{k}={v!r}" for k, v in info["params"].items()))
     steps = Table(title="steps", title_justify="left")

@@ -175,6 +175,7 @@ def show(
     if version.description:
         out.print(version.description, highlight=False)
     out.print(f"artifact  {version.artifact_type} {version.artifact_digest}")
+    out.print(f"code      {version.code_version.describe()}", highlight=False)
     if version.run_id:
         out.print(f"lineage   run {version.run_id}, step {version.step_name} "
                   f"(amml lineage {version.run_id}:{version.step_name})")

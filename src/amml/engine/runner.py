@@ -28,6 +28,7 @@ from amml.lang.validate import ValidatedWorkflow
 from amml.ops.base import Op
 from amml.store import Store
 from amml.store.artifacts import ArtifactRef
+from amml.store.code_version import detect as detect_code_version
 
 #: Steps that ran at least this long are committed before the scheduler goes on; cheaper
 #: ones ride the group commit (at worst, a kill -9 loses a few milliseconds of work).
@@ -98,9 +99,12 @@ class Runner:
         self.store.artifacts.cleanup()
         run_id = run_id or uuid.uuid4().hex[:16]
         ir = workflow.ir
+        ir_digest = ir.digest()
         meta.create_run(run_id=run_id, workflow=ir.name, params=dict(workflow.params),
-                        ir_json=ir.canonical_json(), ir_digest=ir.digest(),
-                        source_file=workflow.source_file)
+                        ir_json=ir.canonical_json(), ir_digest=ir_digest,
+                        source_file=workflow.source_file,
+                        code_version=detect_code_version(workflow.source_file,
+                                                         ir_digest=ir_digest))
         started = time.perf_counter()
         self.hooks.before_run(run_id=run_id, workflow=ir.name, steps=list(plan.order))
         cached = (meta.cache_entries(s.partial_key for s in plan.steps.values())

@@ -78,7 +78,7 @@ def execute_task(task: StepTask, store: Store | None = None) -> StepResult:
                             else store_artifacts.load(ref))
         op = op_cls(op_cls.Config.model_validate(dict(task.config)))
         ctx = StepContext(run_id=task.run_id, step_name=task.step_name,
-                          ledger_factory=_ledger_factory(full_store),
+                          ledger_factory=_ledger_factory(full_store, task.run_id),
                           registry_factory=_registry_factory(full_store),
                           code_digest=task.code_digest, cache_key=task.cache_key,
                           input_digests={port: ([r.digest for r in ref] if isinstance(ref, tuple)
@@ -123,13 +123,14 @@ def _registry_factory(store: Store):
     return open_registry
 
 
-def _ledger_factory(store: Store):
+def _ledger_factory(store: Store, run_id: str):
     if store.metadata is None:
         return None
 
     def open_ledger(name: str):
         from amml.store.ledger import Ledger
 
-        return Ledger(store, name)
+        # this run's code version goes into the entries, also when resuming another's ledger
+        return Ledger(store, name, run_id=run_id)
 
     return open_ledger

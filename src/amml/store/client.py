@@ -21,6 +21,7 @@ from typing import Any
 
 from amml.store import Store, open_store
 from amml.store.artifacts import ArtifactRef
+from amml.store.code_version import CodeVersion, detect
 from amml.store.lineage import lineage as lineage_query
 from amml.store.lineage import resolve_artifact
 
@@ -85,11 +86,14 @@ class Client:
         return self.store.metadata.list_runs(limit=limit, workflow=workflow, status=status)
 
     def run(self, run_id: str) -> dict[str, Any]:
-        """One run (an id prefix is enough) with its params, steps and last metric values."""
+        """One run (an id prefix is enough) with its params, steps, last metric values and
+        ``code_version`` (workflow digest, git commit and dirty flag, AMML version)."""
         meta = self.store.metadata
         meta.flush()
-        run = meta.get_run(run_id)
-        run = {k: v for k, v in run.items() if k != "ir_json"}
+        row = meta.get_run(run_id)
+        code_columns = CodeVersion().columns()
+        run = {k: v for k, v in row.items() if k != "ir_json" and k not in code_columns}
+        run["code_version"] = CodeVersion.from_columns(row).to_json()
         run["params"] = meta.run_params(run["id"])
         run["steps"] = meta.run_steps(run["id"])
         run["metrics"] = meta.metric_summary(run["id"])
@@ -113,8 +117,9 @@ class Client:
     def start_run(self, name: str, *, params: Mapping[str, Any] | None = None,
                   synchronous: bool = False) -> TrackedRun:
         run_id = uuid.uuid4().hex[:16]
+        # no workflow file: the git state of the current folder and the AMML version
         self.store.metadata.create_run(run_id=run_id, workflow=name, kind="tracking",
-                                       params=dict(params or {}))
+                                       params=dict(params or {}), code_version=detect())
         return TrackedRun(self.store, run_id, synchronous)
 
     def close(self) -> None:

@@ -2,10 +2,11 @@
 
 Each entry is canonical JSON — sequence number, hash of the previous entry, time, kind
 (``epoch``, ``rollback``, ``promotion``, ``key_rotation``, ``round``), checkpoint digest,
-config/code/data digests and metrics — hashed with sha256 and signed with Ed25519. Checkpoints
-live in the content-addressed artifact store, so re-hashing a checkpoint file proves it is the
-one recorded. Entries are only ever appended: a rollback restores a checkpoint and appends a
-``rollback`` entry; nothing is rewritten.
+config/code/data digests, the code version of the run appending it (workflow digest, git
+commit and dirty flag, AMML version) and metrics — hashed with sha256 and signed with Ed25519.
+Checkpoints live in the content-addressed artifact store, so re-hashing a checkpoint file
+proves it is the one recorded. Entries are only ever appended: a rollback restores a
+checkpoint and appends a ``rollback`` entry; nothing is rewritten.
 
 Verification checks, entry by entry: the sequence has no gap, the stored body hashes to the
 entry hash, the body names its own sequence number and ledger, it links to the previous entry,
@@ -47,6 +48,7 @@ from sqlalchemy.exc import IntegrityError
 
 from amml._exceptions import AMMLError, LedgerError
 from amml.store import Store
+from amml.store.code_version import CodeVersion, detect
 from amml.store.keys import KeyRing, public_from_hex, public_hex, verify_signature
 from amml.store.metadata.schema import ledger_entries
 
@@ -99,6 +101,12 @@ class LedgerEntry:
     def metrics(self) -> dict[str, Any]:
         return self.body.get("metrics") or {}
 
+    @property
+    def code_version(self) -> CodeVersion | None:
+        """None for entries written before code versions were recorded."""
+        recorded = self.body.get("code_version")
+        return None if recorded is None else CodeVersion.from_json(recorded)
+
 
 @dataclass
 class VerifyReport:
@@ -129,14 +137,31 @@ def _safe_name(name: str) -> str:
 
 
 class Ledger:
-    """One append-only chain, e.g. the epochs of a training run."""
+    """One append-only chain, e.g. the epochs of a training run.
 
-    def __init__(self, store: Store, name: str, keyring: KeyRing | None = None) -> None:
+    ``run_id`` names the run appending now (not necessarily the one that started the ledger:
+    a resumed training appends to the ledger it resumes from). Its code version goes into
+    every new epoch and rollback entry, inside the signed body; without a run, that of the
+    current folder. Entries written before code versions existed have no such field and
+    verify as before: verification hashes the stored body, whatever fields it holds.
+    """
+
+    def __init__(self, store: Store, name: str, keyring: KeyRing | None = None, *,
+                 run_id: str | None = None) -> None:
         if not name:
             raise LedgerError("a ledger needs a name (for example the training run id)")
-        self.store, self.name = store, name
+        self.store, self.name, self.run_id = store, name, run_id
         self.keyring = keyring or KeyRing()
         self.engine = store.metadata.engine
+        self._code_version: CodeVersion | None = None
+
+    def code_version(self) -> CodeVersion:
+        """The code version new entries record (looked up once per ledger object)."""
+        if self._code_version is None:
+            recorded = (self.store.metadata.code_version(self.run_id) if self.run_id
+                        else None)
+            self._code_version = recorded if recorded is not None else detect()
+        return self._code_version
 
     # -- reading -------------------------------------------------------------------------
     def entries(self) -> list[LedgerEntry]:
@@ -187,6 +212,7 @@ class Ledger:
         return self._append_fields(fields)
 
     def _append_fields(self, fields: dict[str, Any]) -> LedgerEntry:
+        fields = {**fields, "code_version": self.code_version().to_json()}
         for _attempt in range(50):
             head = self.head()
             key = self.keyring.active()

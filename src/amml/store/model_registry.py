@@ -33,6 +33,7 @@ from sqlalchemy.exc import IntegrityError
 from amml._exceptions import AliasConflict, RegistryError
 from amml.store import Store
 from amml.store.artifacts import ArtifactRef
+from amml.store.code_version import CodeVersion, detect
 from amml.store.metadata.schema import alias_events, model_aliases, model_versions
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$")
@@ -71,6 +72,8 @@ class ModelVersion:
     created_at: float
     created_by: str
     aliases: list[str] = field(default_factory=list)
+    #: the code behind the version: its run's (see ``ModelRegistry.register``)
+    code_version: CodeVersion = field(default_factory=CodeVersion)
 
     @property
     def ref(self) -> str:
@@ -81,7 +84,8 @@ class ModelVersion:
                 "artifact_type": self.artifact_type, "run_id": self.run_id,
                 "step": self.step_name, "metrics": self.metrics, "signature": self.signature,
                 "description": self.description, "created_at": self.created_at,
-                "created_by": self.created_by, "aliases": self.aliases}
+                "created_by": self.created_by, "aliases": self.aliases,
+                "code_version": self.code_version.to_json()}
 
 
 class ModelRegistry:
@@ -96,7 +100,11 @@ class ModelRegistry:
                  actor: str | None = None) -> ModelVersion:
         """Store ``model`` (a model object, or the digest of a stored model artifact) as the
         next version of ``name``. Versions count 1, 2, 3... without gaps, also under
-        concurrent writers; deleted versions keep their numbers."""
+        concurrent writers; deleted versions keep their numbers.
+
+        The version carries the code version of run ``run_id`` as recorded when the run
+        started (so the ``register`` op passes nothing extra); without a run, that of the
+        current folder (git commit, dirty flag) and the AMML version."""
         if not NAME.match(name):
             raise RegistryError(f"invalid model name '{name}' (letters, digits, '_', '-', '.')")
         if isinstance(model, str):
@@ -113,7 +121,8 @@ class ModelRegistry:
                    step_name=step_name, metrics=json.dumps(metrics or {}, sort_keys=True),
                    signature=json.dumps(signature or {}, sort_keys=True),
                    description=description, created_at=time.time(),
-                   created_by=actor or current_actor(), deleted_at=None)
+                   created_by=actor or current_actor(), deleted_at=None,
+                   **self._code_version(run_id).columns())
         for attempt in range(_ATTEMPTS):  # the primary key (name, version) settles races
             try:
                 with self.engine.begin() as conn:
@@ -126,6 +135,10 @@ class ModelRegistry:
                 continue
             return self.get(name, version)
         raise RegistryError(f"could not register a version of '{name}': too many writers")
+
+    def _code_version(self, run_id: str | None) -> CodeVersion:
+        recorded = self.store.metadata.code_version(run_id) if run_id else None
+        return recorded if recorded is not None else detect()
 
     def set_alias(self, name: str, alias: str, version: int, *, actor: str | None = None,
                   reason: str = "", expect: Any = ANY) -> int | None:
@@ -250,7 +263,8 @@ class ModelRegistry:
         return ModelVersion(row.name, int(row.version), row.artifact_digest, row.artifact_type,
                             row.run_id, row.step_name, json.loads(row.metrics),
                             json.loads(row.signature), row.description, row.created_at,
-                            row.created_by, aliases.get(int(row.version), []))
+                            row.created_by, aliases.get(int(row.version), []),
+                            CodeVersion.from_columns(row._mapping))
 
     def get(self, name: str, version: int) -> ModelVersion:
         with self.engine.connect() as conn:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Float,
     Index,
@@ -22,6 +23,14 @@ metadata = MetaData()
 # SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets a 64-bit key.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
+
+def _code_version_columns() -> list[Column]:
+    """Which code produced a run or a model version (``amml.store.code_version``), all
+    nullable: rows written before migration 0004 have none."""
+    return [Column("workflow_digest", String(64)), Column("code_commit", String(64)),
+            Column("code_dirty", Boolean), Column("amml_version", String(64))]
+
+
 runs = Table(
     "runs",
     metadata,
@@ -37,6 +46,7 @@ runs = Table(
     Column("ir_json", Text),
     Column("source_file", Text),
     Column("error", Text),
+    *_code_version_columns(),
 )
 
 params = Table(
@@ -141,6 +151,7 @@ model_versions = Table(
     Column("created_at", Float, nullable=False),
     Column("created_by", String(200), nullable=False),
     Column("deleted_at", Float),
+    *_code_version_columns(),
     PrimaryKeyConstraint("name", "version", name="pk_model_versions"),
 )
 

@@ -23,10 +23,11 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from amml._exceptions import ConfigurationError, RunNotFoundError, StoreError
+from amml.store.code_version import CodeVersion
 from amml.store.metadata import schema
 from amml.store.metadata.writer import GroupCommitWriter
 
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 COPY_THRESHOLD = 200  # rows; PostgreSQL batches at least this big go through COPY
 MIGRATIONS = Path(__file__).with_name("migrations")
 TABLES = {t.name: t for t in schema.metadata.sorted_tables}
@@ -221,11 +222,15 @@ class MetadataStore:
     # -- runs ----------------------------------------------------------------------------
     def create_run(self, *, run_id: str, workflow: str, kind: str = "workflow",
                    params: dict[str, Any] | None = None, ir_json: str | None = None,
-                   ir_digest: str | None = None, source_file: str | None = None) -> None:
+                   ir_digest: str | None = None, source_file: str | None = None,
+                   code_version: CodeVersion | None = None) -> None:
+        """Record a run as running. ``code_version`` (see :func:`amml.store.code_version.detect`)
+        says which code produced it; None leaves those columns empty."""
         row = dict(id=run_id, workflow=workflow, kind=kind, status="running",
                    started_at=time.time(), ended_at=None, host=socket.gethostname(),
                    pid=os.getpid(), ir_digest=ir_digest, ir_json=ir_json,
-                   source_file=source_file, error=None)
+                   source_file=source_file, error=None,
+                   **(code_version or CodeVersion()).columns())
         param_rows = [dict(run_id=run_id, key=k, value=json.dumps(v, sort_keys=True))
                       for k, v in (params or {}).items()]
 
@@ -302,6 +307,13 @@ class MetadataStore:
         if len(rows) > 1:
             raise RunNotFoundError(f"run id prefix '{run_id}' is ambiguous; give more of it")
         return rows[0]
+
+    def code_version(self, run_id: str) -> CodeVersion | None:
+        """The code version recorded for run ``run_id`` (the exact id); None: no such run."""
+        r = schema.runs
+        rows = self._rows(select(r.c.workflow_digest, r.c.code_commit, r.c.code_dirty,
+                                 r.c.amml_version).where(r.c.id == run_id))
+        return CodeVersion.from_columns(rows[0]) if rows else None
 
     def run_params(self, run_id: str) -> dict[str, Any]:
         p = schema.params
