@@ -18,8 +18,8 @@ from pydantic import ValidationError
 from amml import OpError, Workflow, open_store, ops, run_workflow
 from amml.ops.base import StepContext
 from amml.ops.registry import REGISTRY
-from amml.ops.sources import logs
-from amml.ops.sources.logs import LogSource
+from amml.ops.sources.logs import LogSource, aggregate, formats, op, parsers
+from amml.ops.sources.logs import files as log_files
 from amml.testing import check_op
 
 REGISTRY.register(LogSource)  # the lead registers it in builtin.MODULES; idempotent
@@ -71,7 +71,7 @@ def same(left: list[float], right: list[float]) -> bool:
 def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
     """Regex formats run on Arrow's RE2, or on Python's re for patterns RE2 lacks: same
     results either way."""
-    monkeypatch.setattr(logs, "USE_ARROW", request.param)
+    monkeypatch.setattr(op, "USE_ARROW", request.param)
     return request.param
 
 
@@ -229,7 +229,7 @@ def test_regex_format_with_named_groups(tmp_path: Path, pattern: str) -> None:
     source = LogSource(path=str(path), format="regex", pattern=pattern, interval="1min",
                        time_format="%Y-%m-%d %H:%M:%S", metrics=["count", "mean:took"])
     lookahead = "(?=" in pattern  # RE2 has no lookarounds: Python's re reads those
-    assert isinstance(source._parser(), logs._RegexParser if lookahead else logs._ArrowParser)
+    assert isinstance(source._parser(), parsers._RegexParser if lookahead else parsers._ArrowParser)
     result = source.run(StepContext())
     out, report = result["out"], result["report"]
     assert out["count"].tolist() == [2, 0, 1]
@@ -263,9 +263,9 @@ def test_regex_flags_and_log4j_times_without_a_format(tmp_path: Path, engine: bo
 
 
 def test_epoch_numbers_in_any_unit() -> None:
-    stamps = logs._epoch_ns(np.array([1.7e9, 1.7e12, 1.7e15, 1.7e18, np.nan, 1e300]))
+    stamps = formats._epoch_ns(np.array([1.7e9, 1.7e12, 1.7e15, 1.7e18, np.nan, 1e300]))
     assert stamps[:4].tolist() == [1_700_000_000_000_000_000] * 4
-    assert stamps[4:].tolist() == [logs.NAT, logs.NAT]
+    assert stamps[4:].tolist() == [formats.NAT, formats.NAT]
 
 
 def test_rotated_files_with_gzip_are_read_oldest_first(tmp_path: Path) -> None:
@@ -294,7 +294,7 @@ def test_rotated_files_with_gzip_are_read_oldest_first(tmp_path: Path) -> None:
 
 def test_rotation_order_and_other_compressions(tmp_path: Path) -> None:
     names = ["app.log", "app.log.1", "app.log.10.gz", "app.log.2.bz2", "app.log-20240101.gz"]
-    assert [p.name for p in sorted(map(Path, names), key=logs._rotation_key)] == [
+    assert [p.name for p in sorted(map(Path, names), key=log_files._rotation_key)] == [
         "app.log.10.gz", "app.log.2.bz2", "app.log.1", "app.log-20240101.gz", "app.log"]
     with bz2.open(tmp_path / "app.log.2.bz2", "wt") as packed:
         packed.write(access_line("10/Oct/2000:13:50:00 +0000", 200, 1))
@@ -390,7 +390,7 @@ def test_a_stray_timestamp_cannot_explode_the_table(tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     path = write(tmp_path / "access.log", [COMBINED[0],
                                            access_line("01/Jan/1971:00:00:00 +0000", 200, 1)])
-    monkeypatch.setattr(logs, "MAX_INTERVALS", 1000)
+    monkeypatch.setattr(aggregate, "MAX_INTERVALS", 1000)
     with pytest.raises(OpError, match=r"intervals of 0 days 00:01:00 \(more than 1000\), "
                                       r"from 1971-01-01 00:00:00 to 2000-10-10 20:55:00: set"):
         run(path, format="combined", interval="1min")
@@ -415,7 +415,7 @@ def test_lines_spanning_chunks_parse_the_same(tmp_path: Path, engine: bool,
     path.write_bytes("".join(lines).replace("\n", "\r\n").encode() + b"\xff tail\r\n")
     metrics = ["count", "error_rate", "p90:request_time"]
     whole, whole_report = run(path, format="combined", interval="1min", metrics=metrics)
-    monkeypatch.setattr(logs, "CHUNK_BYTES", 97)
+    monkeypatch.setattr(log_files, "CHUNK_BYTES", 97)
     chunked, chunked_report = run(path, format="combined", interval="1min", metrics=metrics)
     pd.testing.assert_frame_equal(whole, chunked)
     assert whole["count"].sum() == len(lines) - 1
