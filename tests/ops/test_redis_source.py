@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from amml import OpError, Workflow, ops, run_workflow
 from amml.ops.base import StepContext
 from amml.ops.registry import REGISTRY
-from amml.ops.sources.redis_source import RedisSource
+from amml.ops.sources.redis import RedisSource
 from amml.ops.sources.synthetic import make_sensor_frame
 from amml.store import open_store
 

@@ -3,7 +3,7 @@
 from amml.ops.detectors import detect, plot, zscore
 from amml.ops.models import register, train
 from amml.ops.sinks import sql as sql_sink
-from amml.ops.sources import files, influx, logs, mqtt, redis_source, sql, synthetic
+from amml.ops.sources import files, influx, logs, mqtt, redis, sql, synthetic
 from amml.ops.transforms import (
     align,
     clip,
@@ -19,7 +19,7 @@ from amml.ops.transforms import (
 )
 
 MODULES = (
-    synthetic, files, sql, influx, redis_source, mqtt, logs,
+    synthetic, files, sql, influx, redis, mqtt, logs,
     preprocess, resample, align, fill, clip, scale, difference, features, windows, select, split,
     sql_sink, train, register, zscore, detect, plot,
 )
