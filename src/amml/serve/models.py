@@ -22,38 +22,28 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from sqlalchemy import func, select
 
 from amml._exceptions import AMMLError, ServeError
+from amml.ops.models.contract import Forecasting
+from amml.ops.transforms.scaling import Scaler
 from amml.serve.bodies import Spec
 from amml.store import Store
-from amml.store.metadata.schema import model_aliases, model_versions
 from amml.store.model_registry import ModelRegistry, ModelVersion
 
 log = logging.getLogger("amml.serve")
 
 
-def _spec(version: ModelVersion, model: Any) -> Spec:
+def _spec(version: ModelVersion, model: Forecasting) -> Spec:
     sig = version.signature or {}
-    lookback = sig.get("lookback") or getattr(model, "lookback", None)
-    horizon = sig.get("horizon") or getattr(model, "horizon", None)
+    lookback = sig.get("lookback") or model.lookback
+    horizon = sig.get("horizon") or model.horizon
     if not lookback or not horizon:
         raise ServeError(f"{version.ref}: neither the signature nor the model gives the "
                          "lookback and horizon")
-    columns = sig.get("columns") or getattr(model, "columns", None) or ["value"]
-    outputs = sig.get("outputs") or getattr(model, "outputs", None) or list(columns)
+    columns = sig.get("columns") or model.columns
+    outputs = sig.get("outputs") or model.outputs or list(columns)
     return Spec(int(lookback), int(horizon), tuple(map(str, columns)),
                 tuple(map(str, outputs)), sig.get("freq") or None)
-
-
-def _predictor(model: Any, spec: Spec) -> Callable[[np.ndarray], np.ndarray]:
-    if hasattr(model, "predict_windows"):
-        return model.predict_windows
-    if hasattr(model, "predict") and len(spec.columns) == 1 and len(spec.outputs) == 1:
-        def one_channel(x: np.ndarray) -> np.ndarray:  # a univariate Forecaster
-            return np.asarray(model.predict(x[:, :, 0]), dtype=np.float64)[:, :, None]
-        return one_channel
-    raise ServeError(f"{type(model).__name__} has no predict_windows(x) to serve")
 
 
 @dataclass(frozen=True)
@@ -65,36 +55,32 @@ class ServedModel:
     spec: Spec
     model: Any
     predict: Callable[[np.ndarray], np.ndarray]
-    scaler_in: tuple[np.ndarray, np.ndarray] | None  # (offset, scale) of the input columns
-    scaler_out: tuple[np.ndarray, np.ndarray] | None  # of the output columns
+    scaler: Scaler | None  # of the input and output columns (missing ones pass as they are)
     loaded_at: float
     info: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def build(cls, version: ModelVersion, model: Any) -> ServedModel:
+        if not isinstance(model, Forecasting):  # the model contract, checked once
+            raise ServeError(f"{version.ref}: {type(model).__name__} is not a forecaster "
+                             "(lookback, horizon, columns, outputs, predict_windows); cannot "
+                             "tell the lookback and horizon")
         spec = _spec(version, model)
-        scaler = (version.signature or {}).get("scaler") or None
-
-        def pair(names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray] | None:
-            if not scaler or not any(n in scaler for n in names):
-                return None
-            offset = np.array([float(scaler.get(n, {}).get("offset", 0.0)) for n in names])
-            scale = np.array([float(scaler.get(n, {}).get("scale", 1.0)) or 1.0
-                              for n in names])
-            return offset, scale
-
-        return cls(version.name, version.version, spec, model, _predictor(model, spec),
-                   pair(spec.columns), pair(spec.outputs), time.time(),
+        scaler = Scaler((version.signature or {}).get("scaler") or {})
+        return cls(version.name, version.version, spec, model, model.predict_windows,
+                   scaler if scaler.covers((*spec.columns, *spec.outputs)) else None,
+                   time.time(),
                    {"metrics": version.metrics, "artifact": version.artifact_digest,
                     "created_at": version.created_at, "created_by": version.created_by})
 
     def forecast(self, x: np.ndarray) -> np.ndarray:
         """(windows, lookback, columns) in original units -> (windows, horizon, outputs)."""
-        if self.scaler_in is not None:
-            x = (x - self.scaler_in[0]) / self.scaler_in[1]
+        scaler, spec = self.scaler, self.spec
+        if scaler is not None:
+            x = scaler.transform(x, list(spec.columns), missing="identity")
         y = np.asarray(self.predict(x), dtype=np.float64)
-        if self.scaler_out is not None:
-            y = y * self.scaler_out[1] + self.scaler_out[0]
+        if scaler is not None:
+            y = scaler.inverse(y, list(spec.outputs), missing="identity")
         return y
 
     def smoke_test(self, warm: int = 3) -> None:
@@ -102,8 +88,8 @@ class ServedModel:
         (1, horizon, outputs). Then a few more calls to warm caches and lazy paths."""
         spec = self.spec
         x = np.zeros((1, spec.lookback, len(spec.columns)))
-        if self.scaler_in is not None:
-            x = x + self.scaler_in[0]  # zero in the model's (scaled) units
+        if self.scaler is not None:  # zero in the model's (scaled) units
+            x = self.scaler.inverse(x, list(spec.columns), missing="identity")
         try:
             y = self.forecast(x)
         except Exception as exc:
@@ -136,14 +122,9 @@ class ModelSlot:
         """The version this reference points at now (one small query)."""
         if self.mode == "pinned":
             return int(self.pointer)
-        with registry.engine.connect() as conn:
-            if self.mode == "alias":
-                return conn.execute(select(model_aliases.c.version).where(
-                    model_aliases.c.name == self.name,
-                    model_aliases.c.alias == self.pointer)).scalar()
-            return conn.execute(select(func.max(model_versions.c.version)).where(
-                model_versions.c.name == self.name,
-                model_versions.c.deleted_at.is_(None))).scalar()
+        if self.mode == "alias":
+            return registry.alias_version(self.name, self.pointer)
+        return registry.latest_version(self.name)
 
     def status(self) -> dict[str, Any]:
         served = self.current

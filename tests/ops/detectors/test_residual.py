@@ -80,7 +80,7 @@ def test_prefitted_forecaster_is_wrapped_not_refitted():
 
 def test_deep_forecasters_fitted_online_and_prefitted():
     torch = pytest.importorskip("torch")
-    from amml.ops.models.deep import DeepForecaster, fit_deep
+    from amml.ops.models.contract import Training, make_model
     from amml.ops.models.forecaster import windows
 
     values = seasonal(700)
@@ -93,10 +93,11 @@ def test_deep_forecasters_fitted_online_and_prefitted():
     np.testing.assert_array_equal(scores, detector.score_series(values))  # seeded
 
     x, y = windows(seasonal(600, seed=5), 24, 1)
-    torch.manual_seed(0)
-    model = DeepForecaster("nlinear", 24, 1, ["v"], ["v"])
-    fit_deep(model, x[:, :, None], y[:, :, None], None, None, seed=0, epochs=5, lr=0.01,
-             device="cpu")
+    model = make_model("nlinear", lookback=24, horizon=1, columns=["v"], outputs=["v"])
+    model.reset(0)
+    model.fit(x[:, :, None], y[:, :, None],
+              training=Training(seed=0, epochs=5, lr=0.01, lr_schedule="constant",
+                                patience=None, device="cpu"))
     before = {k: v.copy() for k, v in model.get_tensors().items()}
     wrapped = make_detector("forecast_residual", model=model).score_series(values)
     assert int(np.argmax(wrapped[200:])) + 200 in range(550, 553) and wrapped[550] > 0.9
@@ -118,8 +119,8 @@ def test_bad_parameters_are_clear_errors(params, message):
 
 def test_multi_column_deep_model_is_refused():
     pytest.importorskip("torch")
-    from amml.ops.models.deep import DeepForecaster
+    from amml.ops.models.contract import make_model
 
-    model = DeepForecaster("nlinear", 16, 1, ["a", "b"], ["a", "b"])
+    model = make_model("nlinear", lookback=16, horizon=1, columns=["a", "b"], outputs=["a", "b"])
     with pytest.raises(OpError, match="one input and output column"):
         make_detector("forecast_residual", model=model)

@@ -1,9 +1,9 @@
 """Forecast-residual detection: a point is anomalous when a forecaster did not expect it.
 
 Any AMML forecaster works: the numpy kinds of :mod:`amml.ops.models.forecaster` (``naive``,
-``seasonal_naive``, ``linear``), the PyTorch kinds of :mod:`amml.ops.models.nets`
+``seasonal_naive``, ``linear``), the PyTorch kinds of :mod:`amml.ops.models.kinds`
 (``dlinear``, ``nlinear``, ``rlinear``, ``patchtst``, ``lstm``, trained a few seeded epochs on
-the CPU), or an already-fitted ``Forecaster``/``DeepForecaster`` passed as ``model`` (a model
+the CPU), or an already-fitted ``Forecaster``/``TorchForecaster`` passed as ``model`` (a model
 from a workflow or the registry; it is never refitted or changed).
 
 Each value is compared with the one-step-ahead forecast made from the ``lookback`` values
@@ -32,10 +32,10 @@ from numpy.lib.stride_tricks import sliding_window_view
 from amml._exceptions import OpError
 from amml.ops.detectors.base import Detector, register_detector
 from amml.ops.detectors.calibration import Likelihood
-from amml.ops.models.forecaster import KINDS as NUMPY_KINDS
-from amml.ops.models.forecaster import Forecaster, windows
-
-DEEP_KINDS = ("dlinear", "nlinear", "rlinear", "patchtst", "lstm")
+from amml.ops.models.channel import ChannelForecaster
+from amml.ops.models.contract import MODEL_KINDS, Training, kind_names, make_model
+from amml.ops.models.torch_model import TorchForecaster
+from amml.ops.models.windows import windows
 
 _MIN_RESIDUALS = 20  # residuals seen before the residual statistics are trusted
 _WINSOR = 4.0  # residuals beyond mean +- this many scales update the statistics clipped
@@ -105,9 +105,9 @@ class ForecastResidualDetector(Detector):
     # ----------------------------------------------------------------- configuration
 
     def _validate(self) -> None:
-        if self.model is None and self.forecaster not in NUMPY_KINDS + DEEP_KINDS:
+        if self.model is None and self.forecaster not in MODEL_KINDS:
             raise OpError(f"unknown forecaster '{self.forecaster}' "
-                          f"(known: {', '.join(NUMPY_KINDS + DEEP_KINDS)})")
+                          f"(known: {', '.join(kind_names())})")
         for key in ("lookback", "season", "span", "epochs"):
             if int(getattr(self, key)) < 1:
                 raise OpError(f"forecast_residual: {key} must be at least 1")
@@ -126,48 +126,47 @@ class ForecastResidualDetector(Detector):
         return self.lookback
 
     def _model_lookback(self) -> int:
-        lookback = getattr(self.model, "lookback", None)
-        if not isinstance(lookback, int) or lookback < 1:
+        if not isinstance(self.model, ChannelForecaster | TorchForecaster):
             raise OpError("forecast_residual: model must be a fitted Forecaster or "
-                          f"DeepForecaster, got {type(self.model).__name__}")
-        return lookback
+                          f"TorchForecaster, got {type(self.model).__name__}")
+        return self.model.lookback
 
     def _wrap(self, model: Any) -> Any:
         """A one-step forecast function for a fitted model (a copy is used, never it)."""
-        if isinstance(model, Forecaster):
-            return lambda x: np.asarray(model.predict(x), dtype=np.float64)[:, 0]
-        net, columns = getattr(model, "net", None), getattr(model, "columns", None)
-        if net is None or not hasattr(model, "predict_windows"):
+        if not isinstance(model, ChannelForecaster | TorchForecaster):
             raise OpError("forecast_residual: model must be a fitted Forecaster or "
-                          f"DeepForecaster, got {type(model).__name__}")
-        if len(columns or []) != 1 or list(model.outputs) != list(columns):
-            raise OpError("forecast_residual: a DeepForecaster model must have one input and "
-                          f"output column, got {columns} -> {model.outputs}")
-        return _DeepOneStep(copy.deepcopy(net))
+                          f"TorchForecaster, got {type(model).__name__}")
+        if len(model.columns) != 1 or model.outputs != model.columns:
+            raise OpError("forecast_residual: a model must have one input and output column, "
+                          f"got {model.columns} -> {model.outputs}")
+        if isinstance(model, ChannelForecaster):
+            return lambda x: np.asarray(model.predict(x), dtype=np.float64)[:, 0]
+        return _DeepOneStep(copy.deepcopy(model.net))
 
     # ----------------------------------------------------------------- fitting
 
     def _fit(self, series: np.ndarray) -> Any:
         """Fit the configured kind on ``series``; returns its one-step forecast function."""
         lookback = self._fit_lookback()
-        if self.forecaster in NUMPY_KINDS:
-            model = Forecaster(self.forecaster, lookback, 1, self.season).fit(series)
-            return self._wrap(model)
-        from amml.ops.models.deep import DeepForecaster, fit_deep
+        if issubclass(MODEL_KINDS.get(self.forecaster), ChannelForecaster):
+            model = make_model(self.forecaster, lookback=lookback, horizon=1, columns=["value"],
+                               outputs=["value"], season=self.season)
+            return self._wrap(model.fit(series))
         from amml.ops.models.torch_training import torch
 
         mean, std = float(series.mean()), float(series.std()) or 1.0
         x, y = windows((series - mean) / std, lookback, 1)
         with torch.random.fork_rng(devices=[]):  # seeded without touching the caller's torch RNG
-            torch.manual_seed(self.seed)
             try:
-                model = DeepForecaster(self.forecaster, lookback, 1, ["value"], ["value"])
-            except (ValueError, RuntimeError) as exc:
+                model = make_model(self.forecaster, lookback=lookback, horizon=1,
+                                   columns=["value"], outputs=["value"])
+            except OpError as exc:
                 raise OpError(f"forecast_residual: cannot build '{self.forecaster}' with "
                               f"lookback {lookback}: {exc}") from exc
-            fit_deep(model, x[:, :, None], y[:, :, None], None, None, seed=self.seed,
-                     epochs=self.epochs, lr=0.005, lr_schedule="halve", batch_size=32,
-                     device="cpu")
+            model.reset(self.seed)
+            model.fit(x[:, :, None], y[:, :, None], training=Training(
+                seed=self.seed, epochs=self.epochs, lr=0.005, lr_schedule="halve",
+                batch_size=32, patience=None, device="cpu"))
         return _DeepOneStep(model.net, mean, std)
 
     def _fit_due(self, seen: int) -> bool:

@@ -29,7 +29,9 @@ from pydantic import Field
 from amml._exceptions import OpError
 from amml.lang.spec import Input
 from amml.ops.base import Op, OpConfig, StepContext
+from amml.ops.models.contract import ForecastModel
 from amml.ops.registry import register
+from amml.ops.transforms.scaling import Scaler
 from amml.store.model_registry import ALIAS, NAME, RegistryError
 
 AliasName = Annotated[str, Field(pattern=ALIAS.pattern)]
@@ -93,18 +95,17 @@ def model_signature(model: Any, *, scaler: dict[str, Any] | None = None,
     >>> sig["freq"], sig["lookback"], sig["horizon"], sig["model_kind"]
     ('h', 24, 6, 'naive')
     """
-    columns = [str(c) for c in (getattr(model, "columns", None) or [])]
-    outputs = [str(c) for c in (getattr(model, "outputs", None) or [])]
+    if not isinstance(model, ForecastModel):
+        raise OpError(f"register needs a ForecastModel (a trained kind), got "
+                      f"{type(model).__name__}")
+    columns, outputs = list(model.columns), list(model.outputs)
+    kept = None
     if scaler:
-        wanted = list(dict.fromkeys([*columns, *outputs]))
-        kept = {c: scaler[c] for c in wanted if c in scaler} if wanted else dict(scaler)
-    else:
-        kept = None
+        kept = Scaler(scaler).subset(dict.fromkeys([*columns, *outputs])).to_json() or None
     return {"freq": freq or (infer_frequency(data) if data is not None else None),
-            "lookback": _int_or_none(getattr(model, "lookback", None)),
-            "horizon": _int_or_none(getattr(model, "horizon", None)),
-            "columns": columns, "outputs": outputs, "scaler": kept or None,
-            "model_kind": str(getattr(model, "kind", type(model).__name__))}
+            "lookback": model.lookback, "horizon": model.horizon,
+            "columns": columns, "outputs": outputs, "scaler": kept,
+            "model_kind": model.kind}
 
 
 def infer_frequency(table: pd.DataFrame) -> str | None:
@@ -165,7 +166,3 @@ def numeric_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
         elif isinstance(value, numbers.Real) and math.isfinite(value):
             kept[str(key)] = float(value)
     return kept
-
-
-def _int_or_none(value: Any) -> int | None:
-    return None if value is None else int(value)

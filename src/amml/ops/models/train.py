@@ -1,10 +1,12 @@
 """``train`` and ``evaluate``: forecasters on windows of a table, scored as the literature does.
 
-Models: ``naive``, ``seasonal_naive`` and ``linear`` (closed-form ridge) need nothing but
-numpy; ``dlinear``, ``nlinear``, ``patchtst`` and ``lstm`` train with PyTorch (seeded, early
-stopping on the validation table, a learning-rate schedule, CPU or CUDA, every epoch a signed
-ledger entry). Settings: ``S`` (the target only), ``M`` (every feature in, every feature out),
-``MS`` (every feature in, the target out).
+Models are the registered kinds of :mod:`amml.ops.models.contract` (built-ins in
+:mod:`amml.ops.models.kinds`): ``naive``, ``seasonal_naive`` and ``linear`` (closed-form
+ridge) need nothing but numpy; ``dlinear``, ``nlinear``, ``rlinear``, ``patchtst`` and ``lstm``
+train with PyTorch (seeded, early stopping on the validation table, a learning-rate schedule,
+CPU or CUDA, every epoch a signed ledger entry). The op builds a kind by name and calls its
+``fit``: it has no per-kind code. Settings: ``S`` (the target only), ``M`` (every feature
+in, every feature out), ``MS`` (every feature in, the target out).
 
 ``evaluate`` scores every stride-1 window of the test table (none dropped), in the scaled
 units the literature reports and, given the scaler, in original units; it also draws the
@@ -19,16 +21,23 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from amml._exceptions import OpError
+from amml.lang.params import did_you_mean
 from amml.lang.spec import Input
 from amml.ops.base import Op, OpConfig, StepContext
-from amml.ops.models.forecaster import Forecaster
+from amml.ops.models.contract import (
+    MODEL_KINDS,
+    ForecastModel,
+    Training,
+    kind_names,
+    make_model,
+)
 from amml.ops.registry import register
+from amml.ops.transforms.scaling import Scaler
 from amml.ops.transforms.windows import sliding_windows as make_windows
 
-DEEP = ("dlinear", "nlinear", "rlinear", "patchtst", "lstm")
 Setting = Literal["S", "M", "MS"]
 
 
@@ -50,41 +59,17 @@ def setting_columns(table: pd.DataFrame, setting: str, target: str,
     return columns, (list(columns) if setting == "M" else [target])
 
 
-class BaselineForecaster(Forecaster):
-    """The numpy forecasters applied to each channel of (N, L, C) windows."""
-
-    columns: list[str] = []
-    outputs: list[str] = []
-
-    def predict_windows(self, x: np.ndarray) -> np.ndarray:
-        picks = [self.columns.index(c) for c in self.outputs]
-        return np.stack([self.predict(x[:, :, i]) for i in picks], axis=2)
-
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "columns": self.columns, "outputs": self.outputs}
-
-    @classmethod
-    def from_state(cls, config: dict[str, Any], tensors: dict[str, np.ndarray]
-                   ) -> BaselineForecaster:
-        config = dict(config)
-        columns, outputs = config.pop("columns"), config.pop("outputs")
-        model = super().from_state(config, tensors)
-        model.columns, model.outputs = columns, outputs
-        return model
-
-
 @register
 class Train(Op):
-    """Fit a forecaster on ``train``; early-stop and select on ``val``."""
+    """Fit a forecaster of a registered kind on ``train``; early-stop and select on ``val``."""
 
     name = "train"
-    version = "2"
+    version = "3"
     inputs = {"train": Input("table"), "val": Input("table", required=False)}
     outputs = {"model": "model"}
 
     class Config(OpConfig):
-        model: Literal["naive", "seasonal_naive", "linear", "dlinear", "nlinear", "rlinear",
-                       "patchtst", "lstm"] = "dlinear"
+        model: str = Field("dlinear", description="a registered model kind (amml.models)")
         target: str
         setting: Setting = "S"
         features: list[str] | None = None
@@ -107,35 +92,37 @@ class Train(Op):
             description="LEDGER@SEQ: continue from that entry's checkpoint (e.g. the rollback "
                         "entry 'amml ledger rollback' printed), appending to that ledger")
 
+        @field_validator("model")
+        @classmethod
+        def _known_kind(cls, value: str) -> str:
+            if value not in MODEL_KINDS:
+                hint = did_you_mean(value, kind_names())
+                raise ValueError(f"expected one of {', '.join(map(repr, kind_names()))}, got "
+                                 f"{value!r}" + (f"; {hint}" if hint else ""))
+            return value
+
     def run(self, ctx: StepContext, train: pd.DataFrame,
-            val: pd.DataFrame | None = None) -> Any:
+            val: pd.DataFrame | None = None) -> ForecastModel:
         c = self.config
         columns, outputs = setting_columns(train, c.setting, c.target, c.features)
         x, y = make_windows(train, columns, outputs, c.lookback, c.horizon)
         vx, vy = (make_windows(val, columns, outputs, c.lookback, c.horizon)
                   if val is not None else (None, None))
-        if c.model not in DEEP:
-            model = BaselineForecaster(c.model, c.lookback, c.horizon, c.season, c.alpha)
-            model.columns, model.outputs = columns, outputs
-            if c.model == "linear":
-                model.fit(train[outputs[0]].to_numpy(np.float64) if len(outputs) == 1 else
-                          np.concatenate([train[o].to_numpy(np.float64) for o in outputs]))
-            self._log_fit(ctx, model, x, y, vx, vy)
-            return model
-        return self._train_deep(ctx, columns, outputs, x, y, vx, vy)
+        model = make_model(c.model, lookback=c.lookback, horizon=c.horizon, columns=columns,
+                           outputs=outputs, season=c.season, alpha=c.alpha,
+                           individual=c.individual, options=c.options)
+        model.reset(c.seed)  # the initial weights are part of what the seed fixes
+        metrics = model.fit(x, y, vx, vy, training=self._training(ctx))
+        if metrics:
+            ctx.log_metrics(metrics)
+        else:  # nothing iterative to report: the fit itself
+            ctx.log_metric("train_mse", float(np.mean((model.predict_windows(x) - y) ** 2)))
+            if vx is not None:
+                ctx.log_metric("val_mse", float(np.mean((model.predict_windows(vx) - vy) ** 2)))
+        return model
 
-    def _train_deep(self, ctx: StepContext, columns: list[str], outputs: list[str],
-                    x: np.ndarray, y: np.ndarray, vx: np.ndarray | None,
-                    vy: np.ndarray | None) -> Any:
-        from amml.ops.models.deep import DeepForecaster, fit_deep
-        from amml.ops.models.torch_training import restore_checkpoint
-
+    def _training(self, ctx: StepContext) -> Training:
         c = self.config
-        from amml.ops.models.torch_training import torch
-
-        torch.manual_seed(c.seed)  # the initial weights are part of what the seed fixes
-        model = DeepForecaster(c.model, c.lookback, c.horizon, columns, outputs, c.individual,
-                               c.options)
         ledger, start_epoch, checkpoint = ctx.ledger(), 0, None
         if c.resume_from:
             name, seq = c.resume_from.rsplit("@", 1)
@@ -144,26 +131,14 @@ class Train(Op):
                 raise OpError("resume_from needs a store with a ledger")
             checkpoint, entry = ledger.checkpoint_at(int(seq))
             start_epoch = (entry.epoch or 0) + 1
-            restore_checkpoint(checkpoint, model.net)
-        history = fit_deep(
-            model, x, y, vx, vy, seed=c.seed, epochs=c.epochs, lr=c.lr,
-            lr_schedule=c.lr_schedule, batch_size=c.batch_size, patience=c.patience,
-            rollback_patience=c.rollback_patience, ledger=ledger, device=c.device,
-            start_epoch=start_epoch, data_digest=ctx.data_digest(),
+        return Training(
+            seed=c.seed, epochs=c.epochs, lr=c.lr, lr_schedule=c.lr_schedule,
+            batch_size=c.batch_size, patience=c.patience, rollback_patience=c.rollback_patience,
+            device=c.device, ledger=ledger, start_epoch=start_epoch,
+            resume_checkpoint=checkpoint, data_digest=ctx.data_digest(),
             code_digest=ctx.code_digest or None,
             config_digest=hashlib.sha256(c.model_dump_json().encode()).hexdigest(),
             on_epoch=lambda epoch, metrics: ctx.log_metrics(metrics, step=epoch))
-        ctx.log_metrics({"best_epoch": history.best_epoch, "epochs_run": len(history.epochs),
-                         "best_val_loss": history.best_val_loss,
-                         "rollbacks": len(history.rollbacks)})
-        return model
-
-    @staticmethod
-    def _log_fit(ctx: StepContext, model: Any, x: np.ndarray, y: np.ndarray,
-                 vx: np.ndarray | None, vy: np.ndarray | None) -> None:
-        ctx.log_metric("train_mse", float(np.mean((model.predict_windows(x) - y) ** 2)))
-        if vx is not None:
-            ctx.log_metric("val_mse", float(np.mean((model.predict_windows(vx) - vy) ** 2)))
 
 
 @register
@@ -182,22 +157,21 @@ class Evaluate(Op):
                                                      "output)")
         plot_windows: int = Field(3, ge=1, le=12)
 
-    def run(self, ctx: StepContext, model: Any, table: pd.DataFrame,
+    def run(self, ctx: StepContext, model: ForecastModel, table: pd.DataFrame,
             scaler: dict | None = None) -> dict[str, Any]:
-        columns = getattr(model, "columns", None) or [self.config.target]
-        outputs = getattr(model, "outputs", None) or [self.config.target]
-        x, y = make_windows(table, columns, outputs, model.lookback, model.horizon)
-        predict = getattr(model, "predict_windows", None)
-        pred = predict(x) if predict else model.predict(x[:, :, 0])[:, :, None]
+        if not isinstance(model, ForecastModel):
+            raise OpError(f"evaluate needs a ForecastModel, got {type(model).__name__}")
+        outputs = model.outputs
+        x, y = make_windows(table, model.columns, outputs, model.lookback, model.horizon)
+        pred = model.predict_windows(x)
         error = pred - y
         metrics: dict[str, Any] = {
             "mse": float(np.mean(error**2)), "mae": float(np.mean(np.abs(error))),
             "windows": len(x), "horizon": model.horizon, "lookback": model.lookback,
-            "outputs": outputs, "model": getattr(model, "kind", type(model).__name__)}
+            "outputs": outputs, "model": model.kind}
         if scaler:
-            scales = np.array([scaler[o]["scale"] for o in outputs])
-            offsets = np.array([scaler[o]["offset"] for o in outputs])
-            original = (pred * scales + offsets) - (y * scales + offsets)
+            unscale = Scaler(scaler)
+            original = unscale.inverse(pred, outputs) - unscale.inverse(y, outputs)
             metrics["mse_original"] = float(np.mean(original**2))
             metrics["mae_original"] = float(np.mean(np.abs(original)))
         ctx.log_metrics({k: v for k, v in metrics.items() if isinstance(v, float)})

@@ -10,11 +10,22 @@ an artifact beside the model and serving applies exactly the transform training 
 {'kind': 'robust', 'offset': 3.0, 'scale': 2.0}
 >>> apply_scaler(train, fit_scaler(train, "minmax"))["x"].round(3).tolist()
 [0.0, 0.01, 0.02, 0.03, 1.0]
+
+:class:`Scaler` is the one place the arithmetic lives; training, evaluation, registration and
+serving all go through it, on tables or on arrays whose last axis is the given columns:
+
+>>> import numpy as np
+>>> scaler = Scaler({"x": {"offset": 10.0, "scale": 2.0}, "y": {"offset": 0.0, "scale": 5.0}})
+>>> scaler.transform(np.array([[12.0, 5.0]]), ["x", "y"]).tolist()
+[[1.0, 1.0]]
+>>> scaler.inverse(np.array([1.0]), ["y"]).tolist()
+[5.0]
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal, overload
 
 import numpy as np
 import pandas as pd
@@ -22,6 +33,7 @@ import pandas as pd
 from amml._exceptions import OpError
 
 ScaleKind = Literal["zscore", "minmax", "robust"]
+Missing = Literal["error", "identity"]
 
 
 def numeric_columns(frame: pd.DataFrame, exclude: list[str] | None = None,
@@ -57,14 +69,109 @@ def fit_scaler(frame: pd.DataFrame, kind: ScaleKind,
     return scaler
 
 
-def apply_scaler(frame: pd.DataFrame, scaler: dict[str, dict[str, Any]],
+def apply_scaler(frame: pd.DataFrame, scaler: Mapping[str, Mapping[str, Any]],
                  inverse: bool = False) -> pd.DataFrame:
-    missing = [c for c in scaler if c not in frame.columns]
-    if missing:
-        raise OpError(f"the scaler covers columns {missing} that the table lacks")
-    out = frame.copy()
-    for column, params in scaler.items():
-        values = out[column].astype(float)
-        out[column] = (values * params["scale"] + params["offset"] if inverse
-                       else (values - params["offset"]) / params["scale"])
-    return out
+    """Every column of the scaler applied to (or, ``inverse``, undone on) a copy of ``frame``."""
+    fitted = Scaler(scaler)
+    return fitted.inverse(frame) if inverse else fitted.transform(frame)
+
+
+class Scaler:
+    """A fitted scaler: ``{column: {"offset", "scale", ...}}`` (the JSON artifact) with the
+    arithmetic. ``missing="identity"`` leaves columns the scaler lacks as they are (serving a
+    model whose signature scales only some columns); by default they are an error."""
+
+    def __init__(self, params: Mapping[str, Mapping[str, Any]] | Scaler) -> None:
+        source = params.params if isinstance(params, Scaler) else params
+        self.params = {str(k): dict(v) for k, v in source.items()}
+
+    @classmethod
+    def fit(cls, frame: pd.DataFrame, kind: ScaleKind,
+            columns: list[str] | None = None) -> Scaler:
+        return cls(fit_scaler(frame, kind, columns))
+
+    def to_json(self) -> dict[str, dict[str, Any]]:
+        return {k: dict(v) for k, v in self.params.items()}
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.params)
+
+    def covers(self, columns: Iterable[str]) -> bool:
+        """Whether any of ``columns`` is scaled."""
+        return any(str(c) in self.params for c in columns)
+
+    def subset(self, columns: Iterable[str]) -> Scaler:
+        return Scaler({str(c): self.params[str(c)] for c in columns if str(c) in self.params})
+
+    def offsets_scales(self, columns: Iterable[str], missing: Missing = "error"
+                       ) -> tuple[np.ndarray, np.ndarray]:
+        names = [str(c) for c in columns]
+        absent = [c for c in names if c not in self.params]
+        if absent and missing == "error":
+            raise OpError(f"the scaler has no columns {absent} (it scales: "
+                          f"{', '.join(self.params) or 'nothing'})")
+        identity = {"offset": 0.0, "scale": 1.0}
+        offset = np.array([float(self.params.get(c, identity)["offset"]) for c in names])
+        # a constant column was fitted with scale 1; a hand-written 0 must not divide
+        scale = np.array([float(self.params.get(c, identity)["scale"]) or 1.0 for c in names])
+        return offset, scale
+
+    @overload
+    def transform(self, data: pd.DataFrame, columns: list[str] | None = None,
+                  missing: Missing = "error") -> pd.DataFrame: ...
+    @overload
+    def transform(self, data: np.ndarray, columns: list[str] | None = None,
+                  missing: Missing = "error") -> np.ndarray: ...
+
+    def transform(self, data: Any, columns: list[str] | None = None,
+                  missing: Missing = "error") -> Any:
+        """``(x - offset) / scale``: a table's scaled columns, or an array whose last axis is
+        ``columns``."""
+        return self._apply(data, columns, missing, inverse=False)
+
+    @overload
+    def inverse(self, data: pd.DataFrame, columns: list[str] | None = None,
+                missing: Missing = "error") -> pd.DataFrame: ...
+    @overload
+    def inverse(self, data: np.ndarray, columns: list[str] | None = None,
+                missing: Missing = "error") -> np.ndarray: ...
+
+    def inverse(self, data: Any, columns: list[str] | None = None,
+                missing: Missing = "error") -> Any:
+        """``x * scale + offset``: back to original units."""
+        return self._apply(data, columns, missing, inverse=True)
+
+    def _apply(self, data: Any, columns: list[str] | None, missing: Missing,
+               inverse: bool) -> Any:
+        if isinstance(data, pd.DataFrame):
+            return self._apply_frame(data, columns, inverse)
+        if columns is None:
+            raise OpError("scaling an array needs the columns of its last axis")
+        x = np.asarray(data, dtype=np.float64)
+        if x.shape[-1:] != (len(columns),):
+            raise OpError(f"array of shape {x.shape} does not end in the {len(columns)} "
+                          f"columns {list(columns)}")
+        offset, scale = self.offsets_scales(columns, missing)
+        return x * scale + offset if inverse else (x - offset) / scale
+
+    def _apply_frame(self, frame: pd.DataFrame, columns: list[str] | None,
+                     inverse: bool) -> pd.DataFrame:
+        wanted = self.columns if columns is None else [str(c) for c in columns]
+        absent = [c for c in wanted if c not in frame.columns]
+        if absent:
+            raise OpError(f"the scaler covers columns {absent} that the table lacks")
+        offsets, scales = self.offsets_scales(wanted)
+        out = frame.copy()
+        for column, offset, scale in zip(wanted, offsets, scales, strict=True):
+            values = out[column].astype(float)
+            out[column] = values * scale + offset if inverse else (values - offset) / scale
+        return out
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Scaler) and other.params == self.params
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Scaler({self.params!r})"
