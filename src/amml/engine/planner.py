@@ -42,6 +42,17 @@ class Plan:
         return found
 
 
+def _references(op: Any, config: Any) -> tuple[Any, ...]:
+    """What the step's configuration selects whose code its key must cover (only ops that
+    say so are instantiated here)."""
+    from amml.ops.base import Op
+
+    if not isinstance(op, type) or not issubclass(op, Op) or (
+            op.code_references is Op.code_references):
+        return ()
+    return tuple(op(config).code_references())
+
+
 def make_plan(workflow: ValidatedWorkflow) -> Plan:
     steps: dict[str, PlannedStep] = {}
     downstream: dict[str, list[str]] = {name: [] for name in workflow.order}
@@ -50,7 +61,7 @@ def make_plan(workflow: ValidatedWorkflow) -> Plan:
         op = step.op
         config = step.config.model_dump(mode="json")
         target = op.fingerprint_target() if hasattr(op, "fingerprint_target") else op
-        code = code_digest(target)
+        code = code_digest(target, getattr(op, "depends_on", ()), _references(op, step.config))
         steps[name] = PlannedStep(
             name=name,
             op_name=op.name,

@@ -110,6 +110,10 @@ class Op:
     Config: ClassVar[type[OpConfig]] = OpConfig
     #: What the step cache fingerprints as this op's code (a class or a function).
     code_object: ClassVar[Any] = None
+    #: Modules or packages (dotted names) this op's code reaches without importing them,
+    #: such as plugins it looks up by name; the step cache covers their source too (what the
+    #: op imports or refers to is followed without being declared).
+    depends_on: ClassVar[tuple[str, ...]] = ()
     #: Incremental sources get their previous output (same op, same config) through
     #: ``ctx.previous(name)`` and read only what is new since then.
     incremental: ClassVar[bool] = False
@@ -123,6 +127,11 @@ class Op:
         the step then always runs.
         """
         return ""
+
+    def code_references(self) -> tuple[Any, ...]:
+        """Code this step's configuration selects (a detector named in it, say): the step
+        cache covers these objects' code, and what they reach, like the op's own."""
+        return ()
 
     def __init__(self, config: OpConfig | None = None, **params: Any) -> None:
         if config is not None and params:

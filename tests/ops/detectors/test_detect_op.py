@@ -17,11 +17,12 @@ from pydantic import ValidationError
 
 from amml import compile_workflow
 from amml._exceptions import OpError, WorkflowValidationError
+from amml.engine.fingerprint import code_digest
 from amml.lang import load_yaml_text
 from amml.ops.base import StepContext
 from amml.ops.detectors import base
 from amml.ops.detectors.base import Detector, clip01, make_detector, register_detector
-from amml.ops.detectors.detect import Detect, detectors_code_digest
+from amml.ops.detectors.detect import Detect
 from amml.ops.detectors.plot import AnomalyPlot
 from amml.ops.detectors.thresholds import alarm_metrics
 from amml.store.artifacts.serializers import serialize
@@ -250,10 +251,14 @@ def test_runtime_errors_name_the_problem() -> None:
         Detect().run(StepContext(), pd.DataFrame({"site": ["a", "b"]}))
 
 
-def test_cache_token_follows_the_detector_code(tmp_path: Path, row_norm: str,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    assert Detect().source_state() == Detect().source_state()
-    assert Detect(detector=row_norm).source_state() != Detect().source_state()
+def test_cache_key_follows_the_detector_code(tmp_path: Path, row_norm: str,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    def digest(*detectors: type[Detector]) -> str:
+        return code_digest(Detect, Detect.depends_on, detectors)
+
+    chosen = Detect().code_references()
+    assert digest(*chosen) == digest(*Detect().code_references())
+    assert digest(*Detect(detector=row_norm).code_references()) != digest(*chosen)
     path = tmp_path / "my_detector.py"
 
     def load(body: str) -> type[Detector]:
@@ -265,7 +270,7 @@ def test_cache_token_follows_the_detector_code(tmp_path: Path, row_norm: str,
         spec.loader.exec_module(module)
         return module.Mine
 
-    assert detectors_code_digest(load("return 0.0")) != detectors_code_digest(load("return 1.0"))
+    assert digest(load("return 0.0")) != digest(load("return 1.0"))
 
 
 def _png_shape(data: bytes) -> tuple[int, ...]:

@@ -23,10 +23,6 @@ Scores are calibrated to ``[0, 1]``; the threshold is chosen as ``threshold`` sa
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import inspect
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -58,6 +54,8 @@ class Detect(Op):
     name = "detect"
     inputs = {"table": Input("table")}
     outputs = {"out": "table", "report": "json"}
+    #: detectors are looked up by name: the step cache covers every built-in one
+    depends_on = ("amml.ops.detectors",)
 
     class Config(OpConfig):
         detector: str = Field("amml", description="a registered detector's name")
@@ -90,11 +88,9 @@ class Detect(Op):
                 raise ValueError("threshold kind 'labels' needs a label column: set 'label'")
             return self
 
-    def source_state(self) -> str:
-        """A digest of the detectors' code: the step cache fingerprints this op's own module
-        only, and a detector edited (or a helper it uses) must not leave stale scores cached."""
-        detector_names()  # loads the built-in detectors
-        return detectors_code_digest(DETECTORS.get(self.config.detector))
+    def code_references(self) -> tuple[Any, ...]:
+        # the detector is named in the config: a user's, wherever it lives, is covered too
+        return (DETECTORS.get(self.config.detector),)
 
     def run(self, ctx: StepContext, table: pd.DataFrame) -> dict[str, Any]:
         c = self.config
@@ -132,22 +128,6 @@ class Detect(Op):
         ctx.log_metrics({"alarms": int(alarm.sum()), "threshold": threshold, **metrics})
         return {"out": out, "report": _report(c, detector, columns, threshold, alarm, stamps,
                                               labels, metrics)}
-
-
-def detectors_code_digest(detector: type[Detector]) -> str:
-    """sha256 of the source files of the detectors package (an ensemble uses the others, and
-    all use ``base`` and ``calibration``) and of ``detector``'s own module, wherever it lives.
-
-    Files, not loaded modules, so the digest does not depend on what happens to be imported.
-    """
-    package = Path(inspect.getfile(Detector)).parent
-    paths = set(package.glob("*.py"))
-    with contextlib.suppress(OSError, TypeError):  # no file (a REPL): its name stands in
-        paths.add(Path(inspect.getfile(detector)))
-    digest = hashlib.sha256(f"{detector.__module__}.{detector.__qualname__}".encode())
-    for path in sorted(paths):
-        digest.update(f"\0{path.name}\0".encode() + path.read_bytes())
-    return digest.hexdigest()
 
 
 def _timestamps(table: pd.DataFrame, name: str | None) -> tuple[pd.DatetimeIndex | None,
