@@ -1,10 +1,9 @@
 """Every request and prediction, logged to the store's ``prediction_log`` table off the hot
 path: a request appends a tuple to a list; a background thread turns the list into rows
-every ``interval`` seconds and commits them in one transaction: one ``executemany`` of a
-statement compiled once, with plain tuples, so that the thread spends almost no time in
-Python (where it would hold the GIL the event loop needs: building SQLAlchemy statements
-for a few hundred rows stalled requests by tens of milliseconds). The drift monitoring
-reads this table.
+every ``interval`` seconds and commits them in one transaction through
+:class:`amml.store.prediction_log.PredictionLogTable` (one ``executemany`` of a statement
+compiled once, so the thread spends almost no time in Python holding the GIL the event loop
+needs). The drift monitoring reads this table.
 
 A JSON request is logged as sent; a CSV or Arrow one as the JSON of its parsed windows. A
 request over ``max_bytes`` is logged as a summary (its shape and per-column means).
@@ -18,15 +17,12 @@ import threading
 from typing import Any
 
 import numpy as np
-from sqlalchemy import insert
 
 from amml.store import Store
-from amml.store.metadata.schema import prediction_log
+from amml.store.prediction_log import PredictionLogTable
 
 log = logging.getLogger("amml.serve")
 MAX_BYTES = 1 << 20
-COLUMNS = ("model", "version", "endpoint", "received_at", "latency_ms", "status", "request",
-           "response")
 
 
 class PredictionLog:
@@ -39,7 +35,7 @@ class PredictionLog:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.dropped = 0
-        self._compiled: tuple[str, tuple[str, ...] | None] | None = None
+        self._table = PredictionLogTable(store)
 
     def add(self, model: str, version: int, endpoint: str, received_at: float,
             latency_ms: float, status: int, request: Any, response: bytes,
@@ -70,22 +66,11 @@ class PredictionLog:
                 return 0
             rows = [self._row(*entry) for entry in pending]
             try:
-                sql, order = self._statement()
-                params = ([tuple(row[k] for k in order) for row in rows] if order else rows)
-                with self.store.metadata.engine.begin() as conn:
-                    conn.exec_driver_sql(sql, params)
+                self._table.append(rows)
             except Exception as exc:  # a full disk must not take serving down
                 self.dropped += len(rows)
                 log.error("amml serve: prediction log: %s", exc)
         return len(rows)
-
-    def _statement(self) -> tuple[str, tuple[str, ...] | None]:
-        if self._compiled is None:
-            compiled = insert(prediction_log).compile(dialect=self.store.metadata.engine.dialect,
-                                                      column_keys=list(COLUMNS))
-            order = tuple(compiled.positiontup) if compiled.positiontup else None
-            self._compiled = (str(compiled), order)
-        return self._compiled
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):

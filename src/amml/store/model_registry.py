@@ -310,6 +310,12 @@ class ModelRegistry:
             return conn.execute(select(model_aliases.c.version).where(
                 model_aliases.c.name == name, model_aliases.c.alias == alias)).scalar()
 
+    def latest_version(self, name: str) -> int | None:
+        """The newest live version of ``name`` (one small query: servers poll it)."""
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.max(model_versions.c.version)).where(
+                model_versions.c.name == name, model_versions.c.deleted_at.is_(None))).scalar()
+
     def resolve(self, reference: str) -> ModelVersion:
         """``NAME``, ``NAME@VERSION`` or ``NAME@ALIAS`` to a version."""
         name, at, pointer = reference.partition("@")
