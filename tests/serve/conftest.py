@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from amml.ops.models.train import BaselineForecaster
+from amml.ops.models.channel import ChannelForecaster
+from amml.ops.models.forecaster import Forecaster
 from amml.serve import ServeConfig
 from amml.serve.app import create_app
 from amml.serve.auth import create_key
@@ -28,10 +29,8 @@ BY_VERSION = {1: [7.0] * HORIZON, 2: [4.0, 5.0, 6.0, 7.0]}
 
 
 def baseline(kind: str, columns: list[str], outputs: list[str], season: int = 4
-             ) -> BaselineForecaster:
-    model = BaselineForecaster(kind, LOOKBACK, HORIZON, season)
-    model.columns, model.outputs = columns, outputs
-    return model
+             ) -> ChannelForecaster:
+    return Forecaster(kind, LOOKBACK, HORIZON, season, columns=columns, outputs=outputs)
 
 
 def signature(columns: list[str], outputs: list[str], **extra) -> dict:

@@ -40,6 +40,7 @@ import numpy as np
 from amml._exceptions import OpError
 from amml.ops.detectors.base import Detector, RingBuffer, clip01, register_detector
 from amml.ops.detectors.calibration import Likelihood
+from amml.ops.stats import mad_scale
 
 
 class _RobustSpike:
@@ -57,8 +58,7 @@ class _RobustSpike:
     def _robust_z(ring: RingBuffer, value: float, floor: float) -> float:
         past = ring.values()
         median = float(np.median(past))
-        mad = float(np.median(np.abs(past - median)))
-        return min(abs(value - median) / max(1.4826 * mad, floor, 1e-12), 1e6)
+        return min(abs(value - median) / max(mad_scale(past, median), floor, 1e-12), 1e6)
 
     def update(self, value: float) -> float:
         diff = value - self._prev if self._prev is not None else 0.0

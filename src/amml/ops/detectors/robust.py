@@ -24,26 +24,16 @@ import numpy as np
 from amml._exceptions import OpError
 from amml.ops.detectors.base import Detector, RingBuffer, clip01, register_detector
 from amml.ops.detectors.calibration import Likelihood
+from amml.ops.stats import mad_scale, median
 
-MAD_TO_SD = 1.4826  # 1 / Phi^-1(3/4): the MAD of a Gaussian times this is its deviation
 MAX_Z = 1e6  # caps the z of a jump off a flat series (a finite, comparable raw score)
 MIN_PAST = 8  # past points needed before a median/MAD means anything
-
-
-def median(values: np.ndarray) -> float:
-    """``np.median`` of a non-empty 1-D array, by one partition (several times faster: it runs
-    twice per point)."""
-    half = len(values) // 2
-    if len(values) % 2:
-        return float(np.partition(values, half)[half])
-    middle = np.partition(values, (half - 1, half))
-    return (float(middle[half - 1]) + float(middle[half])) * 0.5
 
 
 def median_scale(past: np.ndarray, floor: float) -> tuple[float, float]:
     """The median of ``past`` and ``max(1.4826 * MAD, floor)``: a robust location and scale."""
     center = median(past)
-    return center, max(MAD_TO_SD * median(np.abs(past - center)), floor)
+    return center, max(mad_scale(past, center), floor)
 
 
 def robust_z(value: float, median: float, scale: float) -> float:

@@ -24,8 +24,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from amml._exceptions import OpError
 from amml.ops.detectors.base import Detector, Value, clip01
 from amml.ops.detectors.calibration import Likelihood
-
-MAD_TO_SD = 1.4826  # the MAD of a Gaussian times this is its standard deviation
+from amml.ops.stats import mad_scale
 
 
 def check_int(name: str, value: Any, minimum: int) -> int:
@@ -58,7 +57,7 @@ def robust_scale(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-column median and deviation (1.4826 * MAD; the standard deviation where the MAD is 0,
     1 where both are): one outlier in the fit data does not rescale a whole column."""
     center = np.median(rows, axis=0)
-    scale = MAD_TO_SD * np.median(np.abs(rows - center), axis=0)
+    scale = mad_scale(rows, center, axis=0)
     spread = rows.std(axis=0)
     scale = np.where(scale > 1e-12 * (1.0 + np.abs(center)), scale, spread)
     return center, np.where(scale > 1e-12 * (1.0 + np.abs(center)), scale, 1.0)

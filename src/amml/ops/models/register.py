@@ -101,7 +101,11 @@ def model_signature(model: Any, *, scaler: dict[str, Any] | None = None,
     columns, outputs = list(model.columns), list(model.outputs)
     kept = None
     if scaler:
-        kept = Scaler(scaler).subset(dict.fromkeys([*columns, *outputs])).to_json() or None
+        fitted = Scaler(scaler)
+        wanted = dict.fromkeys([*columns, *outputs])
+        # a univariate shorthand's placeholder column ('value') names nothing in the data:
+        # then the whole scaler describes what the caller sends
+        kept = (fitted.subset(wanted) if fitted.covers(wanted) else fitted).to_json() or None
     return {"freq": freq or (infer_frequency(data) if data is not None else None),
             "lookback": model.lookback, "horizon": model.horizon,
             "columns": columns, "outputs": outputs, "scaler": kept,
