@@ -34,6 +34,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.openapi.utils import get_openapi
 from starlette.routing import Route
 
+from amml.ops.stats import mad_scale
 from amml.serve.auth import ApiKey, KeyCache
 from amml.serve.bodies import ARROW_TYPES, BodyError, Windows, future_timestamps, parse
 from amml.serve.config import ServeConfig
@@ -278,7 +279,7 @@ def detect_payload(served: ServedModel, windows: Windows, threshold: float
     actual = x[:, spec.lookback :, :][:, :, picks]
     forecast = served.forecast(np.ascontiguousarray(x[:, : spec.lookback, :]))
     median = np.median(history, axis=1, keepdims=True)
-    scale = 1.4826 * np.median(np.abs(history - median), axis=1)
+    scale = mad_scale(history, median, axis=1)
     scale = np.where(scale > 0, scale, history.std(axis=1))
     scale = np.maximum(scale, 1e-9)
     scores = np.abs(actual - forecast) / scale[:, None, :]
