@@ -45,9 +45,9 @@ def serve(
     except ImportError as exc:
         raise _fail(f"serving needs the 'serve' extra (pip install 'amml[serve]'): {exc}",
                     2) from None
+    from amml.registry import ModelRegistry, RegistryError
     from amml.serve import ServeConfig
     from amml.serve.models import default_references
-    from amml.store.model_registry import ModelRegistry, RegistryError
 
     store = _open_store(home)
     try:

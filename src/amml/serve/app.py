@@ -35,6 +35,7 @@ from fastapi.openapi.utils import get_openapi
 from starlette.routing import Route
 
 from amml.ops.stats import mad_scale
+from amml.registry import ModelRegistry
 from amml.serve.auth import ApiKey, KeyCache
 from amml.serve.bodies import ARROW_TYPES, BodyError, Windows, future_timestamps, parse
 from amml.serve.config import ServeConfig
@@ -48,7 +49,6 @@ from amml.serve.models import (
 )
 from amml.serve.predlog import PredictionLog
 from amml.store import Store, open_store
-from amml.store.model_registry import ModelRegistry
 
 log = logging.getLogger("amml.serve")
 JSON = "application/json"

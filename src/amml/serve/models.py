@@ -26,9 +26,9 @@ import numpy as np
 from amml._exceptions import AMMLError, ServeError
 from amml.ops.models.contract import Forecasting
 from amml.ops.transforms.scaling import Scaler
+from amml.registry import ModelRegistry, ModelVersion
 from amml.serve.bodies import Spec
 from amml.store import Store
-from amml.store.model_registry import ModelRegistry, ModelVersion
 
 log = logging.getLogger("amml.serve")
 
