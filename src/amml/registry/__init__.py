@@ -1,5 +1,9 @@
 """The model registry: versions, aliases with an audit trail, promotion rules, loading.
 
+This package is the one import path to the registry for everything above the engine (serve,
+cli, and monitor, federated, edge, dashboard as they come): an import-linter contract forbids
+them :mod:`amml.store.model_registry`, where the data access lives.
+
 :class:`ModelRegistry` (from :mod:`amml.store.model_registry`) records versions and moves
 aliases; :func:`promote` moves an alias (``champion``) to a candidate (``challenger``) only when
 the candidate's metric beats the current holder's; :func:`load_model` turns a reference such
@@ -30,6 +34,7 @@ from typing import Any
 
 from amml.registry.promotion import PromotionResult, metric_value, promote
 from amml.store.model_registry import (
+    ANY,
     AliasConflict,
     ModelRegistry,
     ModelVersion,
@@ -62,6 +67,7 @@ def load_model(reference: str, home: str | Path | None = None, *, store: Any = N
 
 
 __all__ = [
+    "ANY",
     "AliasConflict",
     "ModelRegistry",
     "ModelVersion",
