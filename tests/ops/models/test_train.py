@@ -14,7 +14,8 @@ from amml.ops.sources.synthetic import make_sensor_frame
 from amml.store import Store
 from amml.store.artifacts.model import SafetensorsModel
 
-MODELS = ["naive", "seasonal_naive", "linear", "dlinear", "nlinear", "patchtst", "lstm"]
+MODELS = ["naive", "seasonal_naive", "linear", "dlinear", "nlinear", "rlinear", "patchtst",
+          "lstm"]
 FAST = {"epochs": 2, "batch_size": 64, "lookback": 48, "horizon": 12, "device": "cpu"}
 
 
