@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import amml
 
 
@@ -21,3 +24,14 @@ def test_exceptions_share_one_base() -> None:
         value = getattr(amml, name)
         if isinstance(value, type) and issubclass(value, Exception):
             assert issubclass(value, amml.AMMLError), name
+
+
+def test_import_amml_pulls_no_heavy_library() -> None:
+    """Start-up: ``import amml`` (and so ``amml --help``) loads pandas, SQLAlchemy, numpy and
+    PyTorch only when something needs them."""
+    script = ("import sys, amml; from amml import AMMLError; "
+              "print(sorted(m for m in ('pandas', 'sqlalchemy', 'numpy', 'torch', 'amml.engine')"
+              " if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip() == "[]"

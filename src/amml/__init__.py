@@ -13,7 +13,8 @@
 ('succeeded', 2, 300)
 """
 
-from amml import ops
+import importlib as _importlib
+
 from amml._exceptions import (
     AliasConflict,
     AMMLError,
@@ -38,23 +39,50 @@ from amml._exceptions import (
     WorkflowError,
     WorkflowValidationError,
 )
-from amml.engine import (
-    Executor,
-    LocalExecutor,
-    RunHooks,
-    Runner,
-    RunResult,
-    SequentialExecutor,
-    compile_workflow,
-    load_workflow,
-    run_workflow,
-)
-from amml.lang import Input, Workflow, WorkflowIR
-from amml.ops import Op, OpConfig, StepContext, op, register
-from amml.registry import load_model
-from amml.store import Store, open_store
-from amml.store.artifacts import SafetensorsModel
-from amml.store.client import Client, TrackedRun
+
+# Everything else is imported on first use (PEP 562), so that ``import amml``, ``amml --help``
+# and ``amml validate`` do not pay for pandas, SQLAlchemy and the engine.
+_LAZY: dict[str, str] = {
+    "Executor": "amml.engine",
+    "LocalExecutor": "amml.engine",
+    "RunHooks": "amml.engine",
+    "Runner": "amml.engine",
+    "RunResult": "amml.engine",
+    "SequentialExecutor": "amml.engine",
+    "compile_workflow": "amml.engine",
+    "load_workflow": "amml.engine",
+    "run_workflow": "amml.engine",
+    "Input": "amml.lang",
+    "Workflow": "amml.lang",
+    "WorkflowIR": "amml.lang",
+    "Op": "amml.ops",
+    "OpConfig": "amml.ops",
+    "StepContext": "amml.ops",
+    "op": "amml.ops",
+    "register": "amml.ops",
+    "load_model": "amml.registry",
+    "Store": "amml.store",
+    "open_store": "amml.store",
+    "SafetensorsModel": "amml.store.artifacts",
+    "Client": "amml.store.client",
+    "TrackedRun": "amml.store.client",
+}
+
+
+def __getattr__(name: str) -> object:
+    if name == "ops":
+        return _importlib.import_module("amml.ops")
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'amml' has no attribute {name!r}")
+    value = getattr(_importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __version__ = "0.1.0"
 
