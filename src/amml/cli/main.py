@@ -100,6 +100,13 @@ def _client(home: Path | None) -> Iterator[Client]:
         client.close()
 
 
+def _executor_help() -> str:
+    from amml.engine.executors import executor_names
+
+    return (f"How steps are dispatched: {', '.join(executor_names())} "
+            "(default: thread; 'amml executors' describes them).")
+
+
 @app.command()
 def run(
     file: Annotated[str, typer.Argument(help="Workflow: a .yaml file, or a .py file[:NAME].")],
@@ -108,8 +115,7 @@ def run(
     rerun: Annotated[list[str] | None, typer.Option(
         "--rerun", help="Run this step even if cached (repeatable).")] = None,
     workers: Annotated[int | None, typer.Option(help="Parallel steps (default: CPUs).")] = None,
-    executor: Annotated[str, typer.Option(
-        help="thread (default), process or sequential.")] = "thread",
+    executor: Annotated[str, typer.Option(help=_executor_help())] = "thread",
     traceback: Annotated[bool, typer.Option("--traceback", help="Show failed steps' "
                                             "tracebacks.")] = False,
     json_output: JsonOption = False,
@@ -117,13 +123,14 @@ def run(
 ) -> None:
     """Validate and run a workflow; unchanged steps are reused from the cache."""
     from amml.cli.progress import RichProgress
-    from amml.engine import LocalExecutor, Runner, SequentialExecutor
+    from amml.engine import Runner
+    from amml.engine.executors import make_executor
 
     workflow = _compile(file, param)
-    if executor not in ("thread", "process", "sequential"):
-        raise _fail(f"--executor must be thread, process or sequential, got '{executor}'", 2)
-    chosen = (SequentialExecutor() if executor == "sequential"
-              else LocalExecutor(workers, kind=executor))  # type: ignore[arg-type]
+    try:
+        chosen = make_executor(executor, workers=workers)
+    except AMMLError as exc:
+        raise _fail(f"--executor: {exc}", 2) from None
     store = _open_store(home)
     hooks = [] if json_output else [RichProgress(err)]
     try:
@@ -375,6 +382,26 @@ def list_ops(json_output: JsonOption = False) -> None:
                       ", ".join(row["config"]))
     out.print(table)
     for name, problem in REGISTRY.plugin_errors.items():
+        err.print(f"[yellow]plugin '{name}' failed to load:[/] {problem}")
+
+
+@app.command("executors")
+def list_executors(json_output: JsonOption = False) -> None:
+    """List the registered executors (built-in and from plugins) for 'amml run --executor'."""
+    from amml.engine.executors import EXECUTORS
+
+    rows = [{"name": name, "class": f"{cls.__module__}.{cls.__qualname__}",
+             "description": cls.describe()} for name, cls in EXECUTORS.items()]
+    if json_output:
+        out.print_json(json.dumps(rows))
+        return
+    table = Table()
+    for column in ("executor", "description", "class"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row["name"], row["description"], row["class"])
+    out.print(table)
+    for name, problem in EXECUTORS.plugin_errors.items():
         err.print(f"[yellow]plugin '{name}' failed to load:[/] {problem}")
 
 

@@ -89,6 +89,27 @@ def load_workflow(source: WorkflowSource) -> LoadedWorkflow:
     return load_yaml_file(text)
 
 
+def declared_imports(workflow: ValidatedWorkflow) -> tuple[str, ...]:
+    """The workflow's ``imports`` as a worker elsewhere can import them: module names as
+    they are, files as absolute paths; a ``.py`` workflow's own file too (its ops)."""
+    source = workflow.source_file
+    base = Path(source).parent if source else Path.cwd()
+    found = [name if not name.endswith(".py") else str((base / name).resolve())
+             for name in workflow.ir.imports]
+    if source and source.endswith(".py"):
+        found.append(str(Path(source).resolve()))
+    return tuple(found)
+
+
+def import_declared(imports: Iterable[str]) -> None:
+    """Import what :func:`declared_imports` listed (in a worker process)."""
+    for name in imports:
+        if name.endswith(".py"):
+            _import_python_file(Path(name))
+        else:
+            importlib.import_module(name)
+
+
 def _import_modules(loaded: LoadedWorkflow) -> None:
     base = Path(loaded.source.file).parent if loaded.source.file else Path.cwd()
     issues = []

@@ -13,12 +13,11 @@ import json
 import time
 import uuid
 from collections.abc import Iterable, Mapping
-from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from typing import Any
 
 from amml._exceptions import AMMLError, StepFailedError
-from amml.engine.executors import Executor, LocalExecutor
+from amml.engine.executors import Executor, LocalExecutor, StepFuture
 from amml.engine.fingerprint import cache_key
 from amml.engine.hooks import HookList, RunHooks
 from amml.engine.planner import Plan, PlannedStep, make_plan
@@ -139,7 +138,9 @@ class _Scheduler:
         self.outcomes: dict[str, StepOutcome] = {}
         self.waiting: dict[str, int] = {n: len(s.upstream) for n, s in plan.steps.items()}
         self.ready: list[str] = [n for n in plan.order if self.waiting[n] == 0]
-        self.in_flight: dict[Future[StepResult], tuple[PlannedStep, dict, str]] = {}
+        self.in_flight: dict[StepFuture, tuple[PlannedStep, dict, str]] = {}
+        #: what a worker must import to find the workflow's own ops
+        self.imports = _declared_imports(plan.workflow)
         #: steps with external state: (state before running, the digests of their key)
         self.states: dict[str, tuple[str, dict[str, Any]]] = {}
 
@@ -166,7 +167,7 @@ class _Scheduler:
                     self.states[step.name] = (state, digests)
                 task = StepTask(self.run_id, step.name, step.op_name, step.config, inputs,
                                 self.artifacts.url, self.meta.url, step.code_digest, key,
-                                self._previous(step))
+                                self._previous(step), imports=self.imports)
                 self.runner.hooks.before_step(run_id=self.run_id, step=step.name,
                                               op=step.op_name)
                 if executor.in_process and not self.in_flight and not self.ready:
@@ -175,8 +176,8 @@ class _Scheduler:
                     future = executor.submit(task, self.runner.store)
                     self.in_flight[future] = (step, inputs, key)
             if self.in_flight:
-                done, _ = wait(list(self.in_flight), return_when=FIRST_COMPLETED)
-                for future in done:
+                # the executor waits: its futures need not be concurrent.futures ones
+                for future in executor.wait_any(list(self.in_flight)):
                     step, inputs, key = self.in_flight.pop(future)
                     self._finish(step, inputs, key, future.result())
         for name in self.plan.order:  # steps never reached: an upstream failed
@@ -304,6 +305,12 @@ def _source_state(step: PlannedStep) -> str | None:
     if op_cls.source_state is Op.source_state:
         return ""
     return op_cls(op_cls.Config.model_validate(dict(step.config))).source_state()
+
+
+def _declared_imports(workflow: ValidatedWorkflow) -> tuple[str, ...]:
+    from amml.engine.loading import declared_imports  # loading imports this module
+
+    return declared_imports(workflow)
 
 
 def _digests(inputs: Mapping[str, Any]) -> dict[str, Any]:

@@ -30,6 +30,9 @@ class StepTask:
     code_digest: str = ""
     cache_key: str = ""
     previous: Mapping[str, ArtifactRef] | None = None  # incremental ops: the last outputs
+    #: What the workflow imports (module names, absolute ``.py`` paths): a worker that was
+    #: not forked from the compiling process imports them before looking up the op.
+    imports: tuple[str, ...] = ()
 
 
 @dataclass
@@ -71,6 +74,10 @@ def execute_task(task: StepTask, store: Store | None = None) -> StepResult:
     try:
         full_store = store or _store_for(task)
         store_artifacts = full_store.artifacts
+        if task.imports and task.op_name not in REGISTRY:
+            from amml.engine.loading import import_declared
+
+            import_declared(task.imports)
         op_cls = REGISTRY.get(task.op_name)
         values: dict[str, Any] = {}
         for port, ref in task.inputs.items():
