@@ -24,6 +24,7 @@ True
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import subprocess
@@ -88,6 +89,7 @@ def file_digest(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+@functools.cache  # fixed for the life of the process; the metadata lookup reads files
 def amml_version() -> str | None:
     # The installed distribution's version: importing ``amml`` itself from the store layer
     # would pull every layer above it into the import graph.
