@@ -196,11 +196,33 @@ def _distribution_of(top: str) -> str | None:
         folder = Path(next(iter(spec.submodule_search_locations))).parent
     else:
         return None
-    found = []
-    for dist in importlib.metadata.distributions(path=[str(folder)]):
-        if _provides(dist, top):
-            found.append(f"{dist.metadata['Name']}=={dist.version}")
-    return ",".join(sorted(found)) or None
+    # most distributions are named like their module: try that one before reading them all
+    guess = [d for d in importlib.metadata.distributions(name=top, path=[str(folder)])
+             if _provides(d, top)]
+    found = [d for d in guess or _folder_index(str(folder)).get(top, []) if _installed(d)]
+    return ",".join(sorted({f"{d.metadata['Name']}=={d.version}" for d in found})) or None
+
+
+def _installed(dist: importlib.metadata.Distribution) -> bool:
+    """False for an ``.egg-info`` beside a source tree (a development install: the user's
+    own code, fingerprinted by source); pip installs ``.dist-info``."""
+    return not str(getattr(dist, "_path", "")).endswith(".egg-info")
+
+
+@functools.cache
+def _folder_index(folder: str) -> dict[str, list[importlib.metadata.Distribution]]:
+    """Top-level module -> the distributions in ``folder`` providing it (read once)."""
+    index: dict[str, list[importlib.metadata.Distribution]] = {}
+    for dist in importlib.metadata.distributions(path=[folder]):
+        listed = dist.read_text("top_level.txt")
+        if listed is not None:
+            tops = set(listed.split())
+        else:
+            tops = {line.split(",")[0].split("/")[0].split(".")[0]
+                    for line in (dist.read_text("RECORD") or "").splitlines()}
+        for name in tops:
+            index.setdefault(name, []).append(dist)
+    return index
 
 
 def _provides(dist: importlib.metadata.Distribution, top: str) -> bool:
@@ -214,6 +236,7 @@ def _provides(dist: importlib.metadata.Distribution, top: str) -> bool:
 def clear_caches() -> None:
     """Forget which distributions are installed (after installing or upgrading one)."""
     _distribution_of.cache_clear()
+    _folder_index.cache_clear()
     _CODE_CACHE.clear()
     importlib.invalidate_caches()
 
