@@ -90,7 +90,7 @@ def _detector_classes(obj: object) -> list[type[Detector]]:
     if isinstance(obj, ModuleType):
         found = [member for _, member in inspect.getmembers(obj, inspect.isclass)
                  if issubclass(member, Detector) and member.__module__ == obj.__name__
-                 and "name" in member.__dict__]
+                 and member is not Detector and "name" in member.__dict__]
         if hasattr(obj, "__path__"):  # a package: the detectors of its imported modules too
             for _, module in inspect.getmembers(obj, inspect.ismodule):
                 if module.__name__.startswith(obj.__name__ + "."):
