@@ -34,11 +34,16 @@ def op_classes(obj: object) -> list[type[Op]]:
     if isinstance(obj, ModuleType):
         if obj.__name__ == "amml.ops.builtin":
             return [cls for module in obj.MODULES for cls in op_classes(module)]
-        return [member for _, member in inspect.getmembers(obj, inspect.isclass)
-                if issubclass(member, Op) and member.name and member.__module__ == obj.__name__
-                ] + [member.op_class for _, member in inspect.getmembers(obj)
-                     if isinstance(getattr(member, "op_class", None), type)
-                     and member.op_class.__module__ == obj.__name__]
+        found = [member for _, member in inspect.getmembers(obj, inspect.isclass)
+                 if issubclass(member, Op) and member.name and member.__module__ == obj.__name__
+                 ] + [member.op_class for _, member in inspect.getmembers(obj)
+                      if isinstance(getattr(member, "op_class", None), type)
+                      and member.op_class.__module__ == obj.__name__]
+        if hasattr(obj, "__path__"):  # a package (source.logs): the ops of its submodules
+            for _, module in inspect.getmembers(obj, inspect.ismodule):
+                if module.__name__.startswith(obj.__name__ + "."):
+                    found += op_classes(module)
+        return found
     if isinstance(obj, list | tuple):
         return [cls for item in obj for cls in op_classes(item)]
     if hasattr(obj, "op_class"):

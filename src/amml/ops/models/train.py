@@ -65,6 +65,8 @@ class Train(Op):
 
     name = "train"
     version = "3"
+    # kinds are looked up by name, so the key must cover every kind, network and the trainer
+    depends_on = ("amml.ops.models",)
     inputs = {"train": Input("table"), "val": Input("table", required=False)}
     outputs = {"model": "model"}
 
@@ -148,6 +150,7 @@ class Evaluate(Op):
 
     name = "evaluate"
     version = "2"
+    depends_on = ("amml.ops.models",)  # predictions run the kinds' code
     inputs = {"model": Input("model"), "table": Input("table"),
               "scaler": Input("json", required=False)}
     outputs = {"metrics": "json", "plot": "image"}
