@@ -47,7 +47,9 @@ def test_a_user_op_named_like_a_builtin_before_the_first_lookup_names_both() -> 
     assert "amml.ops.transforms.select:Select" in out and "__main__:select" in out
     assert "override=True" in out
     assert "SPLIT True" in out
-    assert f"COUNT {len(REGISTRY.names())}" in out
+    builtins = [name for name in REGISTRY.names()  # other tests register ops of their own
+                if REGISTRY.get(name).__module__.startswith("amml.")]
+    assert f"COUNT {len(builtins)}" in out
 
 
 def test_every_builtin_op_module_registers_all_its_ops() -> None:

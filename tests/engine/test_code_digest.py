@@ -40,7 +40,9 @@ def test_every_builtin_op_has_the_same_digest_in_two_processes() -> None:
     # two fresh interpreters with different hash seeds: no address, no set order may leak in
     first = json.loads(_python(ALL_DIGESTS, PYTHONHASHSEED="1"))
     second = json.loads(_python(ALL_DIGESTS, PYTHONHASHSEED="2"))
-    assert "source.sql" in first and len(first) == len(REGISTRY.names())
+    builtins = {name for name in REGISTRY.names()  # other tests register ops of their own
+                if REGISTRY.get(name).__module__.startswith("amml.")}
+    assert "source.sql" in first and builtins <= set(first)
     assert first == second
 
 

@@ -100,11 +100,10 @@ def _client(home: Path | None) -> Iterator[Client]:
         client.close()
 
 
-def _executor_help() -> str:
-    from amml.engine.executors import executor_names
-
-    return (f"How steps are dispatched: {', '.join(executor_names())} "
-            "(default: thread; 'amml executors' describes them).")
+# Static on purpose: listing the registry here would import the engine for every command,
+# ``amml --help`` included; ``amml executors`` lists it, and a wrong name lists it too.
+EXECUTOR_HELP = ("How steps are dispatched: a registered executor, built in: thread, process, "
+                 "sequential ('amml executors' lists all, plugins included).")
 
 
 @app.command()
@@ -115,7 +114,7 @@ def run(
     rerun: Annotated[list[str] | None, typer.Option(
         "--rerun", help="Run this step even if cached (repeatable).")] = None,
     workers: Annotated[int | None, typer.Option(help="Parallel steps (default: CPUs).")] = None,
-    executor: Annotated[str, typer.Option(help=_executor_help())] = "thread",
+    executor: Annotated[str, typer.Option(help=EXECUTOR_HELP)] = "thread",
     traceback: Annotated[bool, typer.Option("--traceback", help="Show failed steps' "
                                             "tracebacks.")] = False,
     json_output: JsonOption = False,

@@ -20,7 +20,6 @@ from rich.table import Table
 
 from amml._exceptions import AMMLError
 from amml.cli._options import HomeOption, JsonOption
-from amml.registry.promotion import flatten_metrics
 
 app = typer.Typer(name="models", no_args_is_help=True,
                   help="Model registry: versions, aliases (champion, challenger...), promotion.")
@@ -182,6 +181,8 @@ def show(
         for port, digest in inputs.items():
             out.print(f"          {port} ← {digest[:16]}")
     if version.metrics:
+        from amml.registry.promotion import flatten_metrics
+
         table = Table(title="metrics", title_justify="left")
         table.add_column("metric")
         table.add_column("value", justify="right")

@@ -13,18 +13,20 @@ import importlib.util
 import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from amml._exceptions import ValidationIssue, WorkflowError, WorkflowValidationError
-from amml.engine.executors import Executor
-from amml.engine.hooks import RunHooks
-from amml.engine.runner import Runner, RunResult
 from amml.lang.builder import Workflow, collect_declared
 from amml.lang.ir import LoadedWorkflow
 from amml.lang.validate import ValidatedWorkflow, validate
 from amml.lang.yaml_loader import load_yaml_file
 from amml.ops.registry import REGISTRY
-from amml.store import Store, open_store
+
+if TYPE_CHECKING:  # running needs the runner and the store; loading and validating do not
+    from amml.engine.executors import Executor
+    from amml.engine.hooks import RunHooks
+    from amml.engine.runner import RunResult
+    from amml.store import Store
 
 WorkflowSource = str | Path | Workflow | LoadedWorkflow
 
@@ -143,6 +145,9 @@ def run_workflow(source: WorkflowSource | ValidatedWorkflow,
                  rerun: Iterable[str] = (), hooks: Iterable[RunHooks] = (),
                  raise_on_failure: bool = True) -> RunResult:
     """Validate and run a workflow; the store defaults to ``.amml/`` (or ``AMML_HOME``)."""
+    from amml.engine.runner import Runner
+    from amml.store import open_store
+
     workflow = (source if isinstance(source, ValidatedWorkflow)
                 else compile_workflow(source, params))
     own_store = store is None
