@@ -53,16 +53,20 @@ def test_a_user_op_named_like_a_builtin_before_the_first_lookup_names_both() -> 
 
 
 def test_every_builtin_op_module_registers_all_its_ops() -> None:
+    import importlib
+
     from amml.ops import builtin
     from amml.ops.registry import op_classes
 
-    declared = {cls.name for module in builtin.MODULES for cls in op_classes(module)}
+    declared = {cls.name: cls.__module__ for module in builtin.MODULES
+                for cls in op_classes(importlib.import_module(module))}
+    assert declared == builtin.CATALOG  # the catalog names every built-in op and its module
     registered_builtins = {name for name in REGISTRY.names()
                            if REGISTRY.get(name).__module__.startswith("amml.")}
-    assert declared == registered_builtins  # packages (source.logs, source.redis) included
-    assert declared <= set(OpRegistry().names())  # a fresh registry finds them all too
+    assert set(declared) == registered_builtins  # packages (source.logs, source.redis) included
+    assert set(declared) <= set(OpRegistry().names())  # a fresh registry finds them all too
     assert {"select", "split", "train", "evaluate", "detect", "source.sql", "source.logs",
-            "source.redis"} <= declared
+            "source.redis"} <= set(declared)
     assert len(declared) >= 26
 
 
@@ -129,6 +133,7 @@ def test_entry_points_load_after_builtins_and_a_clash_is_reported(
     _dist(tmp_path, "amml-clash-plugin", "[amml.ops]\nselect = amml_clash_plugin:Select\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     registry = OpRegistry()
+    assert "select" in registry.names()  # everything loaded: built-ins, then entry points
     assert registry.get("select").__module__ == "amml.ops.transforms.select"  # built-in kept
     assert "select" in registry.plugin_errors
     assert "amml_clash_plugin:Select" in registry.plugin_errors["select"]
@@ -169,3 +174,15 @@ def test_unknown_names_list_what_is_registered() -> None:
             name = "amml"
 
         DETECTORS.register(Impostor)
+
+
+def test_finding_a_builtin_imports_only_its_module() -> None:
+    """``amml validate`` pays for the ops a workflow uses: no SQL driver for a CSV workflow."""
+    script = ("import sys; from amml.ops.registry import REGISTRY; "
+              "assert REGISTRY.find('split') is not None; "
+              "print(sorted(m for m in ('amml.ops.sources.sql', 'sqlalchemy', 'pandas', "
+              "'amml.ops.detectors.detect') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

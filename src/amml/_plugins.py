@@ -33,7 +33,7 @@ import importlib
 import importlib.metadata
 import inspect
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
 from amml._exceptions import PluginClashError, PluginNotFoundError
@@ -83,18 +83,21 @@ class PluginRegistry(Generic[T]):
     """Named plugins of one kind, loaded built-ins first, then entry points, then the rest.
 
     ``name_of`` reads a plugin's name; ``builtins`` are module names imported on first use
-    (their definitions register themselves, or ``collect`` finds them); ``collect`` turns an
+    (their definitions register themselves, or ``collect`` finds them); ``catalog`` maps a
+    built-in's name to its module, so that finding one imports one module; ``collect`` turns an
     entry point's object (a module, a class, a list) into plugins; ``origin`` tells whether two
     definitions are really one (re-imported).
     """
 
     def __init__(self, kind: str, *, group: str, name_of: Callable[[T], str],
                  builtins: Iterable[str] = (),
+                 catalog: Mapping[str, str] | None = None,
                  collect: Callable[[Any], Iterable[T]] | None = None,
                  origin: Callable[[T], Any] = _origin) -> None:
         self.kind, self.group = kind, group
         self._name_of, self._origin = name_of, origin
         self._builtins = tuple(builtins)
+        self._catalog = dict(catalog or {})
         self._collect = collect or (lambda obj: [obj])
         self._items: dict[str, T] = {}
         self._lock = threading.RLock()
@@ -153,6 +156,13 @@ class PluginRegistry(Generic[T]):
 
     # ------------------------------------------------------------------ looking up
     def find(self, name: str) -> T | None:
+        if self._state != "loaded" and name in self._catalog:
+            # a built-in by name: import its one module, not every built-in and plugin; a
+            # plugin of the same name would lose to it anyway (built-ins come first)
+            for item in self._collect(importlib.import_module(self._catalog[name])):
+                self.register(item)
+            if name in self._items:
+                return self._items[name]
         self._ensure_loaded()
         return self._items.get(name)
 

@@ -43,6 +43,8 @@ from typing import Any
 
 import numpy as np
 
+from amml._lazy import LazyModule
+
 
 def sha256_hex(data: bytes | str) -> str:
     if isinstance(data, str):
@@ -588,6 +590,9 @@ def _walk(obj: Any, module: str, closure: _Closure) -> None:
                                           if n in global_ns]
         targets += [("", part) for part in parts]
         for name, target in targets:
+            if isinstance(target, LazyModule):  # a module imported on first use: by name
+                closure.add(target.__dict__["_name"])
+                continue
             if isinstance(target, FunctionOp):  # another @op function used as a helper
                 target = target.func
             target = _unwrap(target)

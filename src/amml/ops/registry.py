@@ -20,8 +20,10 @@ from types import ModuleType
 from typing import Any
 
 from amml._exceptions import OpError, OpNotFoundError, PluginNotFoundError
+from amml._lazy import LazyModule
 from amml._plugins import PluginRegistry
 from amml.lang.params import did_you_mean
+from amml.ops import builtin
 from amml.ops.base import Op
 
 ENTRY_POINT_GROUP = "amml.ops"
@@ -32,12 +34,11 @@ def op_classes(obj: object) -> list[type[Op]]:
     if isinstance(obj, type) and issubclass(obj, Op):
         return [obj]
     if isinstance(obj, ModuleType):
-        if obj.__name__ == "amml.ops.builtin":
-            return [cls for module in obj.MODULES for cls in op_classes(module)]
         found = [member for _, member in inspect.getmembers(obj, inspect.isclass)
                  if issubclass(member, Op) and member.name and member.__module__ == obj.__name__
                  ] + [member.op_class for _, member in inspect.getmembers(obj)
-                      if isinstance(getattr(member, "op_class", None), type)
+                      if not isinstance(member, LazyModule)  # probing one would import it
+                      and isinstance(getattr(member, "op_class", None), type)
                       and member.op_class.__module__ == obj.__name__]
         if hasattr(obj, "__path__"):  # a package (source.logs): the ops of its submodules
             for _, module in inspect.getmembers(obj, inspect.ismodule):
@@ -66,7 +67,8 @@ class OpRegistry(PluginRegistry[type[Op]]):
 
     def __init__(self) -> None:
         super().__init__("op", group=ENTRY_POINT_GROUP, name_of=lambda cls: cls.name,
-                         builtins=("amml.ops.builtin",), collect=op_classes,
+                         builtins=builtin.MODULES, catalog=builtin.CATALOG,
+                         collect=op_classes,
                          origin=_op_origin)
 
     def register(self, op_cls: type[Op], *, override: bool = False,

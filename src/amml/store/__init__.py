@@ -7,12 +7,25 @@ under ``AMML_HOME``. ``AMML_STORE_URL`` selects another database (PostgreSQL:
 
 from __future__ import annotations
 
+import importlib as _importlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from amml.store.artifacts import ArtifactRef, ArtifactStore, open_artifact_store
-from amml.store.metadata import MetadataStore
+if TYPE_CHECKING:  # SQLAlchemy and the artifact stores load when a store is opened
+    from amml.store.artifacts import ArtifactRef, ArtifactStore
+    from amml.store.metadata import MetadataStore
+
+_LAZY = {"ArtifactRef": "amml.store.artifacts", "ArtifactStore": "amml.store.artifacts",
+         "MetadataStore": "amml.store.metadata"}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'amml.store' has no attribute {name!r}")
+    return getattr(_importlib.import_module(module), name)
 
 
 def default_home() -> Path:
@@ -38,6 +51,9 @@ class Store:
 def open_store(home: str | Path | None = None, *, url: str | None = None,
                artifacts_url: str | None = None) -> Store:
     """Open (creating on first use) the metadata and artifact stores."""
+    from amml.store.artifacts import open_artifact_store
+    from amml.store.metadata import MetadataStore
+
     root = Path(home) if home is not None else default_home()
     db_url = url or os.environ.get("AMML_STORE_URL") or f"sqlite:///{root / 'amml.db'}"
     art_url = artifacts_url or os.environ.get("AMML_ARTIFACTS_URL") or str(root / "artifacts")

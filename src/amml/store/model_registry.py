@@ -22,7 +22,6 @@ from __future__ import annotations
 import getpass
 import json
 import os
-import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,9 +34,8 @@ from amml.store import Store
 from amml.store.artifacts import ArtifactRef
 from amml.store.code_version import CodeVersion, detect
 from amml.store.metadata.schema import alias_events, model_aliases, model_versions
+from amml.store.model_names import ALIAS, NAME
 
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$")
-ALIAS = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,99}$")
 _ATTEMPTS = 50
 
 

@@ -26,10 +26,10 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from pydantic import Field, field_validator, model_validator
 
 from amml._exceptions import OpError
+from amml._lazy import pandas as pd
 from amml.lang.params import did_you_mean
 from amml.lang.spec import Input
 from amml.ops.base import Op, OpConfig, StepContext

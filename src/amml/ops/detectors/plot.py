@@ -22,10 +22,10 @@ import io
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from pydantic import Field
 
 from amml._exceptions import OpError
+from amml._lazy import pandas as pd
 from amml.lang.spec import Input
 from amml.ops.base import Op, OpConfig, StepContext
 from amml.ops.detectors.thresholds import runs

@@ -37,10 +37,10 @@ from collections.abc import Iterable
 from typing import Any, Literal
 
 import numpy as np
-import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from amml._exceptions import OpError
+from amml._lazy import pandas as pd
 
 __all__ = ["ThresholdConfig", "alarm_metrics", "alarms", "choose_threshold", "runs"]
 

@@ -23,16 +23,16 @@ import numbers
 import warnings
 from typing import Annotated, Any
 
-import pandas as pd
 from pydantic import Field
 
-from amml._exceptions import OpError
+from amml._exceptions import OpError, RegistryError
+from amml._lazy import pandas as pd
 from amml.lang.spec import Input
 from amml.ops.base import Op, OpConfig, StepContext
 from amml.ops.models.contract import ForecastModel
 from amml.ops.registry import register
 from amml.ops.transforms.scaling import Scaler
-from amml.store.model_registry import ALIAS, NAME, RegistryError
+from amml.store.model_names import ALIAS, NAME
 
 AliasName = Annotated[str, Field(pattern=ALIAS.pattern)]
 

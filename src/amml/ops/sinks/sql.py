@@ -11,12 +11,11 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-import pandas as pd
 from pydantic import Field
-from sqlalchemy import inspect, text
-from sqlalchemy.exc import SQLAlchemyError
 
 from amml._exceptions import OpError
+from amml._lazy import pandas as pd
+from amml._lazy import sqlalchemy as sa
 from amml.lang.spec import Input
 from amml.ops.base import Op, OpConfig, StepContext
 from amml.ops.registry import register
@@ -40,11 +39,11 @@ class SqlSink(Op):
         engine = engine_for(self.config.resolve_url())
         schema, _, name = self.config.table.rpartition(".")
         try:
-            if not inspect(engine).has_table(name, schema=schema or None):
+            if not sa.inspect(engine).has_table(name, schema=schema or None):
                 return "absent"
             with engine.connect() as conn:
-                rows = conn.execute(text(f"SELECT count(*) FROM {self.config.table}")).scalar()
-        except SQLAlchemyError:
+                rows = conn.execute(sa.text(f"SELECT count(*) FROM {self.config.table}")).scalar()
+        except sa.exc.SQLAlchemyError:
             return None  # cannot tell: write again
         return json.dumps({"rows": int(rows)})
 
@@ -60,7 +59,7 @@ class SqlSink(Op):
             method = None if engine.dialect.name == "sqlite" else "multi"
             table.to_sql(name, engine, schema=schema or None, if_exists=c.if_exists,
                          index=True, index_label=label, chunksize=c.chunk_size, method=method)
-        except (SQLAlchemyError, ValueError) as exc:
+        except (sa.exc.SQLAlchemyError, ValueError) as exc:
             message = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
             raise OpError(f"sink.sql: writing {c.table} at {host_port(url)} failed: "
                           f"{redact(message)}") from None

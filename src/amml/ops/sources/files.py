@@ -11,9 +11,8 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-import pandas as pd
-
 from amml._exceptions import OpError
+from amml._lazy import pandas as pd
 from amml.ops.base import Op, OpConfig, StepContext
 from amml.ops.registry import register
 from amml.ops.sources.quality import finish_table

@@ -61,10 +61,10 @@ from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
-import pandas as pd
 from pydantic import Field, field_validator, model_validator
 
 from amml._exceptions import OpError
+from amml._lazy import pandas as pd
 from amml.lang.params import did_you_mean
 from amml.ops.base import Op, OpConfig, StepContext
 from amml.ops.registry import register

@@ -45,10 +45,10 @@ from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
 import numpy as np
-import pandas as pd
 from pydantic import Field, model_validator
 
 from amml._exceptions import OpError, PayloadError
+from amml._lazy import pandas as pd
 from amml.ops.base import Op, OpConfig, StepContext
 from amml.ops.registry import register
 from amml.ops.sources.connections import ConnectionConfig, host_port, redact

@@ -18,9 +18,9 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import numpy as np
-import pandas as pd
 
 from amml._exceptions import OpError
+from amml._lazy import pandas as pd
 
 BadRows = Literal["error", "quarantine"]
 EXAMPLES = 5

@@ -23,20 +23,22 @@ from __future__ import annotations
 
 import io
 import json
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import pandas as pd
 from pydantic import Field, model_validator
-from sqlalchemy import column, create_engine, func, literal_column, select, table, text
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import SQLAlchemyError
 
 from amml._exceptions import OpError
+from amml._lazy import pandas as pd
+from amml._lazy import sqlalchemy as sa
 from amml.lang.spec import Input
 from amml.ops.base import Op, OpConfig, StepContext
 from amml.ops.registry import register
 from amml.ops.sources.connections import ConnectionConfig, host_port, redact
 from amml.ops.sources.quality import finish_table
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+    from sqlalchemy.exc import SQLAlchemyError
 
 _engines: dict[str, Engine] = {}
 
@@ -46,7 +48,7 @@ def engine_for(url: str) -> Engine:
     engine = _engines.get(url)
     if engine is None:
         try:
-            engine = _engines[url] = create_engine(url, pool_pre_ping=True)
+            engine = _engines[url] = sa.create_engine(url, pool_pre_ping=True)
         except ImportError as exc:
             raise OpError(f"the database driver is missing ({exc}): "
                           "pip install 'amml[sources]'") from None
@@ -91,16 +93,16 @@ class SqlSource(Op):
         names = [c.time, *(c.columns or [])]
         if c.table is not None:
             schema, _, name = c.table.rpartition(".")
-            source = table(name, *[column(n) for n in names], schema=schema or None)
+            source = sa.table(name, *[sa.column(n) for n in names], schema=schema or None)
         else:
-            source = text(c.query).columns(*[column(n) for n in names]).subquery("q")
+            source = sa.text(c.query).columns(*[sa.column(n) for n in names]).subquery("q")
         values = [source.c[n] for n in c.columns] if c.columns else None
         return source, source.c[c.time], values
 
     def _select(self, after: pd.Timestamp | None = None):
         source, time_col, values = self._base()
-        picked = [time_col, *values] if values is not None else [literal_column("*")]
-        statement = select(*picked).select_from(source)
+        picked = [time_col, *values] if values is not None else [sa.literal_column("*")]
+        statement = sa.select(*picked).select_from(source)
         for condition in self._range(time_col, after):
             statement = statement.where(condition)
         return statement.order_by(time_col)
@@ -123,7 +125,7 @@ class SqlSource(Op):
     # -- cache state -----------------------------------------------------------------------
     def _stats(self, engine: Engine, upto: pd.Timestamp | None = None) -> tuple[int, Any]:
         source, time_col, _ = self._base()
-        statement = select(func.count(), func.max(time_col)).select_from(source)
+        statement = sa.select(sa.func.count(), sa.func.max(time_col)).select_from(source)
         for condition in self._range(time_col):
             statement = statement.where(condition)
         if upto is not None:
@@ -136,7 +138,7 @@ class SqlSource(Op):
         engine, url = self._engine()
         try:
             count, newest = self._stats(engine)
-        except SQLAlchemyError as exc:
+        except sa.exc.SQLAlchemyError as exc:
             raise OpError(_describe(exc, url)) from None
         return json.dumps({"rows": count, "newest": str(newest)})
 
@@ -151,7 +153,7 @@ class SqlSource(Op):
             watermark = _as_utc_naive(previous.index.max())
             try:
                 seen, _ = self._stats(engine, upto=watermark)
-            except SQLAlchemyError as exc:
+            except sa.exc.SQLAlchemyError as exc:
                 raise OpError(_describe(exc, url)) from None
             if seen != len(previous):
                 note = (f"{seen - len(previous)} rows arrived at or before the previous "
@@ -159,7 +161,7 @@ class SqlSource(Op):
                 previous, watermark = None, None
         try:
             raw = self._read(engine, self._select(after=watermark))
-        except SQLAlchemyError as exc:
+        except sa.exc.SQLAlchemyError as exc:
             raise OpError(_describe(exc, url)) from None
         rows_read = len(raw)
         ctx.log_metric("rows_read", rows_read)

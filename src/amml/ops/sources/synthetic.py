@@ -10,9 +10,9 @@ trend, noise and injected anomalies (spikes, level shifts, stuck sensors), label
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 from pydantic import Field
 
+from amml._lazy import pandas as pd
 from amml.ops.base import Op, OpConfig, StepContext
 from amml.ops.registry import register
 

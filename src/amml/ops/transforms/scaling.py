@@ -28,9 +28,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Literal, overload
 
 import numpy as np
-import pandas as pd
 
 from amml._exceptions import OpError
+from amml._lazy import pandas as pd
 
 ScaleKind = Literal["zscore", "minmax", "robust"]
 Missing = Literal["error", "identity"]

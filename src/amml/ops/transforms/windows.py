@@ -14,11 +14,11 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 from pydantic import Field
 
 from amml._exceptions import OpError
+from amml._lazy import pandas as pd
 from amml.lang.spec import Input
 from amml.ops.base import Op, OpConfig, StepContext
 from amml.ops.registry import register

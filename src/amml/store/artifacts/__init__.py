@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
+import importlib as _importlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from amml.store.artifacts.base import ArtifactRef, ArtifactStore
-from amml.store.artifacts.local import LocalArtifactStore
-from amml.store.artifacts.model import SafetensorsModel
-from amml.store.artifacts.remote import FsspecArtifactStore
+if TYPE_CHECKING:  # serializers (pandas, pyarrow) and fsspec load on first use
+    from amml.store.artifacts.base import ArtifactStore
+
+_LAZY = {"ArtifactRef": "amml.store.artifacts.base", "ArtifactStore": "amml.store.artifacts.base",
+         "LocalArtifactStore": "amml.store.artifacts.local",
+         "SafetensorsModel": "amml.store.artifacts.model",
+         "FsspecArtifactStore": "amml.store.artifacts.remote"}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'amml.store.artifacts' has no attribute {name!r}")
+    return getattr(_importlib.import_module(module), name)
 
 
 def open_artifact_store(url: str | Path) -> ArtifactStore:
     """A local store for a path or ``file://`` URL, an fsspec store for anything else."""
+    from amml.store.artifacts.local import LocalArtifactStore
+    from amml.store.artifacts.remote import FsspecArtifactStore
+
     text = str(url)
     if text.startswith("file://"):
         return LocalArtifactStore(text[len("file://"):])

@@ -9,9 +9,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
 from amml._exceptions import OpError
+from amml._lazy import pandas as pd
 from amml.ops.sources.logs.formats import _ALIASES
 
 #: More output intervals than this is almost always a stray timestamp or a tiny interval.

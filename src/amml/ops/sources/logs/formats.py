@@ -8,10 +8,13 @@ import warnings
 from typing import Literal
 
 import numpy as np
-import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
-from pandas.tseries.api import guess_datetime_format
+
+from amml._lazy import LazyModule
+from amml._lazy import pandas as pd
+from amml._lazy import pyarrow as pa
+
+pc = LazyModule("pyarrow.compute")
+
 
 NAT = np.iinfo(np.int64).min  # what DatetimeIndex.asi8 gives for NaT
 
@@ -137,6 +140,8 @@ def _guess_times(text: np.ndarray, tz: str | None) -> np.ndarray:
     """Stamps that are not ISO 8601: the format pandas guesses from the first one, then
     dateutil one by one for what is left."""
     out = np.full(len(text), NAT, dtype=np.int64)
+    from pandas.tseries.api import guess_datetime_format
+
     guess = guess_datetime_format(text[0])
     if guess is not None:
         out = _with_format(text, guess, tz)

@@ -11,11 +11,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import pandas as pd
-from pandas.tseries.frequencies import to_offset
 from pydantic import Field, field_validator, model_validator
 
 from amml._exceptions import OpError
+from amml._lazy import pandas as pd
 from amml.ops.base import Op, OpConfig, StepContext
 from amml.ops.registry import register
 from amml.ops.sources.connections import redact
@@ -75,7 +74,7 @@ class LogSourceConfig(OpConfig):
     @classmethod
     def _fixed_interval(cls, value: str) -> str:
         try:  # Timedelta(to_offset(...)): "1MS" is a month here, not a millisecond
-            step = pd.Timedelta(to_offset(value))
+            step = pd.Timedelta(pd.tseries.frequencies.to_offset(value))
         except (ValueError, TypeError):
             step = pd.Timedelta(0)
         if step <= pd.Timedelta(0):
@@ -146,7 +145,8 @@ class LogSourceConfig(OpConfig):
         return [parse_metric(spec, self.format) for spec in self.metrics]
 
     def step_ns(self) -> int:
-        return int(pd.Timedelta(to_offset(self.interval)).as_unit("ns").value)
+        offset = pd.tseries.frequencies.to_offset(self.interval)
+        return int(pd.Timedelta(offset).as_unit("ns").value)
 
     def bound(self, name: Literal["start", "end"]) -> int | None:
         """``start`` or ``end`` in UTC nanoseconds."""

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
+from amml._lazy import LazyModule
+from amml._lazy import pandas as pd
+from amml._lazy import pyarrow as pa
 from amml.ops.sources.logs.formats import (
     _FLAGS,
     _JSON_TIME_KEYS,
@@ -23,6 +23,8 @@ from amml.ops.sources.logs.formats import (
     _parse_times,
 )
 from amml.ops.sources.quality import EXAMPLES
+
+pc = LazyModule("pyarrow.compute")
 
 
 @dataclass

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-import pandas as pd
 from pydantic import AliasChoices, Field, model_validator
 
 from amml._exceptions import OpError
+from amml._lazy import pandas as pd
 from amml.ops.base import Op, OpConfig, StepContext
 from amml.ops.registry import register
 from amml.ops.sources.connections import ConnectionConfig, host_port, redact

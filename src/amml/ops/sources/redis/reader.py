@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
 from amml._exceptions import OpError
+from amml._lazy import pandas as pd
 from amml.ops.sources.connections import redact
 from amml.ops.sources.quality import EXAMPLES, Quarantine, finish_table
 
@@ -17,7 +16,7 @@ if TYPE_CHECKING:
 TIME = "__time__"
 
 #: A read: (the new rows, or None; their report; the cursor for the next read; entries read).
-Read = tuple[pd.DataFrame | None, dict[str, Any], dict[str, Any], int]
+Read = tuple["pd.DataFrame | None", dict[str, Any], dict[str, Any], int]  # pandas loads lazily
 
 
 def instant(text: str, tz: str | None) -> pd.Timestamp:

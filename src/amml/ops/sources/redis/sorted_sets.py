@@ -9,8 +9,7 @@ import math
 from collections.abc import Iterator
 from typing import Any
 
-import pandas as pd
-
+from amml._lazy import pandas as pd
 from amml.ops.sources.quality import Quarantine
 from amml.ops.sources.redis.reader import TIME, LayoutReader, Read, finish_read, merge_reports
 

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
+from amml._lazy import pandas as pd
 from amml.ops.sources.quality import Quarantine
 from amml.ops.sources.redis.reader import TIME, LayoutReader, Read, finish_read
 
