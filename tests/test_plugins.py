@@ -11,7 +11,7 @@ import pytest
 
 from amml._exceptions import PluginClashError, PluginNotFoundError
 from amml._plugins import PluginRegistry
-from amml.ops.detectors.base import DETECTORS, Detector, make_detector
+from amml.ops.detectors.base import BUILTIN_DETECTORS, DETECTORS, Detector, make_detector
 from amml.ops.registry import REGISTRY, OpRegistry
 
 
@@ -160,7 +160,7 @@ def test_detectors_come_from_the_entry_point_group(tmp_path: Path,
     monkeypatch.syspath_prepend(str(tmp_path))
     registry: PluginRegistry[type[Detector]] = PluginRegistry(
         "detector", group="amml.detectors", name_of=lambda cls: cls.name,
-        builtins=("amml.ops.detectors",), collect=DETECTORS._collect)
+        builtins=tuple(BUILTIN_DETECTORS.values()), collect=DETECTORS._collect)
     assert {"amml", "plugin_constant"} <= set(registry.names())
     assert registry.get("plugin_constant")(level=0.5).update(None, 1.0) == 0.5
     sys.modules.pop("amml_detector_plugin", None)
@@ -186,3 +186,17 @@ def test_finding_a_builtin_imports_only_its_module() -> None:
                           timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_the_builtin_detector_table_matches_the_modules() -> None:
+    import importlib
+    import pkgutil
+
+    import amml.ops.detectors as package
+    from amml.ops.detectors.base import BUILTIN_DETECTORS, _detector_classes
+
+    found = {cls.name: cls.__module__
+             for info in pkgutil.iter_modules(package.__path__)
+             for cls in _detector_classes(importlib.import_module(f"{package.__name__}."
+                                                                  f"{info.name}"))}
+    assert found == BUILTIN_DETECTORS

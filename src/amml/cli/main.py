@@ -25,9 +25,11 @@ from amml._exceptions import AMMLError, WorkflowError, WorkflowValidationError
 if TYPE_CHECKING:
     from amml.store.client import Client
 
+# Plain (click) help text: Typer's Rich help pulls in a Markdown parser that alone costs more
+# than the rest of ``amml --help``; plain text also keeps brackets ("amml[torch]") intact.
 app = typer.Typer(name="amml", no_args_is_help=True, add_completion=False,
                   help="AMML: workflows for time-series forecasting and anomaly detection.",
-                  pretty_exceptions_enable=False)
+                  pretty_exceptions_enable=False, rich_markup_mode=None)
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 

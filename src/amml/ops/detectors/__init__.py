@@ -1,15 +1,5 @@
 """Anomaly detectors: one per module, each registered by name (``base.DETECTORS``).
 
-Importing this package imports every built-in detector, so ``make_detector`` sees them all.
+The registry imports a detector's module when the detector is first asked for by name (see
+``base.BUILTIN_DETECTORS``), so importing this package, or one op of it, costs little.
 """
-
-from amml.ops.detectors import (  # noqa: F401
-    autoencoder,
-    ensemble,
-    isolation,
-    novelty,
-    residual,
-    robust,
-    seasonal,
-    windowed_gaussian,
-)

@@ -100,9 +100,23 @@ def _detector_classes(obj: object) -> list[type[Detector]]:
 
 
 #: Detectors by name: built-ins, then the entry-point group ``amml.detectors``, then the rest.
+#: The built-in detectors by name, with their modules (adding one adds a line here; a test
+#: checks the table against the modules).
+BUILTIN_DETECTORS: dict[str, str] = {
+    "amml": "amml.ops.detectors.novelty",
+    "autoencoder": "amml.ops.detectors.autoencoder",
+    "ensemble": "amml.ops.detectors.ensemble",
+    "forecast_residual": "amml.ops.detectors.residual",
+    "isolation_forest": "amml.ops.detectors.isolation",
+    "rolling_mad": "amml.ops.detectors.robust",
+    "seasonal": "amml.ops.detectors.seasonal",
+    "windowed_gaussian": "amml.ops.detectors.windowed_gaussian",
+}
+
 DETECTORS: PluginRegistry[type[Detector]] = PluginRegistry(
     "detector", group="amml.detectors", name_of=lambda cls: cls.name,
-    builtins=("amml.ops.detectors",), collect=_detector_classes)
+    builtins=tuple(dict.fromkeys(BUILTIN_DETECTORS.values())), catalog=BUILTIN_DETECTORS,
+    collect=_detector_classes)
 
 D = TypeVar("D", bound=type[Detector])
 
