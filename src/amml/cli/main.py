@@ -408,7 +408,7 @@ def list_executors(json_output: JsonOption = False) -> None:
 
 #: Command modules; each has ``attach(app)`` adding its commands or command group.
 COMMAND_MODULES = ("amml.cli.ledger", "amml.cli.models", "amml.cli.keys", "amml.cli.serve",
-                   "amml.cli.bench", "amml.cli.artifact")
+                   "amml.cli.bench", "amml.cli.artifact", "amml.cli.store")
 
 
 def _add_subcommands() -> None:
