@@ -14,6 +14,7 @@
     │   └── PayloadError                  (also a ValueError: one unreadable source message)
     ├── StoreError
     │   ├── ArtifactNotFoundError
+    │   ├── ArtifactCorruptError          (a stored file does not hash to its name)
     │   ├── RunNotFoundError
     │   ├── RegistryError
     │   │   └── AliasConflict
@@ -143,6 +144,16 @@ class StoreError(AMMLError):
 
 class ArtifactNotFoundError(StoreError):
     """No artifact with this digest (or prefix) is stored."""
+
+
+class ArtifactCorruptError(StoreError):
+    """A stored artifact's bytes do not hash to its name (overwritten, truncated, empty). The
+    file has been moved aside (``quarantined``, when the backend can), so the next run that
+    produces it writes it again."""
+
+    def __init__(self, message: str, *, digest: str = "", quarantined: str | None = None) -> None:
+        super().__init__(message)
+        self.digest, self.quarantined = digest, quarantined
 
 
 class RunNotFoundError(StoreError):
