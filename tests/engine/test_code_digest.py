@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from amml.engine import fingerprint
+from amml.engine import code_modules, fingerprint
 from amml.engine.fingerprint import code_dependencies, code_digest
 from amml.ops.registry import REGISTRY
 
@@ -78,7 +78,7 @@ def test_a_declared_package_is_covered_module_by_module_and_libraries_by_version
     from amml.ops.models.train import Train
 
     covered = code_dependencies(Train, ("amml.ops.models",))
-    package = Path(fingerprint._module_file("amml.ops.models")).parent
+    package = Path(code_modules._module_file("amml.ops.models")).parent
     expected = {".".join(("amml.ops.models", *p.relative_to(package).with_suffix("").parts))
                 for p in package.rglob("*.py") if p.name != "__init__.py"}
     assert expected and expected <= set(covered["modules"])
