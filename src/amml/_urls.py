@@ -227,11 +227,15 @@ def credentials_in(value: str) -> list[str]:
 
 
 def remember_secrets(url: str) -> None:
-    """Hide this URL's credentials wherever they show up later in this process."""
+    """Hide this URL's credentials wherever they show up later in this process.
+
+    Text that is not a URL is remembered whole: it came from where a URL with credentials
+    was expected, so it may be a bare password.
+    """
     try:
         secrets = parse_url(url.strip()).secrets
     except ValueError:
-        return
+        secrets = (url.strip(),)
     with _remembered_lock:
         for secret in secrets:
             if len(secret) >= _MIN_REMEMBERED:

@@ -8,46 +8,23 @@ A source config names its server with one of:
 * ``profile``: a named entry of the profile file (``AMML_PROFILES``, default
   ``~/.amml/profiles.yaml``), e.g. ``warehouse: {url: postgresql+psycopg://...}``.
 
-Anything printed goes through :func:`redact`, which hides passwords and tokens.
+URLs are read by :mod:`amml._urls` (credential-aware) and anything printed goes through
+:func:`redact`, which hides passwords and tokens wherever they appear.
 """
 
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import yaml
-from pydantic import BaseModel, model_validator
+from pydantic import BaseModel, field_validator, model_validator
 
 from amml._exceptions import OpError
+from amml._urls import credentials_in, is_url, parse_url, redact, redact_url, remember_secrets
 
-_SECRET_QUERY = re.compile(r"(?i)((?:password|passwd|pwd|token|secret|api_key|apikey)=)[^&;\s]+")
-
-
-def redact(text: str) -> str:
-    """Hide the password of a URL and secret-looking query values.
-
-    >>> redact("postgresql://amml:s3cret@db:5432/x?sslmode=require&token=abc")
-    'postgresql://amml:***@db:5432/x?sslmode=require&token=***'
-    """
-    def one(url: str) -> str:
-        try:
-            parts = urlsplit(url)
-        except ValueError:
-            return url
-        netloc = parts.netloc
-        if "@" in netloc:
-            userinfo, host = netloc.rsplit("@", 1)
-            if ":" in userinfo:
-                userinfo = userinfo.split(":", 1)[0] + ":***"
-            netloc = f"{userinfo}@{host}"
-        return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-
-    text = re.sub(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"]+", lambda m: one(m.group(0)), text)
-    return _SECRET_QUERY.sub(lambda m: m.group(1) + "***", text)
+__all__ = ["ConnectionConfig", "host_port", "load_profile", "profiles_path", "redact"]
 
 
 def profiles_path() -> Path:
@@ -79,37 +56,71 @@ class ConnectionConfig(BaseModel):
     url_env: str | None = None
     profile: str | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _hide_credentials_from_errors(cls, data: Any) -> Any:
+        # Validation errors quote their input (and `amml validate` prints it): a URL carrying
+        # credentials is swapped for its redacted form here, so the refusal below can only
+        # ever quote "***"; the config is refused either way.
+        if isinstance(data, dict) and isinstance(data.get("url"), str) \
+                and credentials_in(data["url"]):
+            data = {**data, "url": redact_url(data["url"])}
+        return data
+
+    @field_validator("url")
+    @classmethod
+    def _no_credentials_in_the_workflow(cls, url: str | None) -> str | None:
+        where = credentials_in(url) if url else []
+        if where:
+            raise ValueError(
+                f"the URL contains a password or other credentials ({', '.join(where)}): the "
+                "workflow, its IR and the run metadata must not hold secrets; put the URL in an "
+                "environment variable (url_env) or a profile")
+        return url
+
     @model_validator(mode="after")
     def _one_way_to_connect(self) -> ConnectionConfig:
         given = [n for n in ("url", "url_env", "profile") if getattr(self, n)]
         if len(given) > 1:
             raise ValueError(f"give one of url, url_env or profile, not {' and '.join(given)}")
-        if self.url and urlsplit(self.url).password:
-            raise ValueError("the URL contains a password: put it in an environment variable "
-                             "(url_env) or a profile instead of the workflow")
         return self
 
     def resolve_url(self, default: str | None = None) -> str:
-        """The URL to connect to, from wherever the config says it lives."""
+        """The URL to connect to, from wherever the config says it lives.
+
+        A URL from the environment or a profile must be shaped ``scheme://...``; its
+        credentials are remembered so that no later message can show them.
+        """
         if self.url:
             return self.url
         if self.url_env:
             value = os.environ.get(self.url_env)
             if not value:
                 raise OpError(f"environment variable {self.url_env} (url_env) is not set")
-            return value
+            return _checked(value, f"environment variable {self.url_env} (url_env)")
         if self.profile:
             profile = load_profile(self.profile)
             if "url" not in profile:
                 raise OpError(f"profile '{self.profile}' has no 'url'")
-            return str(profile["url"])
+            return _checked(str(profile["url"]), f"the 'url' of profile '{self.profile}'")
         if default is not None:
             return default
         raise OpError("no server given: set url, url_env or profile")
 
 
+def _checked(value: str, where: str) -> str:
+    value = value.strip()
+    remember_secrets(value)
+    if not is_url(value):
+        # the value is never quoted: a variable named by mistake may hold a bare password
+        raise OpError(f"{where} does not hold a URL (expected scheme://host[:port]/...; "
+                      "its value is not shown because it may be a secret)")
+    return value
+
+
 def host_port(url: str, default_port: int | None = None) -> str:
-    """``host:port`` of a URL, for error messages (never the credentials)."""
-    parts = urlsplit(url)
-    port = parts.port or default_port
-    return f"{parts.hostname or 'localhost'}:{port}" if port else (parts.hostname or "localhost")
+    """``host:port`` of a URL, for error messages (never the credentials, never an error)."""
+    try:
+        return parse_url(url.strip()).host_port(default_port)
+    except ValueError:
+        return "an unparseable address"

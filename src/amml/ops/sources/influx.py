@@ -58,17 +58,18 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlunsplit
 
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
 from amml._exceptions import OpError
 from amml._lazy import pandas as pd
+from amml._urls import parse_url
 from amml.lang.params import did_you_mean
 from amml.ops.base import Op, OpConfig, StepContext
 from amml.ops.registry import register
-from amml.ops.sources.connections import ConnectionConfig, host_port, redact
+from amml.ops.sources.connections import ConnectionConfig, redact
 from amml.ops.sources.quality import finish_table
 
 DEFAULT_URL = "http://127.0.0.1:8086"
@@ -437,17 +438,21 @@ class _Connection:
         except ImportError:
             raise OpError("source.influxdb needs httpx: pip install 'amml[sources]'") from None
         self._httpx = httpx
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        try:
+            parsed = parse_url(url)
+        except ValueError:
+            parsed = None
+        if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
             raise OpError(f"InfluxDB URL {redact(url)!r} must be http(s)://host:port")
-        self.where = host_port(url, 8086 if parts.scheme == "http" else 443)
+        self.where = parsed.host_port(8086 if parsed.scheme == "http" else 443)
+        # credentials go as basic auth, never in the request line: from the user-info or
+        # InfluxDB 1.x's own ?u=...&p=... (both credential-aware, a password may hold '/')
         auth = None
-        if parts.username:
-            from urllib.parse import unquote
-
-            auth = (unquote(parts.username), unquote(parts.password or ""))
-        netloc = parts.netloc.rsplit("@", 1)[-1]
-        base = urlunsplit((parts.scheme, netloc, parts.path.rstrip("/") + "/", "", ""))
+        if parsed.username:
+            auth = (parsed.username, parsed.password or "")
+        elif parsed.query_value("u") is not None:
+            auth = (parsed.query_value("u") or "", parsed.query_value("p") or "")
+        base = urlunsplit((parsed.scheme, parsed.hosts, parsed.path.rstrip("/") + "/", "", ""))
         self._client = httpx.Client(base_url=base, auth=auth, timeout=timeout_s)
 
     def __enter__(self) -> _Connection:

@@ -42,13 +42,13 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
-from urllib.parse import unquote, urlsplit
 
 import numpy as np
 from pydantic import Field, model_validator
 
 from amml._exceptions import OpError, PayloadError
 from amml._lazy import pandas as pd
+from amml._urls import parse_url
 from amml.ops.base import Op, OpConfig, StepContext
 from amml.ops.registry import register
 from amml.ops.sources.connections import ConnectionConfig, host_port, redact
@@ -392,7 +392,7 @@ class MqttSource(Op):
 
     def _where(self) -> str:
         url = self._url()
-        scheme = urlsplit(url).scheme
+        scheme = url.split("://", 1)[0] if "://" in url else ""
         return host_port(url, 8883 if scheme in _TLS_SCHEMES else 1883)
 
     def capture(self) -> Capture:
@@ -407,16 +407,19 @@ class MqttSource(Op):
             raise OpError("source.mqtt needs paho-mqtt (pip install 'amml[sources]')") from None
         c = self.config
         url = self._url()
-        parts = urlsplit(url)
+        try:
+            parts = parse_url(url)  # credential-aware: a password may hold '/', '@' or ':'
+        except ValueError:
+            raise OpError(f"MQTT URL for {self._where()} must be mqtt://host[:port] "
+                          "or mqtts://host[:port]") from None
         if parts.scheme not in ("mqtt", "tcp", *_TLS_SCHEMES):
             raise OpError(f"MQTT URL scheme must be mqtt:// or mqtts://, got "
                           f"{parts.scheme or 'none'}:// for {self._where()}")
         tls = parts.scheme in _TLS_SCHEMES
-        host = parts.hostname or "localhost"
-        try:
-            port = parts.port or (8883 if tls else 1883)
-        except ValueError:
-            raise OpError(f"bad port in MQTT URL {redact(url)}") from None
+        host = parts.host or "localhost"
+        port = parts.port or (8883 if tls else 1883)
+        if ":" in parts.hosts.rpartition("]")[2] and parts.port is None:
+            raise OpError(f"bad port in MQTT URL {redact(url)}")
         where = self._where()
 
         result = Capture()
@@ -471,8 +474,7 @@ class MqttSource(Op):
                              clean_session=True)
         client.connect_timeout = c.connect_timeout_s
         if parts.username:
-            client.username_pw_set(unquote(parts.username),
-                                   unquote(parts.password) if parts.password else None)
+            client.username_pw_set(parts.username, parts.password)
         if tls:
             client.tls_set()
         client.on_connect, client.on_subscribe = on_connect, on_subscribe

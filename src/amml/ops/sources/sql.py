@@ -30,6 +30,7 @@ from pydantic import Field, model_validator
 from amml._exceptions import OpError
 from amml._lazy import pandas as pd
 from amml._lazy import sqlalchemy as sa
+from amml._urls import parse_url
 from amml.lang.spec import Input
 from amml.ops.base import Op, OpConfig, StepContext
 from amml.ops.registry import register
@@ -48,13 +49,23 @@ def engine_for(url: str) -> Engine:
     engine = _engines.get(url)
     if engine is None:
         try:
-            engine = _engines[url] = sa.create_engine(url, pool_pre_ping=True)
+            # re-encoded user-info: SQLAlchemy then reads the password this check and
+            # redaction saw (an unescaped '@' or ':' in it would otherwise move the host)
+            engine = sa.create_engine(_for_sqlalchemy(url), pool_pre_ping=True)
+            _engines[url] = engine
         except ImportError as exc:
             raise OpError(f"the database driver is missing ({exc}): "
                           "pip install 'amml[sources]'") from None
         except Exception as exc:
-            raise OpError(f"invalid database URL {redact(url)}: {exc}") from None
+            raise OpError(f"invalid database URL {redact(url)}: {redact(str(exc))}") from None
     return engine
+
+
+def _for_sqlalchemy(url: str) -> str:
+    try:
+        return parse_url(url).with_encoded_userinfo()
+    except ValueError:
+        return url  # not a URL: SQLAlchemy says so, in a message redact() cleans
 
 
 class SqlConfig(ConnectionConfig, OpConfig):

@@ -9,6 +9,7 @@ from pydantic import AliasChoices, Field, model_validator
 
 from amml._exceptions import OpError
 from amml._lazy import pandas as pd
+from amml._urls import parse_url
 from amml.ops.base import Op, OpConfig, StepContext
 from amml.ops.registry import register
 from amml.ops.sources.connections import ConnectionConfig, host_port, redact
@@ -117,7 +118,10 @@ class RedisSource(Op):
                           "(pip install 'amml[sources]')") from None
         url = self._url()
         try:
-            client = redis.Redis.from_url(url, decode_responses=True,
+            # re-encoded user-info: redis-py reads URLs the RFC way, which would take a
+            # password holding '/' for part of the host (and quote it in a ValueError)
+            client = redis.Redis.from_url(parse_url(url).with_encoded_userinfo(),
+                                          decode_responses=True,
                                           socket_connect_timeout=self.config.timeout_s,
                                           socket_timeout=self.config.timeout_s)
             client.ping()
@@ -130,6 +134,9 @@ class RedisSource(Op):
                           f"{redact(str(exc)).replace(url, self._where())}") from None
         except ValueError as exc:
             raise OpError(f"bad Redis URL for {self._where()}: {redact(str(exc))}") from None
+        except Exception as exc:  # a driver error quotes what it was given: never raw
+            raise OpError(f"Redis at {self._where()}: {type(exc).__name__}: "
+                          f"{redact(str(exc))}") from None
         return client
 
     def _reader(self) -> LayoutReader:
