@@ -33,6 +33,7 @@ bench: $(STAMP)  ## engine overhead, tracking throughput, serving
 	$(BIN)/python benchmarks/ledger.py
 	$(BIN)/python benchmarks/sources.py
 	$(BIN)/python benchmarks/serving.py
+	$(BIN)/python benchmarks/startup.py
 	$(BIN)/amml bench nab --data ../shared/datasets/nab --out .amml/nab-results
 
 clean:

@@ -36,8 +36,11 @@ FLOORS: dict[str, list[str]] = {
 
 def time_command(args: list[str], src: Path | None, repeats: int) -> float:
     env = dict(os.environ)
+    # as a user runs it: bytecode cached (one untimed run writes it), not recompiled each time
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     if src is not None:
         env["PYTHONPATH"] = str(src) + os.pathsep + env.get("PYTHONPATH", "")
+    subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True)
     times = []
     for _ in range(repeats):
         started = time.perf_counter()
