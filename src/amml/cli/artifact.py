@@ -1,8 +1,9 @@
 """``amml artifact``: save a step's output (a plot, a table, a report) to a file.
 
 ``TARGET`` is ``STEP[.OUTPUT]`` (latest run), ``RUN:STEP[.OUTPUT]`` or an artifact digest
-prefix. Images are written as PNG; tables as CSV or Parquet (by the file's suffix); JSON, text,
-arrays and models as stored.
+prefix. Images are written as PNG; tables as CSV (with their time index as the first column)
+or Parquet (by the file's suffix); JSON, text, arrays and models as stored. The bytes are
+checked against their digest first: a corrupt artifact is an error, never written out.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
+from amml._exceptions import AMMLError
 from amml.cli._options import HomeOption
 
 _SUFFIX = {"image": ".png", "table": ".csv", "json": ".json", "text": ".txt", "array": ".npy",
@@ -38,11 +40,22 @@ def _pick_output(graph: dict[str, Any], output: str | None, target: str) -> dict
     return outputs[output]
 
 
+def _meaningful_index(frame: Any) -> bool:
+    import pandas as pd
+
+    index = frame.index
+    return not (isinstance(index, pd.RangeIndex) and index.name is None)
+
+
 def _write(value: Any, kind: str, path: Path) -> None:
     if kind == "image" or isinstance(value, bytes):
         path.write_bytes(value)
     elif kind == "table":
-        (value.to_parquet(path) if path.suffix == ".parquet" else value.to_csv(path, index=False))
+        if path.suffix == ".parquet":
+            value.to_parquet(path)
+        else:  # the index is the time axis of every source table: keep it (a column named
+            # after it) unless it is only a row counter
+            value.to_csv(path, index=_meaningful_index(value))
     elif kind == "json":
         path.write_text(json.dumps(value, indent=2, default=str) + "\n")
     elif kind == "text":
@@ -87,7 +100,10 @@ def artifact(
                 info = _pick_output(graph, output or None, target)
             except ValueError as exc:
                 raise _fail(str(exc), 1) from None
-        value = client.load_artifact(info["digest"])
+        try:
+            value = client.load_artifact(info["digest"])
+        except AMMLError as exc:  # a corrupt file (now set aside) or a missing one
+            raise _fail(str(exc), 1) from None
     kind = info["type"]
     path = output_file or Path(target.replace(":", "_").replace(".", "_") + _SUFFIX.get(kind, ""))
     _write(value, kind, path)

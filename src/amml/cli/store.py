@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -69,3 +70,46 @@ def init(json_output: JsonOption = False, home: HomeOption = None) -> None:
 def upgrade(json_output: JsonOption = False, home: HomeOption = None) -> None:
     """Migrate the store's schema to this AMML version's (after upgrading AMML)."""
     _schema_command(home, "upgrade", json_output)
+
+
+@app.command()
+def verify(
+    repair: Annotated[bool, typer.Option(
+        "--repair", help="Move bad files to quarantine/ and drop the cache entries that name "
+                         "them, so the next run rebuilds them.")] = False,
+    json_output: JsonOption = False,
+    home: HomeOption = None,
+) -> None:
+    """Re-hash every artifact against its name; report corrupt, empty and missing ones.
+
+    Exit 1 when something is bad and --repair was not given.
+    """
+    from amml.cli.main import _open_store, err, out
+    from amml.store.artifacts.verify import verify_store
+
+    store = _open_store(home, read_only=not repair)  # a plain check writes nothing
+    try:
+        report = verify_store(store, repair=repair)
+    finally:
+        store.close()
+    if json_output:
+        out.print_json(json.dumps(report.to_json()))
+    else:
+        for finding in report.findings:
+            action = " (moved to quarantine)" if finding.quarantined else ""
+            err.print(f"[red]{finding.problem}[/] {finding.digest}{action}", highlight=False)
+        summary = (f"checked {report.checked} artifact{'s' if report.checked != 1 else ''} in "
+                   f"{store.artifacts.url}: ")
+        if report.ok:
+            out.print(summary + "[green]all intact[/]", highlight=False)
+        elif repair:
+            out.print(summary + f"{len(report.findings)} bad, set aside; dropped "
+                      f"{report.cache_entries_dropped} cache entr"
+                      f"{'y' if report.cache_entries_dropped == 1 else 'ies'}: the next run "
+                      "rebuilds them", highlight=False)
+        else:
+            out.print(summary + f"[red]{len(report.findings)} bad[/]; 'amml store verify "
+                      "--repair' sets them aside so the next run rebuilds them",
+                      highlight=False)
+    if not report.ok and not repair:
+        raise typer.Exit(1)

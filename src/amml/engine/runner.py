@@ -1,10 +1,11 @@
 """Run a plan: content-addressed caching, parallel dispatch, recording and lineage.
 
 For each step whose inputs are ready the runner computes the cache key (partial key + input
-digests). A hit whose artifacts still exist is reused without running; a miss becomes a
-:class:`StepTask` for the executor. Finished steps are recorded (step row, artifacts, lineage
-edges, cache entry, metrics) through the store's group-commit writer. A failed step skips
-only its descendants; independent branches still finish and are cached for the next run.
+digests). A hit whose artifacts still exist and still hash to their names is reused without
+running; a miss becomes a :class:`StepTask` for the executor. Finished steps are recorded
+(step row, artifacts, lineage edges, cache entry, metrics) through the store's group-commit
+writer. A failed step skips only its descendants; independent branches still finish and are
+cached for the next run.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from amml._exceptions import AMMLError, StepFailedError
+from amml._urls import redact
 from amml.engine.executors import Executor, LocalExecutor, StepFuture
 from amml.engine.fingerprint import cache_key
 from amml.engine.hooks import HookList, RunHooks
@@ -113,7 +115,7 @@ class Runner:
         except BaseException as exc:
             status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
             try:
-                meta.finish_run(run_id, status, f"{type(exc).__name__}: {exc}")
+                meta.finish_run(run_id, status, redact(f"{type(exc).__name__}: {exc}"))
             finally:
                 self.hooks.after_run(run_id=run_id, status=status,
                                      duration_s=time.perf_counter() - started)
@@ -213,9 +215,11 @@ class _Scheduler:
         if entry is None:
             return False
         outputs = {name: ArtifactRef.from_json(ref) for name, ref in entry["outputs"].items()}
+        # each output is re-hashed: one deleted, emptied or overwritten (then moved aside to
+        # quarantine) makes this a miss, so the step runs again and writes it afresh
         if set(outputs) != set(step.output_types) or not all(
-                self.artifacts.exists(ref.digest) for ref in outputs.values()):
-            return False  # an artifact was deleted: run the step again
+                self.artifacts.intact(ref.digest) for ref in outputs.values()):
+            return False
         self._record(step, "cached", key, outputs, inputs, [], time.time(), 0.0, None)
         self._release(step.name)
         return True
@@ -264,6 +268,10 @@ class _Scheduler:
                 outputs: dict[str, ArtifactRef], inputs: dict[str, Any], metrics: list,
                 started_at: float, duration_s: float, error: str | None,
                 traceback: str | None = None) -> None:
+        # messages quote what failed (a URL, a driver's DSN): stored, shown and passed to
+        # hooks only redacted; the run's error is built from these
+        error, traceback = (redact(error) if error else error,
+                            redact(traceback) if traceback else traceback)
         meta, run_id = self.meta, self.run_id
         self.outcomes[step.name] = StepOutcome(step.name, step.op_name, status, duration_s, key,
                                                outputs, error, traceback)

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from amml._exceptions import ArtifactCorruptError
 from amml.ops.base import MetricPoint, StepContext
 from amml.ops.registry import REGISTRY
 from amml.store import Store
@@ -113,7 +114,10 @@ def _previous_loader(task: StepTask, artifacts):
         ref = previous.get(name)
         if ref is None or not artifacts.exists(ref.digest):
             return None
-        return artifacts.load(ref)
+        try:
+            return artifacts.load(ref)
+        except ArtifactCorruptError:  # moved aside by now: start over as if it were absent
+            return None
 
     return load
 

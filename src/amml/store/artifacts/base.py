@@ -1,8 +1,15 @@
 """Content-addressed artifact storage.
 
-An artifact's name is the sha256 of its bytes. Backends implement three small methods
-(``_exists``, ``_read``, ``_write_atomic``); the base class adds serialization and an in-process
-memo so a value handed from one step to the next in the same process is not re-read.
+An artifact's name is the sha256 of its bytes, and every read checks that name against the
+bytes read (hashed as they arrive, like git's object store or an OCI registry's blobs). A file
+that fails the check is never returned: it is moved aside to ``quarantine/`` and
+:class:`ArtifactCorruptError` names it; the next run that produces those bytes writes them
+again, and the runner treats a cached output that fails the check as a miss.
+
+Backends implement a few small methods (``_exists``, ``_read``, ``_write_atomic``, and for
+verification ``_hash_stored``, ``_quarantine`` and ``digests``); the base class adds the
+checks, serialization and an in-process memo so a value handed from one step to the next in
+the same process is not re-read.
 """
 
 from __future__ import annotations
@@ -11,13 +18,27 @@ import hashlib
 import threading
 from abc import ABC, abstractmethod
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
-from amml._exceptions import ArtifactNotFoundError
+from amml._exceptions import ArtifactCorruptError, ArtifactNotFoundError
 from amml.store.artifacts.serializers import deserialize, serialize
 
 MEMO_SIZE = 64
+#: Bytes hashed per chunk when a stored file is checked without keeping its bytes.
+HASH_CHUNK = 4 << 20
+QUARANTINE = "quarantine"
+
+
+def hash_stream(handle: BinaryIO) -> tuple[str, int]:
+    """sha256 hex digest and size of what ``handle`` holds, read in chunks (constant memory)."""
+    sha = hashlib.sha256()
+    size = 0
+    while chunk := handle.read(HASH_CHUNK):
+        sha.update(chunk)
+        size += len(chunk)
+    return sha.hexdigest(), size
 
 
 @dataclass(frozen=True)
@@ -61,11 +82,41 @@ class ArtifactStore(ABC):
     def _exists(self, digest: str) -> bool: ...
 
     @abstractmethod
-    def _read(self, digest: str) -> bytes: ...
+    def _read(self, digest: str) -> bytes:
+        """The stored bytes, unchecked; ``FileNotFoundError`` when there are none."""
 
     @abstractmethod
     def _write_atomic(self, digest: str, data: bytes) -> None:
-        """Make ``data`` visible under ``digest`` all at once (never half-written)."""
+        """Make ``data`` visible under ``digest`` all at once (never half-written); on failure
+        leave nothing behind and raise :class:`StoreError`."""
+
+    def _read_hashed(self, digest: str) -> tuple[bytes, str]:
+        """The stored bytes and their sha256. Backends that receive bytes in pieces override
+        this to hash each piece as it arrives instead of making a second pass."""
+        data = self._read(digest)
+        return data, hashlib.sha256(data).hexdigest()
+
+    def _hash_stored(self, digest: str) -> tuple[str, int]:
+        """sha256 and size of the stored bytes without keeping them; ``FileNotFoundError``
+        when there are none. Backends override this to stream."""
+        data = self._read(digest)
+        return hashlib.sha256(data).hexdigest(), len(data)
+
+    def _same_bytes(self, digest: str, data: bytes) -> bool:
+        """Whether the stored copy holds exactly ``data`` (cheaper than hashing it again)."""
+        try:
+            return self._read(digest) == data
+        except FileNotFoundError:
+            return False
+
+    def _quarantine(self, digest: str) -> str | None:
+        """Move the stored copy aside (where to is returned), so that no read returns it and
+        the next write of the right bytes heals it; None if it was gone already."""
+        return None
+
+    def digests(self) -> Iterator[str]:
+        """Every digest stored (for ``amml store verify``)."""
+        return iter(())
 
     def uri(self, digest: str) -> str:
         return f"{self.url.rstrip('/')}/{digest[:2]}/{digest}"
@@ -80,15 +131,63 @@ class ArtifactStore(ABC):
 
     def put_bytes(self, data: bytes) -> str:
         digest = hashlib.sha256(data).hexdigest()
-        if not self._exists(digest):
-            self._write_atomic(digest, data)
+        if self._exists(digest):
+            if self._same_bytes(digest, data):
+                return digest
+            # the stored copy is damaged: set it aside and write the right bytes in its place
+            self._quarantine(digest)
+        self._write_atomic(digest, data)
         return digest
 
     def get_bytes(self, digest: str) -> bytes:
+        """The bytes named ``digest``, checked against it: :class:`ArtifactCorruptError`
+        (after moving the file aside) when they do not hash to their name."""
+        for attempt in range(2):
+            try:
+                data, actual = self._read_hashed(digest)
+            except FileNotFoundError:
+                raise ArtifactNotFoundError(
+                    f"artifact {digest[:12]} is not in {self.url}") from None
+            if actual == digest:
+                return data
+            if attempt == 0 and self.check(digest, quarantine=False) == "ok":
+                continue  # a writer healed it between our read and our check: read again
+            raise self._corrupt(digest, actual, len(data))
+        raise AssertionError("unreachable")
+
+    def check(self, digest: str, *, quarantine: bool = True) -> str:
+        """``"ok"``, ``"missing"``, ``"empty"`` or ``"corrupt"`` for the stored copy of
+        ``digest``, hashed in a streaming pass; a bad copy is moved aside when asked."""
         try:
-            return self._read(digest)
+            actual, size = self._hash_stored(digest)
         except FileNotFoundError:
-            raise ArtifactNotFoundError(f"artifact {digest[:12]} is not in {self.url}") from None
+            return "missing"
+        if actual == digest:
+            return "ok"
+        if quarantine:
+            self._drop(digest)
+            self._quarantine(digest)
+        return "empty" if size == 0 else "corrupt"
+
+    def intact(self, digest: str) -> bool:
+        """Whether the stored copy of ``digest`` exists and hashes to its name (a bad one is
+        moved aside, so whatever produced it runs again)."""
+        return self.check(digest) == "ok"
+
+    def _corrupt(self, digest: str, actual: str, size: int) -> ArtifactCorruptError:
+        self._drop(digest)
+        moved = self._quarantine(digest)
+        what = ("is empty (0 bytes)" if size == 0 else
+                f"is corrupt: its {size:,} bytes hash to {actual[:12]}, not to its name")
+        where = f"; moved to {moved}" if moved else ""
+        return ArtifactCorruptError(
+            f"artifact {digest[:12]} in {self.url} {what}{where}. The next run that produces "
+            "it writes it again; 'amml store verify --repair' checks the whole store",
+            digest=digest, quarantined=moved)
+
+    def _drop(self, digest: str) -> None:
+        with self._memo_lock:
+            self._memo.pop(digest, None)
 
     # -- values --------------------------------------------------------------------------
     def save(self, value: Any, declared_type: str = "any") -> ArtifactRef:
