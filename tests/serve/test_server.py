@@ -4,49 +4,22 @@ version that was live and holds that version's forecast."""
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 import threading
 import time
 
 import httpx
 
 from amml.serve.auth import create_key
-from tests.serve.conftest import BY_VERSION, WINDOW, register_models
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.serve.conftest import BY_VERSION, WINDOW, register_models, uvicorn_server
 
 
 def test_swaps_under_load_with_two_workers(store, tmp_path):
     registry = register_models(store)
+    _, reader = create_key(store, scope="read")
     _, token = create_key(store, scope="predict")
-    port = _free_port()
     home = str(tmp_path / ".amml")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "amml.cli", "serve", "--model", "oil@champion", "--workers",
-         "2", "--port", str(port), "--poll-interval", "0.1", "--home", home],
-        env={**os.environ, "AMML_HOME": home}, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True)
-    base = f"http://127.0.0.1:{port}"
-    started = time.monotonic()
-    try:
-        while time.monotonic() - started < 15:
-            assert server.poll() is None, server.stdout.read()
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        else:
-            raise AssertionError("server not ready in 15 s")
-
+    with uvicorn_server(home, "--model", "oil@champion", "--workers", "2", "--poll-interval",
+                        "0.1") as (base, _server):
         stop = threading.Event()
         answers: list[tuple[int, int | None, dict]] = []
         errors: list[str] = []
@@ -85,10 +58,6 @@ def test_swaps_under_load_with_two_workers(store, tmp_path):
         assert {v for _, v, _ in answers} == {1, 2}
         assert answers[-1][1] == 1  # the last flip reached the workers
 
-        metrics = httpx.get(f"{base}/metrics").text
+        metrics = httpx.get(f"{base}/metrics", headers={"X-API-Key": reader}).text
         assert 'amml_model_version{model="oil@champion",pid=' in metrics
         assert "amml_requests_total" in metrics
-    finally:
-        server.terminate()
-        server.wait(15)
-    assert time.monotonic() - started < 20

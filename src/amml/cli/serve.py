@@ -8,6 +8,10 @@ from typing import Annotated
 
 import typer
 
+# ServeConfig's defaults, written out so that loading the CLI does not import amml.serve
+# (tests/serve/test_cli.py checks they agree)
+MAX_BODY_BYTES, MAX_WINDOWS, MAX_JSON_DEPTH, MAX_IN_FLIGHT = 8 * 2**20, 10_000, 32, 32
+
 
 def attach(main: typer.Typer) -> None:
     main.command("serve")(serve)
@@ -31,6 +35,22 @@ def serve(
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
     access_log: Annotated[bool, typer.Option("--access-log", help="Log every request line "
                                              "to stdout (slower).")] = False,
+    max_body_bytes: Annotated[int, typer.Option(
+        "--max-body-bytes", help="Largest request body; larger ones get 413 before they are "
+        "read.", min=1)] = MAX_BODY_BYTES,
+    max_windows: Annotated[int, typer.Option(
+        "--max-windows", help="Most windows in one request (422 beyond).", min=1)
+    ] = MAX_WINDOWS,
+    max_json_depth: Annotated[int, typer.Option(
+        "--max-json-depth", help="Deepest nesting of a JSON body (422 beyond).", min=4)
+    ] = MAX_JSON_DEPTH,
+    max_in_flight: Annotated[int, typer.Option(
+        "--max-in-flight", help="Prediction requests read or scored at once per worker "
+        "(503 beyond). With --max-body-bytes it bounds a worker's memory.", min=1)
+    ] = MAX_IN_FLIGHT,
+    metrics_open: Annotated[bool, typer.Option(
+        "--metrics-open", help="Serve /metrics without a key (by default it needs a 'read' "
+        "key, sent by the scraper as a bearer token).")] = False,
     home: Annotated[Path | None, typer.Option(
         "--home", envvar="AMML_HOME", help="Folder of the default store (default: ./.amml).")
     ] = None,
@@ -68,7 +88,10 @@ def serve(
         raise _fail("no models registered yet: register one first (amml models register)", 2)
     config = ServeConfig(models=references, home=str(home) if home else None,
                          auth=not no_auth, poll_interval=poll_interval,
-                         log_requests=not no_log, threads=threads)
+                         log_requests=not no_log, threads=threads,
+                         max_body_bytes=max_body_bytes, max_windows=max_windows,
+                         max_json_depth=max_json_depth, max_in_flight=max_in_flight,
+                         metrics_open=metrics_open)
     err.print(f"serving {', '.join(references)} on http://{host}:{port} "
               f"({workers} worker{'s' if workers != 1 else ''}"
               f"{', no auth' if no_auth else ''}); docs at /docs", highlight=False)

@@ -7,7 +7,7 @@
 ``GET /v1/models/{name}``            one of them
 ``GET /healthz``                     the process is up (no key)
 ``GET /readyz``                      every model is loaded: 200, else 503 (no key)
-``GET /metrics``                     Prometheus text (no key)
+``GET /metrics``                     Prometheus text (read; no key with ``metrics_open``)
 ``GET /openapi.json``, ``/docs``     the OpenAPI document
 =================================  ==========================================================
 
@@ -15,7 +15,9 @@
 ``oil@challenger``. Every prediction response carries the version that produced it, in the
 ``X-Model-Version`` header and the ``version`` field. The hot path does no database work:
 keys are checked against a cached copy of the key table, and the request log is queued and
-written in batches by a background thread.
+written in batches by a background thread. Bodies are parsed and scored in a small thread
+pool, never on the event loop, so ``/healthz`` and small requests answer while a large batch
+is scored; what one request may cost is bounded by :mod:`amml.serve.limits`.
 """
 
 from __future__ import annotations
@@ -26,19 +28,22 @@ import logging
 import math
 import time
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any
 
-import numpy as np
 from fastapi import FastAPI, Request, Response
 from fastapi.openapi.utils import get_openapi
+from starlette.requests import ClientDisconnect
 from starlette.routing import Route
 
-from amml.ops.stats import mad_scale
+from amml._exceptions import ServeError
 from amml.registry import ModelRegistry
+from amml.serve.answers import detect_payload, forecast_payload, to_json
 from amml.serve.auth import ApiKey, KeyCache
-from amml.serve.bodies import ARROW_TYPES, BodyError, Windows, future_timestamps, parse
+from amml.serve.bodies import ARROW_TYPES, BodyError, Windows, parse
 from amml.serve.config import ServeConfig
+from amml.serve.limits import InFlight, LimitError, read_body
 from amml.serve.metrics import ServerMetrics
 from amml.serve.models import (
     ModelSlot,
@@ -53,14 +58,19 @@ from amml.store import Store, open_store
 log = logging.getLogger("amml.serve")
 JSON = "application/json"
 DEFAULT_THRESHOLD = 4.0
+#: The status a request gets when its client went away before sending its body (nginx's
+#: "client closed request"); it only reaches metrics, nobody is left to read it.
+CLIENT_CLOSED = 499
 
 
 # Internal control flow, not part of the error tree: a handler raises it and the route turns it
 # into an HTTP error response at once, so it never reaches a caller.
 class Reject(Exception):
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None,
+                 reason: str = ""):
         super().__init__(message)
         self.status, self.message, self.headers = status, message, headers or {}
+        self.reason = reason
 
 
 _NO_AUTH = ApiKey("no-auth", "admin", None, "auth disabled", 0.0, None)
@@ -88,7 +98,11 @@ class ServerState:
                                      enabled=config.log_requests)
         self.watcher = Watcher(self.store, self.ordered, config.poll_interval,
                                on_swap=self._swapped, on_failure=self._failed,
-                               tick=self._tick, freeze_gc=config.freeze_gc)
+                               tick=self._tick, freeze_gc=config.freeze_gc,
+                               on_unload=self._unloaded)
+        self.in_flight = InFlight(config.max_in_flight)
+        self.pool = ThreadPoolExecutor(max(1, config.inference_threads),
+                                       thread_name_prefix="amml-serve-predict")
         set_torch_threads(config.threads)
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -106,6 +120,7 @@ class ServerState:
 
     def stop(self) -> None:
         self.watcher.stop()
+        self.pool.shutdown(wait=True)
         self.predlog.stop()
         self.metrics.process_exit()
         if self.own_store:
@@ -122,6 +137,9 @@ class ServerState:
         self.metrics.version.labels(slot.reference).set(new.version)
         if old is not None:
             self.metrics.swaps.labels(slot.reference).inc()
+
+    def _unloaded(self, slot: ModelSlot, _old: ServedModel) -> None:
+        self.metrics.version.labels(slot.reference).set(0)
 
     def _failed(self, slot: ModelSlot, _message: str) -> None:
         self.metrics.swap_failures.labels(slot.reference).inc()
@@ -144,15 +162,28 @@ class ServerState:
             token = headers.get("x-api-key")
         if not token:
             raise Reject(401, "missing API key: send 'Authorization: Bearer <key>' or "
-                              "'X-API-Key: <key>'", {"WWW-Authenticate": "Bearer"})
+                              "'X-API-Key: <key>'", {"WWW-Authenticate": "Bearer"},
+                         "missing_key")
         key = self.keys.authenticate(token)
         if key is None:
-            raise Reject(401, "invalid or revoked API key", {"WWW-Authenticate": "Bearer"})
+            raise Reject(401, "invalid or revoked API key", {"WWW-Authenticate": "Bearer"},
+                         "invalid_key")
         if not key.allows(scope):
             raise Reject(403, f"this key's scope is '{key.scope}'; this needs '{scope}'")
         if model is not None and not key.allows_model(model):
             raise Reject(403, f"this key may not use model '{model}'")
         return key
+
+    def authorize_counted(self, request: Request, endpoint: str, scope: str,
+                          model: str | None = None) -> ApiKey:
+        """:meth:`authorize`, counting each 401 in ``amml_unauthenticated_requests``: anyone
+        can send those, so they are never written to the request log row by row."""
+        try:
+            return self.authorize(request, scope, model)
+        except Reject as reject:
+            if reject.status == 401:
+                self.metrics.unauthenticated.labels(endpoint, reject.reason).inc()
+            raise
 
     # -- predictions ---------------------------------------------------------------------
     async def predict(self, name: str, request: Request, endpoint: str) -> Response:
@@ -160,56 +191,82 @@ class ServerState:
         received_at = time.time()
         slot = self.slots.get(name)
         served = slot.current if slot is not None else None
-        status, request_record, windows = 200, None, None
+        status, request_record, windows, logged = 200, None, None, True
+        headers: dict[str, str] = {}
+        entered = False
         try:
             if slot is None:
                 raise Reject(404, f"no model '{name}' is served here (served: "
                                   f"{', '.join(s.reference for s in self.ordered)})")
-            self.authorize(request, "predict", slot.name)
+            self.authorize_counted(request, endpoint, "predict", slot.name)
             if served is None:
-                raise Reject(503, f"model '{name}' is not loaded yet"
-                             + (f" ({slot.error})" if slot.error else ""))
-            body = await request.body()
-            ctype = request.headers.get("content-type")
+                raise Reject(503, f"model '{name}' is not loaded"
+                             + (f" ({slot.error})" if slot.error else " yet"))
+            self.in_flight.enter()
+            entered = True
+            body = await read_body(request, self.config.max_body_bytes)
             request_record = body
-            if endpoint == "forecast":
-                windows = parse(body, ctype, served.spec)
-                payload = forecast_payload(served, windows)
-            else:
-                threshold = _threshold(request)
-                spec = served.spec
-                rows = spec.lookback + spec.horizon
-                windows = parse(body, ctype, spec, rows,
-                                f"detect needs lookback + horizon = {spec.lookback} + "
-                                f"{spec.horizon} = {rows}")
-                payload = detect_payload(served, windows, threshold)
-            content = json.dumps(payload).encode()
+            threshold = _threshold(request) if endpoint == "detect" else DEFAULT_THRESHOLD
+            content, windows = await asyncio.get_running_loop().run_in_executor(
+                self.pool, self._answer, served, endpoint, body,
+                request.headers.get("content-type"), threshold)
         except Reject as reject:
-            status, content = reject.status, _detail(reject.message)
-            headers = reject.headers
+            status, content, headers = reject.status, _detail(reject.message), reject.headers
+            logged = status != 401
+        except LimitError as limit:
+            status, content = limit.status, json.dumps(limit.to_json()).encode()
+            if status == 503:  # overload: shed it cheaply, the metrics count it
+                headers, logged = {"Retry-After": "1"}, False
+            elif request_record is None:
+                request_record = {"bytes": request.headers.get("content-length")}
         except BodyError as problem:
-            status, content, headers = problem.status, _detail(str(problem)), {}
+            status, content = problem.status, _detail(str(problem))
+        except ClientDisconnect:
+            log.info("amml serve: %s %s: the client disconnected before sending its whole "
+                     "body", name, endpoint)
+            status, content, logged = CLIENT_CLOSED, b"", False
         except Exception as exc:  # the model raised: answer, log, keep serving
             log.exception("amml serve: %s %s failed", name, endpoint)
-            status, content, headers = 500, _detail(f"prediction failed: "
-                                                    f"{type(exc).__name__}: {exc}"), {}
-        else:
-            headers = {}
+            status, content = 500, _detail(f"prediction failed: {type(exc).__name__}: {exc}")
+        finally:
+            if entered:
+                self.in_flight.leave()
         if served is not None:
             headers["X-Model-Version"] = str(served.version)
         seconds = time.perf_counter() - started
         label = slot.reference if slot is not None else "-"
         self.metrics.observe(label, endpoint, status, seconds)
-        if slot is not None:
+        if slot is not None and logged:
             if windows is not None and not _is_json(request):
                 request_record = windows.values  # CSV or Arrow: log the parsed windows
-            elif request_record is not None and _is_arrow(request):
+            elif isinstance(request_record, bytes) and _is_arrow(request):
                 request_record = {"content_type": "arrow", "bytes": len(request_record)}
             self.predlog.add(slot.name, served.version if served else 0, endpoint,
                              received_at, seconds * 1000.0, status,
                              request_record if request_record is not None else {}, content,
                              served.spec.columns if served else ())
         return Response(content, status_code=status, media_type=JSON, headers=headers)
+
+    def _answer(self, served: ServedModel, endpoint: str, body: bytes, ctype: str | None,
+                threshold: float) -> tuple[bytes, Windows]:
+        """Parse, score and serialise one request (in the thread pool, off the event loop)."""
+        spec, config = served.spec, self.config
+        limits = {"max_windows": config.max_windows, "max_depth": config.max_json_depth}
+        if endpoint == "forecast":
+            windows = parse(body, ctype, spec, **limits)
+            payload = forecast_payload(served, windows)
+        else:
+            rows = spec.lookback + spec.horizon
+            windows = parse(body, ctype, spec, rows,
+                            f"detect needs lookback + horizon = {spec.lookback} + "
+                            f"{spec.horizon} = {rows}", **limits)
+            payload = detect_payload(served, windows, threshold)
+        # allow_nan=False: Infinity and NaN are not JSON; the payloads are checked above, this
+        # makes any value that slipped through a 500 rather than a body clients cannot read
+        try:
+            return to_json(payload), windows
+        except ValueError as exc:
+            raise ServeError(f"the answer held a non-finite number ({exc})") from None
 
 
 def _is_json(request: Request) -> bool:
@@ -237,71 +294,6 @@ def _threshold(request: Request) -> float:
     if not math.isfinite(value) or value <= 0:
         raise BodyError(f"threshold must be a positive number, got '{text}'")
     return value
-
-
-def _columns(values: np.ndarray, names: tuple[str, ...]) -> dict[str, list[float]]:
-    return {name: values[:, j].tolist() for j, name in enumerate(names)}
-
-
-def forecast_payload(served: ServedModel, windows: Windows) -> dict[str, Any]:
-    spec = served.spec
-    y = served.forecast(windows.values)
-    payload: dict[str, Any] = {"model": served.name, "version": served.version,
-                               "horizon": spec.horizon, "outputs": list(spec.outputs)}
-    stamps = windows.timestamps
-    if windows.batch:
-        payload["forecasts"] = [_columns(y[i], spec.outputs) for i in range(len(y))]
-        if windows.ids is not None:
-            payload["windows"] = windows.ids
-        if stamps is not None:
-            payload["timestamps"] = [None if s is None else
-                                     future_timestamps(s, spec, spec.horizon) for s in stamps]
-    else:
-        payload["forecast"] = _columns(y[0], spec.outputs)
-        if stamps is not None and stamps[0] is not None:
-            payload["timestamps"] = future_timestamps(stamps[0], spec, spec.horizon)
-    return payload
-
-
-def detect_payload(served: ServedModel, windows: Windows, threshold: float
-                   ) -> dict[str, Any]:
-    """Forecast the last ``horizon`` rows from the first ``lookback``; score each actual
-    value by its distance from the forecast in units of the lookback window's robust scale
-    (1.4826 times the median absolute deviation; the standard deviation where that is 0)."""
-    spec = served.spec
-    missing = [o for o in spec.outputs if o not in spec.columns]
-    if missing:
-        raise BodyError(f"detect needs the model's outputs among its input columns "
-                        f"(missing: {', '.join(missing)})")
-    picks = [spec.columns.index(o) for o in spec.outputs]
-    x = windows.values
-    history = x[:, : spec.lookback, :][:, :, picks]
-    actual = x[:, spec.lookback :, :][:, :, picks]
-    forecast = served.forecast(np.ascontiguousarray(x[:, : spec.lookback, :]))
-    median = np.median(history, axis=1, keepdims=True)
-    scale = mad_scale(history, median, axis=1)
-    scale = np.where(scale > 0, scale, history.std(axis=1))
-    scale = np.maximum(scale, 1e-9)
-    scores = np.abs(actual - forecast) / scale[:, None, :]
-    results = []
-    for i in range(len(x)):
-        alarms = {name: np.flatnonzero(scores[i, :, j] > threshold).tolist()
-                  for j, name in enumerate(spec.outputs)}
-        results.append({"scores": _columns(scores[i], spec.outputs),
-                        "forecast": _columns(forecast[i], spec.outputs),
-                        "scale": dict(zip(spec.outputs, scale[i].tolist(), strict=True)),
-                        "alarms": alarms,
-                        "anomalous": any(bool(v) for v in alarms.values())})
-    payload: dict[str, Any] = {"model": served.name, "version": served.version,
-                               "horizon": spec.horizon, "outputs": list(spec.outputs),
-                               "threshold": threshold}
-    if windows.batch:
-        payload["results"] = results
-        if windows.ids is not None:
-            payload["windows"] = windows.ids
-    else:
-        payload.update(results[0])
-    return payload
 
 
 # -- the application ------------------------------------------------------------------------
@@ -396,7 +388,7 @@ def create_app(config: ServeConfig | None = None, *, store: Store | None = None)
     def _listing(request: Request, name: str | None = None) -> Response:
         started = time.perf_counter()
         try:
-            key = state.authorize(request, "read")
+            key = state.authorize_counted(request, "models", "read")
             if name is None:
                 body: Any = {"models": [s.status() for s in state.ordered
                                         if key.allows_model(s.name)]}
@@ -438,10 +430,17 @@ def create_app(config: ServeConfig | None = None, *, store: Store | None = None)
         return Response(json.dumps({"ready": ready, "models": models}).encode(),
                         status_code=200 if ready else 503, media_type=JSON)
 
-    @app.get("/metrics", tags=["health"])
-    async def metrics() -> Response:
-        """Prometheus metrics (all worker processes)."""
-        content, ctype = state.metrics.render()
+    @app.get("/metrics", tags=["health"], responses=_ERRORS)
+    async def metrics(request: Request) -> Response:
+        """Prometheus metrics (all worker processes); needs a ``read`` key unless the server
+        runs with ``--metrics-open``."""
+        if not state.config.metrics_open:
+            try:
+                state.authorize_counted(request, "metrics", "read")
+            except Reject as reject:
+                return Response(_detail(reject.message), status_code=reject.status,
+                                media_type=JSON, headers=reject.headers)
+        content, ctype = await asyncio.to_thread(state.metrics.render)
         return Response(content, media_type=ctype)
 
     def openapi() -> dict[str, Any]:

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +45,7 @@ import numpy as np
 import pandas as pd
 
 from amml._exceptions import BodyError, UnsupportedMediaType
+from amml.serve.limits import check_json_depth, check_windows
 
 JSON_TYPES = ("application/json", "")
 CSV_TYPES = ("text/csv", "application/csv")
@@ -77,32 +79,40 @@ class Windows:
 
 
 def parse(body: bytes, content_type: str | None, spec: Spec, rows: int | None = None,
-          rows_reason: str | None = None) -> Windows:
-    """Parse and validate ``body``; ``rows`` defaults to the lookback (a forecast)."""
+          rows_reason: str | None = None, *, max_windows: int | None = None,
+          max_depth: int | None = None) -> Windows:
+    """Parse and validate ``body``; ``rows`` defaults to the lookback (a forecast). A batch of
+    more than ``max_windows`` windows, or JSON nested deeper than ``max_depth``, is a
+    :class:`~amml.serve.limits.LimitError`, found before the values are converted."""
     rows = spec.lookback if rows is None else rows
     reason = rows_reason or f"the model's lookback is {rows}"
     kind = (content_type or "").split(";", 1)[0].strip().lower()
     if kind in JSON_TYPES or kind.endswith("+json"):
-        return _parse_json(body, spec, rows, reason)
+        return _parse_json(body, spec, rows, reason, max_windows, max_depth)
     if kind in CSV_TYPES:
         try:
             frame = pd.read_csv(io.BytesIO(body))
         except (ValueError, pd.errors.ParserError) as exc:
             raise BodyError(f"body is not valid CSV: {exc}") from None
-        return _parse_frame(frame, spec, rows, reason)
+        return _parse_frame(frame, spec, rows, reason, max_windows)
     if kind in ARROW_TYPES:
-        return _parse_frame(_read_arrow(body), spec, rows, reason)
+        return _parse_frame(_read_arrow(body), spec, rows, reason, max_windows)
     raise UnsupportedMediaType(
         f"unsupported content type '{kind}' (send application/json, text/csv or "
         "application/vnd.apache.arrow.stream)")
 
 
 # -- JSON -----------------------------------------------------------------------------------
-def _parse_json(body: bytes, spec: Spec, rows: int, reason: str) -> Windows:
+def _parse_json(body: bytes, spec: Spec, rows: int, reason: str, max_windows: int | None,
+                max_depth: int | None) -> Windows:
+    if max_depth is not None:  # json.loads recurses: a deep body must not reach it
+        check_json_depth(body, max_depth)
     try:
-        data = json.loads(body)
+        data = json.loads(body) if len(body) < STEPWISE_BYTES else _loads_stepwise(body)
     except ValueError as exc:
         raise BodyError(f"body is not valid JSON: {exc}") from None
+    except RecursionError:  # only without a depth limit
+        raise BodyError("body is not valid JSON: nested too deeply") from None
     if not isinstance(data, dict):
         raise BodyError('body must be a JSON object with "window", "series" or "windows"')
     columns = data.get("columns")
@@ -110,6 +120,8 @@ def _parse_json(body: bytes, spec: Spec, rows: int, reason: str) -> Windows:
         items = data["windows"]
         if not isinstance(items, list) or not items:
             raise BodyError('"windows" must be a non-empty list of windows')
+        if max_windows is not None:
+            check_windows(len(items), max_windows)
         values, stamps = [], []
         for i, item in enumerate(items):
             array, stamp = _json_window(item, spec, rows, reason, columns, f"windows[{i}]: ")
@@ -122,6 +134,67 @@ def _parse_json(body: bytes, spec: Spec, rows: int, reason: str) -> Windows:
         return Windows(array[None], False, None if stamp is None else [stamp])
     keys = ", ".join(map(str, data)) or "none"
     raise BodyError(f'body needs "window", "series" or "windows" (keys given: {keys})')
+
+
+#: Bodies from this size on are decoded a value at a time (each window of a batch on its own):
+#: ``json.loads`` is one C call that holds the GIL throughout, ~50 ms a MB, and the event
+#: loop (``/healthz``, small requests) would wait behind it; between values it can run.
+STEPWISE_BYTES = 256 * 1024
+_DECODER = json.JSONDecoder()
+_SPACE = re.compile(r"[ \t\n\r]*")
+
+
+def _loads_stepwise(body: bytes) -> Any:
+    """``json.loads`` of an object, decoding the items of a ``"windows"`` list one by one."""
+    text = body.decode("utf-8")
+    space = _SPACE.match
+    i = space(text, 0).end()
+    if not text.startswith("{", i):  # not a batch: one call, as before
+        return json.loads(text)
+    out: dict[str, Any] = {}
+    i = space(text, i + 1).end()
+    if text.startswith("}", i):
+        i += 1
+    else:
+        while True:
+            key, i = _DECODER.raw_decode(text, i)
+            if not isinstance(key, str):
+                raise ValueError(f"expected a property name at char {i}")
+            i = space(text, i).end()
+            if not text.startswith(":", i):
+                raise ValueError(f"expected ':' at char {i}")
+            i = space(text, i + 1).end()
+            if key == "windows" and text.startswith("[", i):
+                items: list[Any] = []
+                i = space(text, i + 1).end()
+                if text.startswith("]", i):
+                    i += 1
+                else:
+                    while True:
+                        item, i = _DECODER.raw_decode(text, i)
+                        items.append(item)
+                        i = space(text, i).end()
+                        if text.startswith(",", i):
+                            i = space(text, i + 1).end()
+                        elif text.startswith("]", i):
+                            i += 1
+                            break
+                        else:
+                            raise ValueError(f"expected ',' or ']' at char {i}")
+                out[key] = items
+            else:
+                out[key], i = _DECODER.raw_decode(text, i)
+            i = space(text, i).end()
+            if text.startswith(",", i):
+                i = space(text, i + 1).end()
+            elif text.startswith("}", i):
+                i += 1
+                break
+            else:
+                raise ValueError(f"expected ',' or '}}' at char {i}")
+    if space(text, i).end() != len(text):
+        raise ValueError(f"extra data at char {i}")
+    return out
 
 
 def _json_window(item: Any, spec: Spec, rows: int, reason: str, columns: Any,
@@ -222,7 +295,8 @@ def _read_arrow(body: bytes) -> pd.DataFrame:
     return table.to_pandas()
 
 
-def _parse_frame(frame: pd.DataFrame, spec: Spec, rows: int, reason: str) -> Windows:
+def _parse_frame(frame: pd.DataFrame, spec: Spec, rows: int, reason: str,
+                 max_windows: int | None = None) -> Windows:
     frame.columns = [str(c) for c in frame.columns]
     time_column = next((c for c in frame.columns if c.lower() in TIME_COLUMNS
                         and c not in spec.columns), None)
@@ -230,6 +304,8 @@ def _parse_frame(frame: pd.DataFrame, spec: Spec, rows: int, reason: str) -> Win
         if name not in frame.columns:
             raise BodyError(f"missing column {name} (columns: {', '.join(frame.columns)})")
     if "window" in frame.columns and "window" not in spec.columns:
+        if max_windows is not None:
+            check_windows(int(frame["window"].nunique()), max_windows)
         groups = [(key, part) for key, part in frame.groupby("window", sort=False)]
         batch = True
     else:

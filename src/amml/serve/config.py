@@ -31,6 +31,17 @@ class ServeConfig:
     log_flush_interval: float = 0.25
     threads: int = 1
     metrics_multiprocess: bool = False
+    #: What one request may cost (see :mod:`amml.serve.limits`): 413, 422, 422 and 503 past
+    #: them. A worker holds at most ``max_in_flight`` bodies of ``max_body_bytes``.
+    max_body_bytes: int = 8 * 2**20
+    max_windows: int = 10_000
+    max_json_depth: int = 32
+    max_in_flight: int = 32
+    #: Threads that parse and score requests, so the event loop (and ``/healthz``) stays free.
+    inference_threads: int = 2
+    #: ``/metrics`` without a key (a Prometheus scraper on a private network); by default it
+    #: needs a ``read`` key, since it shows which models are served and how busy they are.
+    metrics_open: bool = False
     #: Freeze the objects alive after the first load out of the garbage collector's way
     #: (set for server processes; left off in tests and embedded use).
     freeze_gc: bool = False

@@ -45,6 +45,11 @@ class ServerMetrics:
         self.swap_failures = Counter("amml_model_swap_failures",
                                      "Versions that failed to load or their smoke test",
                                      ["model"], registry=r)
+        # 401s are counted here rather than written to the request log: anyone who can reach
+        # the port can send them, and a row each would let them grow the database at will
+        self.unauthenticated = Counter("amml_unauthenticated_requests",
+                                       "Requests refused for a missing or invalid API key",
+                                       ["endpoint", "reason"], registry=r)
         self.logged = Counter("amml_prediction_log_rows", "Rows queued for the prediction log",
                               registry=r)
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}

@@ -8,7 +8,10 @@ with however often the slot changes meanwhile. The :class:`Watcher` thread polls
 target version; when it changes it loads the new version, smoke-tests it on a zero window of
 the signature's shape, warms it, and only then assigns it to the slot. A version that fails
 to load or to pass the smoke test is not served (the old one stays) until the reference
-moves again.
+moves again. A reference that comes to point at nothing (its version deleted: ``amml models
+delete --force`` removes the version's aliases with it) is unloaded: the model answers 503
+and ``/readyz`` is 503 until the reference points at a live version again. ``NAME`` (the
+newest version) moves to the newest version still live instead.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import numpy as np
 from amml._exceptions import AMMLError, ServeError
 from amml.ops.models.contract import Forecasting
 from amml.ops.transforms.scaling import Scaler
-from amml.registry import ModelRegistry, ModelVersion
+from amml.registry import ModelRegistry, ModelVersion, RegistryError
 from amml.serve.bodies import Spec
 from amml.store import Store
 
@@ -120,8 +123,11 @@ class ModelSlot:
 
     def target(self, registry: ModelRegistry) -> int | None:
         """The version this reference points at now (one small query)."""
-        if self.mode == "pinned":
-            return int(self.pointer)
+        if self.mode == "pinned":  # a deleted version must stop being served
+            try:
+                return registry.get(self.name, int(self.pointer)).version
+            except RegistryError:
+                return None
         if self.mode == "alias":
             return registry.alias_version(self.name, self.pointer)
         return registry.latest_version(self.name)
@@ -154,13 +160,15 @@ class Watcher:
                  on_swap: Callable[[ModelSlot, ServedModel | None, ServedModel], None]
                  | None = None,
                  on_failure: Callable[[ModelSlot, str], None] | None = None,
-                 tick: Callable[[], None] | None = None, freeze_gc: bool = False) -> None:
+                 tick: Callable[[], None] | None = None, freeze_gc: bool = False,
+                 on_unload: Callable[[ModelSlot, ServedModel], None] | None = None) -> None:
         self.store = store
         self.freeze_gc = freeze_gc
         self.registry = ModelRegistry(store)
         self.slots = slots
         self.interval = interval
         self.on_swap, self.on_failure, self.tick = on_swap, on_failure, tick
+        self.on_unload = on_unload
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -192,7 +200,16 @@ class Watcher:
                 continue
             current = slot.current
             if target is None:
-                if current is None:
+                if current is not None:  # deleted (or its alias removed): stop serving it
+                    slot.current = None
+                    log.warning("amml serve: %s no longer points at a version (version %s "
+                                "was deleted or unaliased): not serving it", slot.reference,
+                                current.version)
+                    if self.on_unload is not None:
+                        self.on_unload(slot, current)
+                    slot.error = (f"'{slot.reference}' points at no version (version "
+                                  f"{current.version} was deleted or its alias removed)")
+                elif slot.error is None or "cannot read" in slot.error:
                     slot.error = f"'{slot.reference}' points at no version"
                 continue
             if (current is not None and current.version == target) or target in slot.failed:

@@ -1,0 +1,143 @@
+"""The answers to prediction requests: forecasts, and forecast-residual anomaly scores, as
+JSON-able payloads that hold only finite numbers (``Infinity`` and ``NaN`` are not JSON)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+
+from amml.ops.stats import mad_scale
+from amml.serve.bodies import BodyError, Windows, future_timestamps
+from amml.serve.models import ServedModel
+
+#: ``/detect``'s scale is at least this fraction of the lookback's level (its median's
+#: magnitude) and of the training data's standard deviation (the signature's scaler), and at
+#: least ``MIN_SCALE``: a constant lookback otherwise divides by ~0 and scores ~1e7.
+SCALE_FLOOR = 1e-3
+TRAINING_SCALE_FLOOR = 1e-2
+MIN_SCALE = 1e-6
+
+def check_finite(values: np.ndarray, inputs: np.ndarray, outputs: tuple[str, ...],
+                 what: str) -> None:
+    """A non-finite forecast or score is a 422 naming where: the version passed its smoke
+    test on a zero window, so it is this input (values so large the arithmetic overflows)
+    that the model cannot answer, and ``Infinity`` is not JSON."""
+    if np.isfinite(values).all():
+        return
+    window, step, column = (int(i) for i in np.argwhere(~np.isfinite(values))[0])
+    kind = "NaN" if np.isnan(values[window, step, column]) else "infinite"
+    largest = float(np.abs(inputs).max()) if inputs.size else 0.0
+    raise BodyError(f"the {what} is {kind} at step {step} of {outputs[column]}"
+                    f"{f' (window {window})' if len(values) > 1 else ''}: this model cannot "
+                    f"answer for these inputs (largest magnitude {largest:.3g}; "
+                    "values this large overflow)")
+
+
+def _columns(values: np.ndarray, names: tuple[str, ...]) -> dict[str, list[float]]:
+    return {name: values[:, j].tolist() for j, name in enumerate(names)}
+
+
+def forecast_payload(served: ServedModel, windows: Windows) -> dict[str, Any]:
+    spec = served.spec
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow: check_finite's 422
+        y = served.forecast(windows.values)
+    check_finite(y, windows.values, spec.outputs, "forecast")
+    payload: dict[str, Any] = {"model": served.name, "version": served.version,
+                               "horizon": spec.horizon, "outputs": list(spec.outputs)}
+    stamps = windows.timestamps
+    if windows.batch:
+        payload["forecasts"] = [_columns(y[i], spec.outputs) for i in range(len(y))]
+        if windows.ids is not None:
+            payload["windows"] = windows.ids
+        if stamps is not None:
+            payload["timestamps"] = [None if s is None else
+                                     future_timestamps(s, spec, spec.horizon) for s in stamps]
+    else:
+        payload["forecast"] = _columns(y[0], spec.outputs)
+        if stamps is not None and stamps[0] is not None:
+            payload["timestamps"] = future_timestamps(stamps[0], spec, spec.horizon)
+    return payload
+
+
+def detect_payload(served: ServedModel, windows: Windows, threshold: float
+                   ) -> dict[str, Any]:
+    """Forecast the last ``horizon`` rows from the first ``lookback``; score each actual
+    value by its distance from the forecast in units of the lookback window's robust scale
+    (1.4826 times the median absolute deviation; the standard deviation where that is 0),
+    floored at ``SCALE_FLOOR`` of the lookback's level and ``TRAINING_SCALE_FLOOR`` of the
+    training data's standard deviation (where the signature has a scaler)."""
+    spec = served.spec
+    missing = [o for o in spec.outputs if o not in spec.columns]
+    if missing:
+        raise BodyError(f"detect needs the model's outputs among its input columns "
+                        f"(missing: {', '.join(missing)})")
+    picks = [spec.columns.index(o) for o in spec.outputs]
+    x = windows.values
+    history = x[:, : spec.lookback, :][:, :, picks]
+    actual = x[:, spec.lookback :, :][:, :, picks]
+    # overflow is found by check_finite and answered with a 422, not warned about
+    with np.errstate(over="ignore", invalid="ignore"):
+        forecast = served.forecast(np.ascontiguousarray(x[:, : spec.lookback, :]))
+        check_finite(forecast, x, spec.outputs, "forecast")
+        median = np.median(history, axis=1, keepdims=True)
+        scale = mad_scale(history, median, axis=1)
+        scale = np.where(scale > 0, scale, history.std(axis=1))
+        scale = np.maximum(scale, np.maximum(SCALE_FLOOR * np.abs(median[:, 0, :]),
+                                             _training_floor(served)))
+        check_finite(scale[:, None, :], x, spec.outputs, "lookback's scale")
+        scores = np.abs(actual - forecast) / scale[:, None, :]
+        check_finite(scores, x, spec.outputs, "anomaly score")
+    results = []
+    for i in range(len(x)):
+        alarms = {name: np.flatnonzero(scores[i, :, j] > threshold).tolist()
+                  for j, name in enumerate(spec.outputs)}
+        results.append({"scores": _columns(scores[i], spec.outputs),
+                        "forecast": _columns(forecast[i], spec.outputs),
+                        "scale": dict(zip(spec.outputs, scale[i].tolist(), strict=True)),
+                        "alarms": alarms,
+                        "anomalous": any(bool(v) for v in alarms.values())})
+    payload: dict[str, Any] = {"model": served.name, "version": served.version,
+                               "horizon": spec.horizon, "outputs": list(spec.outputs),
+                               "threshold": threshold}
+    if windows.batch:
+        payload["results"] = results
+        if windows.ids is not None:
+            payload["windows"] = windows.ids
+    else:
+        payload.update(results[0])
+    return payload
+
+
+def _training_floor(served: ServedModel) -> np.ndarray:
+    """Per output: ``TRAINING_SCALE_FLOOR`` times the training data's standard deviation
+    where the signature's scaler knows it, else ``MIN_SCALE``."""
+    outputs = served.spec.outputs
+    floor = np.full(len(outputs), MIN_SCALE)
+    scaler = served.scaler
+    if scaler is not None:
+        for j, name in enumerate(outputs):
+            if name in scaler.params:
+                _, scale = scaler.offsets_scales([name])
+                floor[j] = max(MIN_SCALE, TRAINING_SCALE_FLOOR * abs(float(scale[0])))
+    return floor
+
+
+#: A batch's answers are serialised this many at a time: ``json.dumps`` holds the GIL for
+#: the whole call, and the event loop should not wait behind a 60,000-window answer.
+DUMP_SLICE = 512
+
+
+def to_json(payload: dict[str, Any]) -> bytes:
+    """``payload`` as JSON, its ``forecasts`` or ``results`` list a slice at a time. Only
+    finite numbers: a NaN or infinity that got this far is a ``ValueError``."""
+    key = next((k for k in ("forecasts", "results") if len(payload.get(k, ())) > DUMP_SLICE),
+               None)
+    if key is None:
+        return json.dumps(payload, allow_nan=False).encode()
+    items = payload[key]
+    head = json.dumps({k: v for k, v in payload.items() if k != key}, allow_nan=False)
+    parts = [json.dumps(items[i:i + DUMP_SLICE], allow_nan=False)[1:-1]
+             for i in range(0, len(items), DUMP_SLICE)]
+    return f'{head[:-1]}, "{key}": [{", ".join(parts)}]}}'.encode()
