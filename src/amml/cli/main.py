@@ -271,6 +271,12 @@ def show(
             run_id = latest[0]["id"]
         info = client.run(run_id)
     if json_output:
+        import math
+
+        # JSON has no NaN or Infinity: a non-finite metric is printed as "nan", "inf", "-inf"
+        for m in info["metrics"]:
+            if not math.isfinite(m["value"]):
+                m["value"] = str(m["value"])
         out.print_json(json.dumps(info, default=str))
         return
     out.print(f"[bold]run[/] {info['id']} · workflow [bold]{info['workflow']}[/] · "

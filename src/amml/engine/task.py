@@ -72,6 +72,7 @@ def execute_task(task: StepTask, store: Store | None = None) -> StepResult:
     started = time.time()
     clock = time.perf_counter()
     result = StepResult(task.step_name, started_at=started)
+    ctx: StepContext | None = None
     try:
         full_store = store or _store_for(task)
         store_artifacts = full_store.artifacts
@@ -98,6 +99,8 @@ def execute_task(task: StepTask, store: Store | None = None) -> StepResult:
                           for name, value in produced.items()}
         result.metrics = ctx.metrics
     except Exception as exc:
+        # what a failed step logged is kept: a diverging training's curve up to the failure
+        result.metrics = ctx.metrics if ctx is not None else []
         result.error = str(exc) or type(exc).__name__
         result.error_type = type(exc).__name__
         result.traceback = traceback.format_exc()

@@ -149,6 +149,22 @@ class TorchTrainer:
             data = self._best_state or b""
         restore_checkpoint(data, self.model, self.optimizer)
 
+    def _diverged(self, epoch: int, name: str, value: float,
+                  metrics: dict[str, float] | None = None) -> None:
+        """Stop training: a loss became NaN or infinite. The epoch's point is logged as it was
+        (the curve shows where it went wrong) but never appended to the ledger: its weights are
+        useless, and the ledger keeps every earlier epoch to restore or resume from."""
+        if self.on_epoch is not None:
+            self.on_epoch(epoch, metrics or {name: value,
+                                             "lr": self.optimizer.param_groups[0]["lr"]})
+        what = "NaN" if math.isnan(value) else "infinite"
+        done = epoch - self.start_epoch
+        kept = (f"; the ledger keeps epochs {self.start_epoch}..{epoch - 1}"
+                if done and self.ledger is not None else "")
+        raise OpError(f"training diverged: loss became {what} at epoch {epoch} ({name}="
+                      f"{value}){kept}; lower lr (now {self.lr:g}) or scale the inputs "
+                      "(preprocess with scale: zscore)")
+
     def fit(self, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray | None = None,
             y_val: np.ndarray | None = None) -> TrainHistory:
         def tensor(values: np.ndarray) -> torch.Tensor:
@@ -172,12 +188,18 @@ class TorchTrainer:
                 batch = order[start : start + self.batch_size]
                 self.optimizer.zero_grad(set_to_none=True)
                 loss = torch.mean((self.model(xt[batch]) - yt[batch]) ** 2)
+                value = float(loss.detach())
+                if not math.isfinite(value):
+                    # stop before the step: one NaN gradient turns every weight into NaN
+                    self._diverged(epoch, "train_loss", value)
                 loss.backward()
                 self.optimizer.step()
-                running += float(loss.detach()) * len(batch)
+                running += value * len(batch)
                 seen += len(batch)
             metrics = {"train_loss": running / max(seen, 1), "val_loss": self._loss(xv, yv),
                        "lr": self.optimizer.param_groups[0]["lr"]}
+            if not math.isfinite(metrics["val_loss"]):
+                self._diverged(epoch, "val_loss", metrics["val_loss"], metrics)
             history.epochs.append(metrics)
             data = checkpoint_bytes(self.model, self.optimizer, {"epoch": epoch})
             if self.ledger is not None:

@@ -112,7 +112,12 @@ metrics = Table(
     Column("run_id", String(32), nullable=False),
     Column("step_name", String(200), nullable=False, default=""),
     Column("key", String(250), nullable=False),
-    Column("value", Float, nullable=False),
+    # NaN and +-Inf are kept (MLflow keeps them too: a diverging loss is a result worth
+    # seeing, not an error), but SQLite stores NaN as NULL and neither SQL nor JSON has a
+    # portable Inf. So a non-finite value is NULL here and ``value_kind`` says which one
+    # ('nan', 'inf', '-inf'); NULL kind means a finite value. Migration 0005.
+    Column("value", Float, nullable=True),
+    Column("value_kind", String(8), nullable=True),
     Column("step", BigInteger, nullable=False, default=0),
     Column("timestamp", Float, nullable=False),
     Index("ix_metrics_run_key", "run_id", "key"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import math
 import os
 import socket
 import threading
@@ -27,7 +28,7 @@ from amml.store.code_version import CodeVersion
 from amml.store.metadata import schema
 from amml.store.metadata.writer import GroupCommitWriter
 
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0005"
 COPY_THRESHOLD = 200  # rows; PostgreSQL batches at least this big go through COPY
 MIGRATIONS = Path(__file__).with_name("migrations")
 TABLES = {t.name: t for t in schema.metadata.sorted_tables}
@@ -148,6 +149,8 @@ class MetadataStore:
 
     def _write_batch(self, conn: Connection, batch: dict[str, list[dict[str, Any]]]) -> None:
         for table_name, rows in batch.items():
+            if table_name == "metrics":
+                rows = encode_metric_rows(rows)
             conn.execute(self._insert(table_name), rows)
 
     def write_now(self, table_name: str, rows: Sequence[dict[str, Any]]) -> None:
@@ -158,6 +161,8 @@ class MetadataStore:
         """
         if not rows:
             return
+        if table_name == "metrics":
+            rows = encode_metric_rows(rows)
         with self._sync_lock:
             try:
                 if self._sync_conn is None:
@@ -242,7 +247,16 @@ class MetadataStore:
         self._guard(action)
 
     def finish_run(self, run_id: str, status: str, error: str | None = None) -> None:
-        self.writer.flush()
+        try:
+            self.writer.flush()
+        except StoreError as exc:
+            # some of the run's rows did not commit: the run still ends (failed, saying why)
+            # rather than staying 'running' for ever, and the caller hears of it
+            reason = str(exc)
+            self._guard(lambda conn: conn.execute(
+                update(schema.runs).where(schema.runs.c.id == run_id)
+                .values(status="failed", ended_at=time.time(), error=reason)))
+            raise
         self._guard(lambda conn: conn.execute(
             update(schema.runs).where(schema.runs.c.id == run_id)
             .values(status=status, ended_at=time.time(), error=error)))
@@ -327,13 +341,14 @@ class MetadataStore:
     def metrics(self, run_id: str, key: str | None = None,
                 step_name: str | None = None) -> list[dict[str, Any]]:
         m = schema.metrics
-        query = select(m.c.step_name, m.c.key, m.c.value, m.c.step, m.c.timestamp).where(
-            m.c.run_id == run_id).order_by(m.c.key, m.c.step, m.c.id)
+        query = select(m.c.step_name, m.c.key, m.c.value, m.c.value_kind, m.c.step,
+                       m.c.timestamp).where(m.c.run_id == run_id).order_by(m.c.key, m.c.step,
+                                                                            m.c.id)
         if key is not None:
             query = query.where(m.c.key == key)
         if step_name is not None:
             query = query.where(m.c.step_name == step_name)
-        return self._rows(query)
+        return decode_metric_rows(self._rows(query))
 
     def metric_summary(self, run_id: str) -> list[dict[str, Any]]:
         """Per (step, key): the last value and the number of points."""
@@ -341,9 +356,10 @@ class MetadataStore:
         last = select(m.c.step_name, m.c.key, func.max(m.c.id).label("id"),
                       func.count().label("points")).where(m.c.run_id == run_id).group_by(
             m.c.step_name, m.c.key).subquery()
-        query = select(last.c.step_name, last.c.key, m.c.value, last.c.points).join(
-            m, m.c.id == last.c.id).order_by(last.c.step_name, last.c.key)
-        return self._rows(query)
+        query = select(last.c.step_name, last.c.key, m.c.value, m.c.value_kind,
+                       last.c.points).join(m, m.c.id == last.c.id).order_by(last.c.step_name,
+                                                                           last.c.key)
+        return decode_metric_rows(self._rows(query))
 
     def find_artifacts(self, prefix: str) -> list[dict[str, Any]]:
         a = schema.artifacts
@@ -391,6 +407,34 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=60000")
     cursor.close()
+
+
+def encode_metric_rows(rows: Sequence[dict[str, Any]]) -> Sequence[dict[str, Any]]:
+    """Metric rows as stored: a NaN or +-Inf value becomes NULL with its ``value_kind``.
+
+    Every row of a batch then has the same columns (one executemany); a batch of finite
+    values, the usual case, passes through untouched.
+    """
+    if all(math.isfinite(row["value"]) for row in rows):
+        return rows
+    encoded = []
+    for row in rows:
+        value = float(row["value"])
+        if math.isfinite(value):
+            encoded.append({**row, "value": value, "value_kind": None})
+        else:
+            kind = "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+            encoded.append({**row, "value": None, "value_kind": kind})
+    return encoded
+
+
+def decode_metric_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Stored metric rows back as floats: ``value_kind`` turns NULL into nan, inf or -inf."""
+    for row in rows:
+        kind = row.pop("value_kind", None)
+        if kind is not None:
+            row["value"] = float(kind)
+    return rows
 
 
 def _short(exc: BaseException) -> str:

@@ -74,7 +74,11 @@ class GroupCommitWriter:
     def _check(self) -> None:
         if self._error is not None:
             error, self._error = self._error, None
-            raise StoreError(f"writing metadata failed: {error}") from error
+            # the driver's first line only: SQLAlchemy's full text repeats the SQL and every
+            # parameter of the batch (thousands of values, and whatever the rows held)
+            lines = str(getattr(error, "orig", None) or error).strip().splitlines()
+            reason = lines[0] if lines else type(error).__name__
+            raise StoreError(f"writing metadata failed: {reason}") from None
 
     def _start(self) -> None:
         if self._thread is None:
