@@ -85,7 +85,8 @@ def test_rerun_unknown_step_is_a_usage_error(tmp_path: Path) -> None:
 def test_validate_and_export(tmp_path: Path) -> None:
     valid = json.loads(_invoke("validate", str(EXAMPLE), "--json").stdout)
     assert valid["valid"] and len(valid["steps"]) == 8
-    exported = _invoke("export", str(EXAMPLE.with_suffix(".py")), "--format", "json")
+    exported = _invoke("export", str(EXAMPLE.with_suffix(".py")), "--format", "json",
+                       "--allow-imports")
     assert json.loads(exported.stdout)["name"] == "sensor-monitoring"
     assert not (tmp_path / ".amml").exists()
 
@@ -131,5 +132,5 @@ def test_yaml_imports_a_python_file_of_ops(tmp_path: Path) -> None:
     assert json.loads(result.stdout)["counts"]["ran"] == 2
     bad = tmp_path / "bad.yaml"
     bad.write_text((tmp_path / "flow.yaml").read_text().replace("[load]", "load"))
-    rejected = _invoke("validate", str(bad))
+    rejected = _invoke("validate", str(bad), "--allow-imports")
     assert rejected.exit_code == 2 and "bad.yaml:5:" in rejected.output

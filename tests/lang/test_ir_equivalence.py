@@ -38,7 +38,8 @@ steps:
 
 
 def test_export_yaml_round_trips_to_the_same_ir() -> None:
-    result = CliRunner().invoke(app, ["export", str(EXAMPLES / "sensors" / "workflow.py")])
+    result = CliRunner().invoke(app, ["export", str(EXAMPLES / "sensors" / "workflow.py"),
+                                      "--allow-imports"])
     assert result.exit_code == 0, result.output
     exported = load_yaml_text(result.stdout, "exported.yaml")
     original = compile_workflow(EXAMPLES / "sensors" / "workflow.py")

@@ -3,10 +3,17 @@
 ``compile_workflow`` accepts a YAML path, a ``.py`` path (``file.py`` or ``file.py:NAME``),
 a :class:`~amml.lang.builder.Workflow` or an already loaded IR. Modules listed under
 ``imports:`` are imported first so the ops they define are registered.
+
+Importing runs code: a ``.py`` workflow *is* code, and an imported module may do anything.
+``compile_workflow(..., allow_imports=False)`` (what ``amml validate`` and ``amml export`` use
+unless given ``--allow-imports``) checks a YAML workflow against the ops already registered and
+refuses a ``.py`` workflow. A module that raises or calls ``sys.exit`` while being imported
+fails the load with a :class:`WorkflowError`; it never ends the process.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib
 import importlib.util
@@ -31,9 +38,17 @@ if TYPE_CHECKING:  # running needs the runner and the store; loading and validat
 WorkflowSource = str | Path | Workflow | LoadedWorkflow
 
 
+#: How the command line asks for imports; named in the messages of refused imports.
+ALLOW_IMPORTS_FLAG = "--allow-imports"
+
+
 def _import_python_file(path: Path) -> Any:
     # The name changes with the content, so an edited file is imported afresh.
-    digest = hashlib.sha256(str(path.resolve()).encode() + path.read_bytes()).hexdigest()[:12]
+    try:
+        content = path.read_bytes()
+    except OSError as exc:
+        raise WorkflowError(f"cannot read {path}: {exc}") from None
+    digest = hashlib.sha256(str(path.resolve()).encode() + content).hexdigest()[:12]
     module_name = f"amml_user_{path.stem}_{digest}"
     if module_name in sys.modules:
         return sys.modules[module_name]
@@ -47,10 +62,27 @@ def _import_python_file(path: Path) -> Any:
     except WorkflowError:
         sys.modules.pop(module_name, None)
         raise
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:
         sys.modules.pop(module_name, None)
-        raise WorkflowError(f"importing {path} failed: {type(exc).__name__}: {exc}") from exc
+        raise WorkflowError(f"importing {path} failed: {_describe_failure(exc)}") from exc
     return module
+
+
+def _describe_failure(exc: BaseException) -> str:
+    # SystemExit is caught on purpose: a module that exits while imported would otherwise end
+    # the whole command, with the module's exit code (0 included) instead of a failure.
+    if isinstance(exc, SystemExit):
+        return (f"it called sys.exit({exc.code!r}) while being imported; "
+                f"a module imported for a workflow must not exit")
+    return f"{type(exc).__name__}: {exc}"
+
+
+def is_python_workflow(source: WorkflowSource) -> bool:
+    """Whether loading ``source`` means running a ``.py`` file (``file.py[:NAME]``)."""
+    if not isinstance(source, str | Path):
+        return False
+    text = str(source)
+    return text.endswith(".py") or ".py:" in text
 
 
 def load_python_workflow(spec: str | Path) -> LoadedWorkflow:
@@ -85,10 +117,9 @@ def load_workflow(source: WorkflowSource) -> LoadedWorkflow:
         return source
     if isinstance(source, Workflow):
         return source.to_loaded()
-    text = str(source)
-    if text.endswith(".py") or ".py:" in text:
-        return load_python_workflow(text)
-    return load_yaml_file(text)
+    if is_python_workflow(source):
+        return load_python_workflow(str(source))
+    return load_yaml_file(str(source))
 
 
 def declared_imports(workflow: ValidatedWorkflow) -> tuple[str, ...]:
@@ -108,8 +139,11 @@ def import_declared(imports: Iterable[str]) -> None:
     for name in imports:
         if name.endswith(".py"):
             _import_python_file(Path(name))
-        else:
+            continue
+        try:
             importlib.import_module(name)
+        except SystemExit as exc:  # in a worker too: a failure, never a silent exit
+            raise WorkflowError(f"importing '{name}' failed: {_describe_failure(exc)}") from exc
 
 
 def _import_modules(loaded: LoadedWorkflow) -> None:
@@ -122,21 +156,48 @@ def _import_modules(loaded: LoadedWorkflow) -> None:
                 _import_python_file(path)
             else:
                 importlib.import_module(name)
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:
             line, column = loaded.source.locate(("imports", index))
-            issues.append(ValidationIssue(f"cannot import '{name}': {exc}",
+            reason = _describe_failure(exc) if isinstance(exc, SystemExit) else str(exc)
+            issues.append(ValidationIssue(f"cannot import '{name}': {reason}",
                                           loaded.source.file, line, column,
                                           field=f"imports.{index}"))
     if issues:
         raise WorkflowValidationError(issues)
 
 
-def compile_workflow(source: WorkflowSource,
-                     params: Mapping[str, Any] | None = None) -> ValidatedWorkflow:
-    """Load and validate; raises :class:`WorkflowValidationError` listing every problem."""
+def compile_workflow(source: WorkflowSource, params: Mapping[str, Any] | None = None, *,
+                     allow_imports: bool = True) -> ValidatedWorkflow:
+    """Load and validate; raises :class:`WorkflowValidationError` listing every problem.
+
+    With ``allow_imports=False`` nothing of the user's runs: a ``.py`` workflow is refused and
+    a YAML workflow's ``imports:`` are not imported (its steps are checked against the ops
+    registered already; an op only an import would define is reported as unknown).
+    """
+    if not allow_imports and is_python_workflow(source):
+        raise WorkflowError(
+            f"{source} is a Python workflow: reading it runs its code, which this command does "
+            f"not do unless asked; pass {ALLOW_IMPORTS_FLAG} to run the file (it may do "
+            f"anything the file says), or check a YAML workflow instead")
     loaded = load_workflow(source)
-    _import_modules(loaded)
-    return validate(loaded, REGISTRY, params or {})
+    if allow_imports:
+        _import_modules(loaded)
+        return validate(loaded, REGISTRY, params or {})
+    try:
+        return validate(loaded, REGISTRY, params or {})
+    except WorkflowValidationError as exc:
+        if not loaded.ir.imports:
+            raise
+        raise WorkflowValidationError(_imports_hint(exc.issues, loaded.ir.imports)) from None
+
+
+def _imports_hint(issues: list[ValidationIssue], imports: list[str]) -> list[ValidationIssue]:
+    """Point unknown ops at the imports that were not imported: they may define them."""
+    named = ", ".join(imports)
+    hint = (f"it may be defined by the workflow's imports ({named}), which were not imported: "
+            f"pass {ALLOW_IMPORTS_FLAG} to import them (this runs their code)")
+    return [dataclasses.replace(issue, hint=hint) if issue.message.startswith("unknown op")
+            else issue for issue in issues]
 
 
 def run_workflow(source: WorkflowSource | ValidatedWorkflow,

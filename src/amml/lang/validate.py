@@ -25,6 +25,7 @@ from amml.lang.params import (
     substitute,
 )
 from amml.lang.spec import OpCatalog, OpSpec
+from amml.lang.yaml_limits import INT_MAX, INT_MIN
 
 InputBinding = tuple[str, str]  # (step, output)
 
@@ -70,6 +71,9 @@ def validate(
         issues.append(ValidationIssue(message, source.file, line, column, step=step,
                                       field=field_name, hint=hint))
 
+    _check_integers(ir, issue)
+    if issues:  # before anything formats such a number (repr of 10**5000 raises)
+        raise WorkflowValidationError(issues)
     params = _resolve_params(ir, overrides or {}, issue)
 
     normalized: dict[str, StepIR] = {}
@@ -102,6 +106,26 @@ def validate(
                           params=ir.params, imports=ir.imports, steps=normalized)
     return ValidatedWorkflow(final_ir, params, resolved, tuple(order), source.file,
                              dict(overrides or {}))
+
+
+def _check_integers(ir: WorkflowIR, issue) -> None:
+    """Integers beyond 64 bits: the YAML loader refuses them, a Python workflow can hold them
+    (``10**5000``), and past 4,300 digits Python cannot even print one, so say so here."""
+    roots: list[tuple[tuple[Any, ...], Any, str | None]] = [(("params",), ir.params, None)]
+    roots += [(("steps", name, "with"), step.with_, name) for name, step in ir.steps.items()]
+    for root_path, root, step in roots:
+        pending: list[tuple[tuple[Any, ...], Any]] = [(root_path, root)]
+        while pending:  # iterative: a deep value must not overflow the stack here either
+            path, value = pending.pop()
+            if isinstance(value, dict):
+                pending.extend(((*path, k), v) for k, v in value.items())
+            elif isinstance(value, list | tuple):
+                pending.extend(((*path, i), v) for i, v in enumerate(value))
+            elif (isinstance(value, int) and not isinstance(value, bool)
+                  and not INT_MIN <= value <= INT_MAX):
+                where = ".".join(str(p) for p in path[2 if step else 0:])
+                issue(path, f"integer with {value.bit_length()} bits is out of range: integers "
+                      f"must fit in 64 bits", "pass it as a string or a float", step, where)
 
 
 def _all_bindings(inputs: Mapping[str, Any]) -> list[InputBinding]:

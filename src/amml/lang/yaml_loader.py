@@ -27,23 +27,45 @@ import yaml
 from amml._exceptions import ValidationIssue, WorkflowError, WorkflowValidationError
 from amml.lang.ir import IR_VERSION, STEP_NAME_RE, LoadedWorkflow, SourceMap, StepIR, WorkflowIR
 from amml.lang.params import PARAM_NAME, did_you_mean
+from amml.lang.yaml_limits import (
+    DocumentLimits,
+    DocumentProblem,
+    LimitedLoader,
+    check_expanded,
+)
 
 TOP_LEVEL_KEYS = ("amml", "name", "description", "params", "imports", "steps")
 STEP_KEYS = ("op", "with", "inputs")
 
 
-def load_yaml_file(path: str | Path) -> LoadedWorkflow:
+def load_yaml_file(path: str | Path, limits: DocumentLimits | None = None) -> LoadedWorkflow:
     path = Path(path)
+    limits = limits or DocumentLimits.from_env()
     try:
+        size = path.stat().st_size
+        if size > limits.max_bytes:  # refused before reading: the file may be huge
+            raise _too_big(size, str(path), limits)
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise WorkflowError(f"workflow file not found: {path}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise WorkflowError(f"cannot read workflow file {path}: {exc}") from None
-    return load_yaml_text(text, filename=str(path))
+    return load_yaml_text(text, filename=str(path), limits=limits)
 
 
-def load_yaml_text(text: str, filename: str = "<string>") -> LoadedWorkflow:
+def _too_big(size: int, filename: str, limits: DocumentLimits) -> WorkflowValidationError:
+    return WorkflowValidationError([ValidationIssue(
+        f"the document is {size:,} bytes, over the limit of {limits.max_bytes:,}", filename,
+        hint=limits.hint("max_bytes"))])
+
+
+def load_yaml_text(text: str, filename: str = "<string>",
+                   limits: DocumentLimits | None = None) -> LoadedWorkflow:
+    """Parse and check one document; the ``AMML_MAX_WORKFLOW_*`` limits apply unless given."""
+    limits = limits or DocumentLimits.from_env()
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > limits.max_bytes:
+        raise _too_big(size, filename, limits)
     source = SourceMap(file=filename)
     issues: list[ValidationIssue] = []
 
@@ -57,15 +79,25 @@ def load_yaml_text(text: str, filename: str = "<string>") -> LoadedWorkflow:
         )
 
     try:
-        loader = yaml.SafeLoader(text)
+        # One parse: compose (depth and aliases checked on the way), measure the expanded
+        # graph, then construct from the same nodes.
+        data: Any = None
+        loader = LimitedLoader(text, limits)
         try:
             root = loader.get_single_node()
+            if root is not None:
+                check_expanded(root, limits)
+                _record_positions(root, (), source, issue)
+                data = loader.construct_document(root)
         finally:
             loader.dispose()
-        data = yaml.safe_load(text) if root is not None else None
+    except DocumentProblem as problem:
+        line, column = _position(problem.mark)
+        raise WorkflowValidationError(
+            [ValidationIssue(str(problem), filename, line, column, hint=problem.hint)]) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        line, column = (mark.line + 1, mark.column + 1) if mark else (None, None)
+        line, column = _position(mark)
         message = f"YAML syntax error: {exc.problem or exc}"
         if exc.context:
             message += f" ({exc.context})"
@@ -80,7 +112,6 @@ def load_yaml_text(text: str, filename: str = "<string>") -> LoadedWorkflow:
             [ValidationIssue("the workflow document is empty", filename, 1, 1,
                              hint="a workflow needs at least 'name:' and 'steps:'")]
         )
-    _record_positions(root, (), source, issue)
     if issues:  # duplicate keys: the parsed data silently lost one of them
         raise WorkflowValidationError(issues)
 
@@ -88,6 +119,10 @@ def load_yaml_text(text: str, filename: str = "<string>") -> LoadedWorkflow:
     if issues or ir is None:
         raise WorkflowValidationError(issues)
     return LoadedWorkflow(ir=ir, source=source)
+
+
+def _position(mark: yaml.Mark | None) -> tuple[int | None, int | None]:
+    return (mark.line + 1, mark.column + 1) if mark else (None, None)
 
 
 def _record_positions(node: yaml.Node, path: tuple[Any, ...], source: SourceMap, issue) -> None:
