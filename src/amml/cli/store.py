@@ -100,6 +100,10 @@ def verify(
             err.print(f"[red]{finding.problem}[/] {finding.digest}{action}", highlight=False)
         summary = (f"checked {report.checked} artifact{'s' if report.checked != 1 else ''} in "
                    f"{store.artifacts.url}: ")
+        if report.unavailable:
+            out.print(f"{report.unavailable} artifact(s) of earlier runs are no longer stored "
+                      "(no cache entry names them; a run that needs them rebuilds them)",
+                      highlight=False)
         if report.ok:
             out.print(summary + "[green]all intact[/]", highlight=False)
         elif repair:

@@ -1,14 +1,18 @@
 """Check every stored artifact against its name (``amml store verify [--repair]``).
 
-Every file under the artifact store is re-hashed in a streaming pass, and every artifact the
-metadata store records is looked for. ``repair=True`` moves the bad files aside to
-``quarantine/`` and deletes the cache entries that name a bad or missing artifact, so the next
-run rebuilds whatever produced them. Reads check digests anyway; this finds damage before a
-run does, and in artifacts no run reads any more.
+Every file under the artifact store is re-hashed in a streaming pass, and every artifact a
+cache entry names is looked for (missing: a cached step whose output is gone). ``repair=True``
+moves the bad files aside to ``quarantine/`` and deletes the cache entries that name a bad or
+missing artifact, so the next run rebuilds whatever produced them; the store then verifies
+clean. Artifacts that only old runs' records name (no cache entry) are counted as
+``unavailable``, not as damage: nothing will trust them, and a run that needs them rebuilds
+them. Reads check digests anyway; this finds damage before a run does, and in artifacts no
+run reads any more.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +40,7 @@ class VerifyReport:
     findings: list[Finding] = field(default_factory=list)
     repaired: bool = False
     cache_entries_dropped: int = 0
+    unavailable: int = 0  # recorded by old runs, not stored, named by no cache entry
 
     @property
     def ok(self) -> bool:
@@ -44,6 +49,7 @@ class VerifyReport:
     def to_json(self) -> dict[str, Any]:
         return {"ok": self.ok, "checked": self.checked, "repaired": self.repaired,
                 "cache_entries_dropped": self.cache_entries_dropped,
+                "unavailable": self.unavailable,
                 "problems": [f.to_json() for f in self.findings]}
 
 
@@ -58,18 +64,20 @@ def verify_store(store: Store, *, repair: bool = False) -> VerifyReport:
         status = artifacts.check(digest, quarantine=repair)
         if status != "ok":
             report.findings.append(Finding(digest, status, quarantined=repair))
-    for digest in sorted(_recorded(store) - stored):
+    recorded, cached = _recorded(store)
+    for digest in sorted(cached - stored):
         report.findings.append(Finding(digest, "missing"))
+    report.unavailable = len(recorded - stored - cached)
     if repair and report.findings:
         report.cache_entries_dropped = _drop_cache_entries(
             store, [f.digest for f in report.findings])
     return report
 
 
-def _recorded(store: Store) -> set[str]:
-    """Digests of the artifacts the metadata store says runs wrote."""
+def _recorded(store: Store) -> tuple[set[str], set[str]]:
+    """Digests runs recorded writing, and digests the cache entries name."""
     if store.metadata is None:
-        return set()
+        return set(), set()
     from sqlalchemy import select
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -77,12 +85,16 @@ def _recorded(store: Store) -> set[str]:
 
     meta = store.metadata
     meta.flush()
+    cached: set[str] = set()
     try:
         with meta.engine.connect() as conn:
-            return {row[0] for row in conn.execute(select(schema.artifacts.c.digest))}
+            recorded = {row[0] for row in conn.execute(select(schema.artifacts.c.digest))}
+            for (outputs,) in conn.execute(select(schema.cache_entries.c.outputs)):
+                cached.update(ref["digest"] for ref in json.loads(outputs).values())
     except SQLAlchemyError as exc:
         raise StoreError(f"metadata store {meta.display_url}: cannot list artifacts "
                          f"({type(exc).__name__})") from None
+    return recorded, cached
 
 
 def _drop_cache_entries(store: Store, digests: list[str]) -> int:
