@@ -10,6 +10,7 @@ formatted into the string. ``$${`` writes a literal ``${``.
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from collections.abc import Callable
 from typing import Any
@@ -19,6 +20,11 @@ import yaml
 PLACEHOLDER = re.compile(r"(?<!\$)\$\{\s*params\.([A-Za-z_][A-Za-z0-9_]*)\s*\}")
 ANY_PLACEHOLDER = re.compile(r"(?<!\$)\$\{([^}]*)\}?")
 PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# A YAML 1.2 (core schema) float. PyYAML implements YAML 1.1, whose floats need a dot, so it
+# reads ``1e-3`` and ``1E5`` as strings; on the command line they are numbers, as in YAML 1.2,
+# JSON and Python. Everything PyYAML already reads as a number (``.5``, ``-2``, ``1_000``,
+# ``0x10``, ``.inf``) keeps the meaning it has in the workflow file.
+YAML12_FLOAT = re.compile(r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?")
 
 
 # Internal, not part of the error tree: its callers catch it at once and report it (a
@@ -95,10 +101,13 @@ def references(value: Any) -> set[str]:
 
 
 def parse_override(text: str) -> tuple[str, Any]:
-    """Parse ``name=value``; the value is read as a YAML scalar (``96`` is an int).
+    """Parse ``name=value``; the value is read as a YAML scalar (``96`` is an int), with
+    YAML 1.2's exponent floats (``1e-3``) as numbers too.
 
     >>> parse_override("horizon=96"), parse_override("path=data/x.csv")
     (('horizon', 96), ('path', 'data/x.csv'))
+    >>> parse_override("lr=1e-3"), parse_override("scale=.5"), parse_override("n=1_000")
+    (('lr', 0.001), ('scale', 0.5), ('n', 1000))
     """
     if "=" not in text:
         raise ParamProblem(f"--param '{text}' has no '='", "write --param NAME=VALUE")
@@ -112,6 +121,10 @@ def parse_override(text: str) -> tuple[str, Any]:
         value = raw
     if value is None and raw.strip() not in ("null", "~"):
         value = raw
+    if isinstance(value, str) and YAML12_FLOAT.fullmatch(raw.strip()):
+        number = float(raw.strip())
+        # beyond float range stays text: a number parameter then says so (coerce_override)
+        value = number if math.isfinite(number) else value
     return name, value
 
 
@@ -130,6 +143,9 @@ def coerce_override(name: str, default: Any, value: Any, raw: str | None = None)
     if isinstance(default, float):
         if isinstance(value, int | float) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str) and YAML12_FLOAT.fullmatch(value.strip()):
+            raise ParamProblem(f"parameter '{name}': {value} is beyond the largest number "
+                               "(about 1.8e308)", "write .inf for infinity")
         raise ParamProblem(f"parameter '{name}' expects a number, got {value!r}")
     if isinstance(default, str):
         return raw if raw is not None else str(value)
