@@ -222,7 +222,7 @@ class ServerState:
         except BodyError as problem:
             status, content = problem.status, _detail(str(problem))
         except ClientDisconnect:
-            log.info("amml serve: %s %s: the client disconnected before sending its whole "
+            log.warning("amml serve: %s %s: the client disconnected before sending its whole "
                      "body", name, endpoint)
             status, content, logged = CLIENT_CLOSED, b"", False
         except Exception as exc:  # the model raised: answer, log, keep serving
