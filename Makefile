@@ -31,6 +31,7 @@ bench: $(STAMP)  ## engine overhead, tracking throughput, serving
 	$(BIN)/python benchmarks/engine_overhead.py
 	$(BIN)/python benchmarks/tracking.py
 	$(BIN)/python benchmarks/ledger.py
+	$(BIN)/python benchmarks/integrity.py
 	$(BIN)/python benchmarks/sources.py
 	$(BIN)/python benchmarks/serving.py
 	$(BIN)/python benchmarks/startup.py

@@ -143,6 +143,31 @@ def test_store_verify_finds_and_repairs_damage(tmp_path: Path) -> None:
         assert verify_store(store).ok
 
 
+def test_big_table_hashed_while_decoding_is_refused_when_corrupt(tmp_path: Path) -> None:
+    """Tables over OVERLAP_MIN_BYTES are hashed alongside decoding: still never returned."""
+    import numpy as np
+
+    from amml.store.artifacts.base import OVERLAP_MIN_BYTES
+
+    store = LocalArtifactStore(tmp_path / "artifacts")
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x": rng.normal(size=300_000)},
+                         index=pd.date_range("2024-01-01", periods=300_000, freq="s",
+                                             name="time"))
+    ref = store.save(frame)
+    assert ref.size >= OVERLAP_MIN_BYTES
+    store._memo.clear()
+    pd.testing.assert_frame_equal(store.load(ref), frame, check_freq=False)
+    store._memo.clear()
+    _overwrite_four_bytes(store.path(ref.digest))
+    with pytest.raises(ArtifactCorruptError, match="corrupt"):
+        store.load(ref)
+    assert not store.exists(ref.digest)
+    store.path(ref.digest).parent.joinpath(ref.digest).write_bytes(b"")
+    with pytest.raises(ArtifactCorruptError, match="empty"):  # undecodable: still corrupt
+        store.load(ref)
+
+
 def test_writing_the_same_bytes_heals_a_damaged_copy(tmp_path: Path) -> None:
     store = LocalArtifactStore(tmp_path / "artifacts")
     digest = store.put_bytes(b"x" * 1000)

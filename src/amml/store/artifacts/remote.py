@@ -21,6 +21,8 @@ from amml.store.artifacts.local import TMP_PREFIX
 
 
 class FsspecArtifactStore(ArtifactStore):
+    overlap_check = False  # the bytes are hashed as they are downloaded
+
     def __init__(self, url: str, **storage_options: object) -> None:
         super().__init__()
         try:
