@@ -26,8 +26,8 @@ import threading
 from dataclasses import dataclass, field
 from urllib.parse import quote, unquote, unquote_plus
 
-__all__ = ["SECRET_KEYS", "ParsedUrl", "is_url", "parse_url", "redact", "redact_url",
-           "remember_secrets"]
+__all__ = ["MASK", "SECRET_KEYS", "ParsedUrl", "credentials_in", "encode_userinfo", "is_url",
+           "parse_url", "redact", "redact_url", "remember_secrets"]
 
 MASK = "***"
 
@@ -43,7 +43,7 @@ SECRET_KEYS = frozenset({
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 # what may follow the user-info's '@': host (IPv6 in brackets, several hosts with commas)
 # and port, then the end or the start of the path, query or fragment
-_HOST_AFTER_AT = re.compile(r"[A-Za-z0-9._~%,:\[\]-]*(?=[/?#]|$)")
+_HOST_AFTER_AT = re.compile(r"[A-Za-z0-9._~%,:\[\]-]*(?=[/?#]|[)}>,;.:!'\"]*$)")
 # key=value credentials outside URLs: libpq DSNs, driver messages (long names only: a bare
 # "p=" in prose is not a credential)
 _SECRET_PAIR = re.compile(
@@ -66,6 +66,11 @@ class ParsedUrl:
     query: str  # raw, without the '?'
     fragment: str  # raw, without the '#'
     query_pairs: tuple[tuple[str, str], ...] = field(default=())  # decoded
+    original: str = ""
+    #: where credentials sit in ``original``, under every reading (see :func:`parse_url`)
+    spans: tuple[tuple[int, int], ...] = field(default=())
+    each_span: tuple[tuple[int, int], ...] = field(default=())  # before merging
+    credentials: tuple[str, ...] = field(default=())  # where, in words (never the values)
 
     @property
     def username(self) -> str | None:
@@ -106,26 +111,13 @@ class ParsedUrl:
         return tuple(k for k, _ in self.query_pairs if k.lower() in SECRET_KEYS)
 
     @property
-    def credentials(self) -> list[str]:
-        """Where the URL carries credentials, in words (never their values)."""
-        found = ["a password in its user-info"] if self.password else []
-        found += [f"query parameter '{k}'" for k in dict.fromkeys(self.secret_query_keys)]
-        return found
-
-    @property
     def secrets(self) -> tuple[str, ...]:
-        """Every credential value, decoded and as written."""
+        """Every credential value: as written, and decoded."""
         values: list[str] = []
-        if self.password:
-            values += [self.password, self.userinfo.split(":", 1)[1]]  # type: ignore[union-attr]
-        for k, v in self.query_pairs:
-            if k.lower() in SECRET_KEYS and v:
-                values.append(v)
-        for piece in self.query.split("&"):
-            key, _, raw = piece.partition("=")
-            if unquote_plus(key).lower() in SECRET_KEYS and raw:
-                values.append(raw)
-        return tuple(dict.fromkeys(values))
+        for start, end in self.spans + self.each_span:
+            raw = self.original[start:end]
+            values += [raw, unquote(raw), unquote_plus(raw)]
+        return tuple(dict.fromkeys(v for v in values if v))
 
     def host_port(self, default_port: int | None = None) -> str:
         """``host:port`` for messages: never the credentials."""
@@ -137,14 +129,11 @@ class ParsedUrl:
 
     def redacted(self) -> str:
         """The URL with every credential replaced by ``***``."""
-        userinfo = ""
-        if self.userinfo is not None:
-            user = self.userinfo.split(":", 1)[0]
-            userinfo = (f"{user}:{MASK}@" if ":" in self.userinfo else f"{user}@")
-        query = "&".join(_redact_pair(p) for p in self.query.split("&")) if self.query else ""
-        return (f"{self.scheme}://{userinfo}{self.hosts}{self.path}"
-                + (f"?{query}" if query or self.query else "")
-                + (f"#{self.fragment}" if self.fragment else ""))
+        out, pos = [], 0
+        for start, end in self.spans:  # sorted and merged
+            out += [self.original[pos:start], MASK]
+            pos = end
+        return "".join(out) + self.original[pos:]
 
     def with_encoded_userinfo(self) -> str:
         """The same URL with the user name and password percent-encoded, so that clients
@@ -165,11 +154,6 @@ class ParsedUrl:
                 + (f"#{self.fragment}" if self.fragment else ""))
 
 
-def _redact_pair(piece: str) -> str:
-    key, eq, _ = piece.partition("=")
-    return f"{key}={MASK}" if eq and unquote_plus(key).lower() in SECRET_KEYS else piece
-
-
 def is_url(value: str) -> bool:
     """Whether ``value`` is shaped ``scheme://...`` (what every AMML connection needs)."""
     return bool(_SCHEME.match(value.strip()))
@@ -183,32 +167,79 @@ def parse_url(url: str) -> ParsedUrl:
 
     >>> u = parse_url("postgresql://amml:ab/c@d@db:5432/x?sslmode=require&password=p%40ss")
     >>> u.username, u.password, u.host, u.port, u.credentials
-    ('amml', 'ab/c@d', 'db', 5432, ['a password in its user-info', "query parameter 'password'"])
+    ('amml', 'ab/c@d', 'db', 5432, ('a password in its user-info', "query parameter 'password'"))
     >>> u.redacted()
     'postgresql://amml:***@db:5432/x?sslmode=require&password=***'
     """
     match = _SCHEME.match(url)
     if not match:
         raise ValueError("not a URL: expected scheme://host[:port]/...")
-    scheme = url[:match.end() - 3]
-    rest = url[match.end():]
-    userinfo: str | None = None
-    for at in range(len(rest) - 1, -1, -1):  # the last '@' followed by a host
-        if rest[at] == "@" and _HOST_AFTER_AT.match(rest, at + 1):
-            userinfo, rest = rest[:at], rest[at + 1:]
-            break
-    end = _HOST_AFTER_AT.match(rest)
+    start = match.end()
+    # the widest reading: the user-info ends at the last '@' followed by a host
+    at = next((i for i in range(len(url) - 1, start - 1, -1)
+               if url[i] == "@" and _HOST_AFTER_AT.match(url, i + 1)), None)
+    host_start = start if at is None else at + 1
+    end = _HOST_AFTER_AT.match(url, host_start)
     # without an '@' the host runs to the first '/', '?' or '#', whatever it holds
-    cut = end.end() if end else min((i for i in (rest.find(c) for c in "/?#") if i >= 0),
-                                    default=len(rest))
-    hosts, rest = rest[:cut], rest[cut:]
+    host_end = end.end() if end else _first_of(url, "/?#", host_start)
+    rest = url[host_end:]
     rest, _, fragment = rest.partition("#")
     path, _, query = rest.partition("?")
     pairs = []
     for piece in re.split(r"[&;]", query) if query else ():
         key, _, value = piece.partition("=")
         pairs.append((unquote_plus(key), unquote_plus(value)))
-    return ParsedUrl(scheme, userinfo, hosts, path, query, fragment, tuple(pairs))
+    # ...and the RFC reading (the authority ends at the first '/', '?' or '#'), which can put
+    # a query string where the wide one saw a user-info: credentials under either are hidden
+    rfc_end = _first_of(url, "/?#", start)
+    rfc_at = url.rfind("@", start, rfc_end)
+    spans, names = _credential_spans(url, start, at, host_end)
+    more, more_names = _credential_spans(url, start, rfc_at if rfc_at >= 0 else None, rfc_end)
+    return ParsedUrl(url[:start - 3], None if at is None else url[start:at],
+                     url[host_start:host_end], path, query, fragment, tuple(pairs), url,
+                     _merged(spans + more), tuple(spans + more),
+                     tuple(dict.fromkeys(names + more_names)))
+
+
+def _first_of(text: str, chars: str, start: int) -> int:
+    found = [i for i in (text.find(c, start) for c in chars) if i >= 0]
+    return min(found, default=len(text))
+
+
+def _credential_spans(url: str, start: int, at: int | None, host_end: int
+                      ) -> tuple[list[tuple[int, int]], list[str]]:
+    """Where one reading of ``url`` puts a password and secret query values."""
+    spans: list[tuple[int, int]] = []
+    names: list[str] = []
+    if at is not None:
+        colon = url.find(":", start, at)
+        if 0 <= colon < at - 1:
+            spans.append((colon + 1, at))
+            names.append("a password in its user-info")
+    query = url.find("?", host_end)
+    fragment = url.find("#", host_end)
+    if query < 0 or 0 <= fragment < query:
+        return spans, names
+    end = fragment if fragment > query else len(url)
+    pos = query + 1
+    while pos <= end:
+        stop = min(_first_of(url, "&;", pos), end)
+        key, eq, value = url[pos:stop].partition("=")
+        if eq and value and unquote_plus(key).lower() in SECRET_KEYS:
+            names.append(f"query parameter '{unquote_plus(key)}'")
+            spans.append((pos + len(key) + 1, stop))
+        pos = stop + 1
+    return spans, names
+
+
+def _merged(spans: list[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
+    out: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if out and start <= out[-1][1] + 1:  # touching or overlapping (an '@' between)
+            out[-1] = (out[-1][0], max(out[-1][1], end))
+        else:
+            out.append((start, end))
+    return tuple(out)
 
 
 def redact_url(url: str) -> str:
@@ -220,10 +251,22 @@ def redact_url(url: str) -> str:
     return parse_url("x://" + text).redacted()[4:]
 
 
+def encode_userinfo(url: str) -> str:
+    """``url`` with its user name and password percent-encoded (unchanged without them), for
+    clients that read URLs differently from :func:`parse_url`."""
+    try:
+        parsed = parse_url(url)
+    except ValueError:
+        return url
+    if parsed.userinfo is None or "?" in parsed.userinfo:
+        return url  # an '@' in a query value, or a '?' in a password: too ambiguous to rewrite
+    return parsed.with_encoded_userinfo()
+
+
 def credentials_in(value: str) -> list[str]:
     """Where ``value`` (a URL, or a URL that lacks its scheme) carries credentials."""
     text = value.strip()
-    return parse_url(text if is_url(text) else "x://" + text).credentials
+    return list(parse_url(text if is_url(text) else "x://" + text).credentials)
 
 
 def remember_secrets(url: str) -> None:

@@ -22,7 +22,7 @@ import yaml
 from pydantic import BaseModel, field_validator, model_validator
 
 from amml._exceptions import OpError
-from amml._urls import credentials_in, is_url, parse_url, redact, redact_url, remember_secrets
+from amml._urls import MASK, credentials_in, is_url, parse_url, redact, redact_url, remember_secrets
 
 __all__ = ["ConnectionConfig", "host_port", "load_profile", "profiles_path", "redact"]
 
@@ -71,6 +71,8 @@ class ConnectionConfig(BaseModel):
     @classmethod
     def _no_credentials_in_the_workflow(cls, url: str | None) -> str | None:
         where = credentials_in(url) if url else []
+        if url and not where and MASK in url:  # hidden above, in a way that hid its shape too
+            where = ["hidden here as ***"]
         if where:
             raise ValueError(
                 f"the URL contains a password or other credentials ({', '.join(where)}): the "

@@ -30,7 +30,7 @@ from pydantic import Field, model_validator
 from amml._exceptions import OpError
 from amml._lazy import pandas as pd
 from amml._lazy import sqlalchemy as sa
-from amml._urls import parse_url
+from amml._urls import encode_userinfo
 from amml.lang.spec import Input
 from amml.ops.base import Op, OpConfig, StepContext
 from amml.ops.registry import register
@@ -51,7 +51,7 @@ def engine_for(url: str) -> Engine:
         try:
             # re-encoded user-info: SQLAlchemy then reads the password this check and
             # redaction saw (an unescaped '@' or ':' in it would otherwise move the host)
-            engine = sa.create_engine(_for_sqlalchemy(url), pool_pre_ping=True)
+            engine = sa.create_engine(encode_userinfo(url), pool_pre_ping=True)
             _engines[url] = engine
         except ImportError as exc:
             raise OpError(f"the database driver is missing ({exc}): "
@@ -59,13 +59,6 @@ def engine_for(url: str) -> Engine:
         except Exception as exc:
             raise OpError(f"invalid database URL {redact(url)}: {redact(str(exc))}") from None
     return engine
-
-
-def _for_sqlalchemy(url: str) -> str:
-    try:
-        return parse_url(url).with_encoded_userinfo()
-    except ValueError:
-        return url  # not a URL: SQLAlchemy says so, in a message redact() cleans
 
 
 class SqlConfig(ConnectionConfig, OpConfig):

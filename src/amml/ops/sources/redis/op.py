@@ -9,7 +9,7 @@ from pydantic import AliasChoices, Field, model_validator
 
 from amml._exceptions import OpError
 from amml._lazy import pandas as pd
-from amml._urls import parse_url
+from amml._urls import encode_userinfo
 from amml.ops.base import Op, OpConfig, StepContext
 from amml.ops.registry import register
 from amml.ops.sources.connections import ConnectionConfig, host_port, redact
@@ -120,7 +120,7 @@ class RedisSource(Op):
         try:
             # re-encoded user-info: redis-py reads URLs the RFC way, which would take a
             # password holding '/' for part of the host (and quote it in a ValueError)
-            client = redis.Redis.from_url(parse_url(url).with_encoded_userinfo(),
+            client = redis.Redis.from_url(encode_userinfo(url),
                                           decode_responses=True,
                                           socket_connect_timeout=self.config.timeout_s,
                                           socket_timeout=self.config.timeout_s)
