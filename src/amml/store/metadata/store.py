@@ -24,6 +24,8 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from amml._exceptions import ConfigurationError, RunNotFoundError, StoreError
+from amml._urls import encode_userinfo, redact_url, remember_secrets
+from amml._urls import redact as redact_text
 from amml.store.code_version import CodeVersion
 from amml.store.metadata import schema
 from amml.store.metadata.writer import GroupCommitWriter
@@ -35,11 +37,10 @@ TABLES = {t.name: t for t in schema.metadata.sorted_tables}
 
 
 def redact(url: str) -> str:
-    """The URL with any password hidden, safe to print."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "<unparseable store URL>"
+    """The URL with every credential hidden (user-info password, ``?password=``, tokens), safe
+    to print; its secrets are also hidden from every later message of this process."""
+    remember_secrets(url)
+    return redact_url(url)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -58,10 +59,15 @@ class MetadataStore:
     def __init__(self, url: str, *, migrate: bool = True) -> None:
         self.url = url
         self.display_url = redact(url)
+        url = encode_userinfo(url)  # SQLAlchemy then reads the password redact() hid
         try:
             parsed = make_url(url)
         except Exception as exc:
-            raise ConfigurationError(f"invalid store URL {self.display_url}: {exc}") from None
+            # SQLAlchemy quotes the piece it could not read, which may be part of a password
+            raise ConfigurationError(
+                f"invalid store URL {self.display_url}: SQLAlchemy cannot read it "
+                f"({type(exc).__name__}); percent-encode '@', ':', '/' and '?' in a password "
+                "(%40, %3A, %2F, %3F)") from None
         self.dialect = parsed.get_backend_name()
         self._sqlite_path: Path | None = None
         kwargs: dict[str, Any] = {}
@@ -439,4 +445,4 @@ def decode_metric_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _short(exc: BaseException) -> str:
     message = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-    return message[0] if message else type(exc).__name__
+    return redact_text(message[0]) if message else type(exc).__name__
