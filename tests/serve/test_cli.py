@@ -44,3 +44,14 @@ def test_serve_refuses_unknown_models(tmp_path):
     assert empty.exit_code == 2 and "no models registered" in empty.output
     missing = _invoke("serve", "--model", "oil@champion", "--home", home)
     assert missing.exit_code == 2 and "oil" in missing.output
+
+
+def test_serve_limit_defaults_match_the_configuration():
+    """The CLI writes ServeConfig's limit defaults out (so loading it imports no amml.serve)."""
+    from amml.cli import serve as cli
+    from amml.serve import ServeConfig
+
+    config = ServeConfig()
+    written = (cli.MAX_BODY_BYTES, cli.MAX_WINDOWS, cli.MAX_JSON_DEPTH, cli.MAX_IN_FLIGHT)
+    assert written == (config.max_body_bytes, config.max_windows, config.max_json_depth,
+                       config.max_in_flight)
