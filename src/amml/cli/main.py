@@ -67,12 +67,17 @@ def _parse_params(values: list[str] | None) -> dict[str, Any]:
     return parsed
 
 
-def _compile(file: str, params: list[str] | None):
+AllowImportsOption = Annotated[bool, typer.Option(
+    "--allow-imports", help="Import the workflow's 'imports:' and run a .py workflow to read "
+    "it. This runs their code; without it nothing of the workflow's runs.")]
+
+
+def _compile(file: str, params: list[str] | None, *, allow_imports: bool = True):
     from amml.engine import compile_workflow
 
     overrides = _parse_params(params)
     try:
-        return compile_workflow(file, overrides)
+        return compile_workflow(file, overrides, allow_imports=allow_imports)
     except WorkflowValidationError as exc:
         raise _report_invalid(exc) from None
     except WorkflowError as exc:
@@ -191,9 +196,13 @@ def validate(
     file: Annotated[str, typer.Argument(help="Workflow file (.yaml or .py[:NAME]).")],
     param: ParamOption = None,
     json_output: JsonOption = False,
+    allow_imports: AllowImportsOption = False,
 ) -> None:
     """Check a workflow without running it or touching the store."""
-    workflow = _compile(file, param)
+    workflow = _compile(file, param, allow_imports=allow_imports)
+    if workflow.ir.imports and not allow_imports:
+        err.print(f"[yellow]note:[/] imports not imported ({', '.join(workflow.ir.imports)}); "
+                  "--allow-imports checks with them (runs their code)", highlight=False)
     if json_output:
         out.print_json(json.dumps({"valid": True, "workflow": workflow.ir.name,
                                    "steps": list(workflow.order),
@@ -208,9 +217,10 @@ def export(
     file: Annotated[str, typer.Argument(help="Workflow file (.py[:NAME] or .yaml).")],
     format: Annotated[str, typer.Option("--format", help="yaml or json (canonical IR).")
                       ] = "yaml",
+    allow_imports: AllowImportsOption = False,
 ) -> None:
     """Print a workflow as YAML (or canonical JSON IR), e.g. to turn Python into YAML."""
-    workflow = _compile(file, None)
+    workflow = _compile(file, None, allow_imports=allow_imports)
     loaded_ir = workflow.ir
     if format == "json":
         sys.stdout.write(loaded_ir.canonical_json() + "\n")
