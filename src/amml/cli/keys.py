@@ -63,7 +63,7 @@ def list_(
     from amml.cli.main import _open_store, out
     from amml.serve.auth import list_keys
 
-    store = _open_store(home)
+    store = _open_store(home, read_only=True)
     try:
         keys = list_keys(store, include_revoked=all_keys)
     finally:

@@ -30,17 +30,22 @@ def _console():
     return out, err
 
 
-def _open(home: Path | None):
+def _open(home: Path | None, *, read_only: bool = True):
+    """The store, read-only unless the command appends (rollback)."""
     from amml.cli.main import _open_store
 
-    return _open_store(home)
+    return _open_store(home, read_only=read_only)
 
 
-def _resolve(store, name: str, *, many: bool = False) -> list[str]:
+def _resolve(store, name: str, *, many: bool = False, witnessed: bool = False) -> list[str]:
+    """Ledgers named ``name`` or starting with it; ``witnessed`` also counts ledgers the local
+    witnesses know for this store, so verifying a vanished one says so."""
     from amml.cli.main import _fail
     from amml.store.ledger import Ledger
 
     names = Ledger.names(store)
+    if witnessed:
+        names = sorted(set(names) | set(Ledger.witnessed(store)))
     if name in names:
         return [name]
     matches = [n for n in names if n.startswith(name)]
@@ -96,7 +101,7 @@ def show(ledger: LedgerArg, json_output: JsonOption = False, home: HomeOption = 
                                     "signature": e.signature} for e in entries]))
         return
     table = Table(title=f"ledger {name}", title_justify="left")
-    for column in ("seq", "kind", "epoch", "metrics", "checkpoint", "time", "key"):
+    for column in ("seq", "kind", "epoch", "metrics", "checkpoint", "time", "key", "code"):
         table.add_column(column, min_width=44 if column == "metrics" else None)
     for entry in entries:
         body = entry.body
@@ -107,8 +112,18 @@ def show(ledger: LedgerArg, json_output: JsonOption = False, home: HomeOption = 
         stamp = dt.datetime.fromtimestamp(entry.created_at).strftime("%H:%M:%S")
         table.add_row(str(entry.seq), entry.kind, "" if entry.epoch is None else str(entry.epoch),
                       metrics, (entry.checkpoint or {}).get("digest", "")[:12], stamp,
-                      entry.key_id[:8])
+                      entry.key_id[:8], _code_text(entry.code_version))
     out.print(table)
+
+
+def _code_text(version) -> str:
+    """The commit of the code that appended an entry (``+dirty`` with uncommitted changes);
+    ``-`` for entries from before code versions were recorded."""
+    if version is None:
+        return "-"
+    if not version.commit:
+        return "no git"
+    return version.commit[:8] + ("+dirty" if version.dirty else "")
 
 
 @app.command()
@@ -127,7 +142,10 @@ def verify(
 
     out, err = _console()
     store = _open(home)
-    names = _resolve(store, ledger, many=True) if ledger else Ledger.names(store)
+    # every ledger of the store plus those the local witnesses know: one whose entries were
+    # all deleted is no longer in the store, and must fail rather than go unmentioned
+    names = (_resolve(store, ledger, many=True, witnessed=True) if ledger
+             else sorted(set(Ledger.names(store)) | set(Ledger.witnessed(store))))
     head = None
     if against is not None:
         try:
@@ -152,6 +170,9 @@ def verify(
                 out.print(f"[green]✓[/] {report.ledger}: {report.entries} entries, "
                           f"{report.checkpoints} checkpoints ({report.bytes_checked:,} bytes) "
                           f"verified{witness}")
+            elif report.vanished:
+                err.print(f"[red]✗ {report.ledger}: vanished[/]: {report.problem}",
+                          highlight=False)
             else:
                 err.print(f"[red]✗ {report.ledger}: broken at entry {report.broken_seq}[/]: "
                           f"{report.problem}", highlight=False)
@@ -180,7 +201,7 @@ def rollback(
     out, _ = _console()
     if (to is None) == (seq is None):
         raise _fail("give exactly one of --to EPOCH or --seq N", 2)
-    store = _open(home)
+    store = _open(home, read_only=False)
     name = _resolve(store, ledger)[0]
     try:
         data, target, entry = Ledger(store, name).rollback(to, seq=seq, reason=reason)

@@ -84,21 +84,26 @@ def _compile(file: str, params: list[str] | None, *, allow_imports: bool = True)
         raise _fail(str(exc), 2) from None
 
 
-def _open_store(home: Path | None):
+def _open_store(home: Path | None, *, read_only: bool = False):
+    """The store for a command. Commands that only read pass ``read_only``: they never
+    create, migrate or otherwise write to it. Commands that write create and upgrade the
+    embedded SQLite store on first use, but never a server store: that takes
+    ``amml store init`` / ``amml store upgrade``, and the error says so."""
     from amml.store import open_store
 
     try:
-        return open_store(home)
+        return open_store(home, migrate=None, read_only=read_only)
     except AMMLError as exc:
         raise _fail(str(exc), 1) from None
 
 
 @contextmanager
-def _client(home: Path | None) -> Iterator[Client]:
-    """A client on the store; store errors become a clean message and exit code 1."""
+def _client(home: Path | None, *, read_only: bool = True) -> Iterator[Client]:
+    """A client on the store (read-only unless asked); store errors become a clean message
+    and exit code 1."""
     from amml.store.client import Client
 
-    client = Client(store=_open_store(home))
+    client = Client(store=_open_store(home, read_only=read_only))
     try:
         yield client
     except AMMLError as exc:
@@ -247,13 +252,26 @@ def runs(
         out.print_json(json.dumps(rows))
         return
     table = Table()
-    for column in ("run", "workflow", "status", "started", "duration"):
-        table.add_column(column)
+    # the commit column only when some run was made inside git: narrow terminals keep ids whole
+    commits = any(row.get("code_commit") for row in rows)
+    for column in ("run", "workflow", "status", "started", "duration",
+                   *(("commit",) if commits else ())):
+        table.add_column(column, no_wrap=column in ("run", "commit"))
     for row in rows:
         duration = (f"{row['ended_at'] - row['started_at']:.3f}s" if row["ended_at"] else "-")
         started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row["started_at"]))
-        table.add_row(row["id"], row["workflow"], _status(row["status"]), started, duration)
+        cells = [row["id"], row["workflow"], _status(row["status"]), started, duration]
+        if commits:
+            cells.append(_short_commit(row.get("code_commit"), row.get("code_dirty")))
+        table.add_row(*cells)
     out.print(table)
+
+
+def _short_commit(commit: str | None, dirty: bool | None) -> str:
+    """``3f2a9c1d`` (``+`` when the tree had uncommitted changes); empty outside git."""
+    if not commit:
+        return ""
+    return commit[:8] + ("+" if dirty else "")
 
 
 def _status(status: str) -> str:

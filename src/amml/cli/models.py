@@ -40,12 +40,13 @@ def _console():
 
 
 @contextmanager
-def _registry(home: Path | None) -> Iterator[Any]:
-    """The registry on the store; registry and store errors become a message and exit 1."""
+def _registry(home: Path | None, *, read_only: bool = False) -> Iterator[Any]:
+    """The registry on the store (``read_only`` for commands that only look: they never
+    create or migrate it); registry and store errors become a message and exit 1."""
     from amml.cli.main import _fail, _open_store
     from amml.registry import ModelRegistry
 
-    store = _open_store(home)
+    store = _open_store(home, read_only=read_only)
     try:
         yield ModelRegistry(store)
     except AMMLError as exc:
@@ -101,7 +102,7 @@ def list_models(
 ) -> None:
     """List registered models (or one model's versions) with their aliases."""
     out, _ = _console()
-    with _registry(home) as registry:
+    with _registry(home, read_only=True) as registry:
         if name is None:
             rows = []
             for model in registry.names():
@@ -151,7 +152,7 @@ def show(
 ) -> None:
     """Show one version: metrics, signature, lineage, aliases and their audit trail."""
     out, _ = _console()
-    with _registry(home) as registry:
+    with _registry(home, read_only=True) as registry:
         version = registry.resolve(reference)
         events = [e for e in registry.alias_history(version.name)
                   if version.version in (e["from_version"], e["to_version"])]
@@ -302,7 +303,7 @@ def history(
 ) -> None:
     """The audit trail of alias moves: who moved which alias, when, from where to where, why."""
     out, _ = _console()
-    with _registry(home) as registry:
+    with _registry(home, read_only=True) as registry:
         events = registry.alias_history(name, alias_name)
         if not events:
             registry.resolve(name if alias_name is None else f"{name}@{alias_name}")

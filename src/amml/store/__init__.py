@@ -48,17 +48,31 @@ class Store:
         self.close()
 
 
+def metadata_url(home: str | Path | None = None, url: str | None = None) -> str:
+    """The metadata database a store opened with these arguments uses."""
+    root = Path(home) if home is not None else default_home()
+    return url or os.environ.get("AMML_STORE_URL") or f"sqlite:///{root / 'amml.db'}"
+
+
 def open_store(home: str | Path | None = None, *, url: str | None = None,
-               artifacts_url: str | None = None) -> Store:
-    """Open (creating on first use) the metadata and artifact stores."""
+               artifacts_url: str | None = None, migrate: bool | None = True,
+               read_only: bool = False) -> Store:
+    """Open the metadata and artifact stores.
+
+    ``migrate=True`` creates or upgrades the schema on first use; ``None`` does that only for
+    the embedded SQLite default, and a server store must then already be at the current
+    revision (``amml store init`` / ``amml store upgrade``; the command line opens stores
+    this way). ``read_only=True`` writes nothing at all: no schema, no migration, no marking
+    of interrupted runs; a SQLite store that does not exist yet reads as empty.
+    """
     from amml.store.artifacts import open_artifact_store
     from amml.store.metadata import MetadataStore
 
     root = Path(home) if home is not None else default_home()
-    db_url = url or os.environ.get("AMML_STORE_URL") or f"sqlite:///{root / 'amml.db'}"
     art_url = artifacts_url or os.environ.get("AMML_ARTIFACTS_URL") or str(root / "artifacts")
-    return Store(MetadataStore(db_url), open_artifact_store(art_url))
+    metadata = MetadataStore(metadata_url(root, url), migrate=migrate, read_only=read_only)
+    return Store(metadata, open_artifact_store(art_url))
 
 
 __all__ = ["ArtifactRef", "ArtifactStore", "MetadataStore", "Store", "default_home",
-           "open_store"]
+           "metadata_url", "open_store"]

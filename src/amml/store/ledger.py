@@ -12,7 +12,9 @@ Verification checks, entry by entry: the sequence has no gap, the stored body ha
 entry hash, the body names its own sequence number and ledger, it links to the previous entry,
 its signature is valid under a trusted key, and its checkpoint file still hashes to the
 recorded digest. A signed head (sequence, hash), kept elsewhere, also catches a truncated
-ledger; every append leaves one in the key folder as a local witness.
+ledger; every append leaves one in the key folder as a local witness, naming the store it was
+written to, so a ledger of this store whose entries were all deleted is still known and fails
+verification (:meth:`Ledger.witnessed` lists them).
 
 >>> import tempfile
 >>> from amml.store import open_store
@@ -46,7 +48,7 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
-from amml._exceptions import AMMLError, LedgerError
+from amml._exceptions import AMMLError, ArtifactCorruptError, LedgerError
 from amml.store import Store
 from amml.store.code_version import CodeVersion, detect
 from amml.store.keys import KeyRing, public_from_hex, public_hex, verify_signature
@@ -119,6 +121,7 @@ class VerifyReport:
     problem: str | None = None
     head: tuple[int, str] | None = None
     witnessed: bool = False
+    vanished: bool = False  # a head knows entries, the store holds none
     notes: list[str] = field(default_factory=list)
 
     def fail(self, seq: int | None, problem: str) -> VerifyReport:
@@ -129,7 +132,8 @@ class VerifyReport:
         return {"ledger": self.ledger, "ok": self.ok, "entries": self.entries,
                 "checkpoints": self.checkpoints, "bytes_checked": self.bytes_checked,
                 "broken_seq": self.broken_seq, "problem": self.problem,
-                "head": list(self.head) if self.head else None, "witnessed": self.witnessed}
+                "head": list(self.head) if self.head else None, "witnessed": self.witnessed,
+                "vanished": self.vanished}
 
 
 def _safe_name(name: str) -> str:
@@ -187,6 +191,20 @@ class Ledger:
         with store.metadata.engine.connect() as conn:
             return [r[0] for r in conn.execute(select(ledger_entries.c.ledger).distinct()
                                                .order_by(ledger_entries.c.ledger))]
+
+    @staticmethod
+    def witnessed(store: Store, keyring: KeyRing | None = None) -> list[str]:
+        """Ledgers of this store that the local witness folder has seen appended to, whether
+        or not the store still holds any of their entries."""
+        folder = (keyring or KeyRing()).folder / "heads"
+        identity = store_identity(store)
+        names = set()
+        for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+            head = _read_json(path)
+            # a witness from before witnesses named their store cannot say it is this store's
+            if head and head.get("store") == identity and isinstance(head.get("ledger"), str):
+                names.add(head["ledger"])
+        return sorted(names)
 
     # -- writing -------------------------------------------------------------------------
     def append(self, kind: str, *, epoch: int | None = None, checkpoint: bytes | None = None,
@@ -285,7 +303,8 @@ class Ledger:
         folder.mkdir(parents=True, exist_ok=True)
         tmp = folder / f".{os.getpid()}-{threading.get_ident()}.tmp"
         tmp.write_text(json.dumps({"ledger": self.name, "seq": entry.seq,
-                                   "hash": entry.entry_hash}))
+                                   "hash": entry.entry_hash,
+                                   "store": store_identity(self.store)}))
         os.replace(tmp, self._witness_path())
 
     # -- verifying -------------------------------------------------------------------------
@@ -322,6 +341,7 @@ class Ledger:
                 problem_text = self._check_head(head, entries, label, trusted,
                                                 signed=label == "head file")
                 if problem_text:
+                    report.vanished = not entries
                     return report.fail(min(int(head.get("seq", 0)), len(entries)),
                                        problem_text)
                 report.witnessed = True
@@ -366,6 +386,10 @@ class Ledger:
         digest = checkpoint["digest"]
         try:
             data = self.store.artifacts.get_bytes(digest)
+        except ArtifactCorruptError as exc:  # the store's own check caught it (and moved it)
+            aside = f"; moved aside to {exc.quarantined}" if exc.quarantined else ""
+            return (f"entry {entry.seq} ({entry.kind}{_epoch(entry)}): checkpoint file "
+                    f"{digest[:12]} was modified (its bytes no longer hash to it{aside})")
         except AMMLError:
             return (f"entry {entry.seq} ({entry.kind}{_epoch(entry)}): checkpoint "
                     f"{digest[:12]} is missing from the artifact store")
@@ -378,13 +402,13 @@ class Ledger:
         return None
 
     def _read_witness(self) -> dict[str, Any] | None:
-        path = self._witness_path()
-        if not path.exists():
+        """The local witness of this ledger in this store (one that names another store is
+        that store's: the key folder is shared by every store of the user)."""
+        head = _read_json(self._witness_path())
+        if head is None or head.get("store", store_identity(self.store)) != store_identity(
+                self.store):
             return None
-        try:
-            return json.loads(path.read_text())
-        except ValueError:
-            return None
+        return head
 
     def _check_head(self, head: dict[str, Any], entries: list[LedgerEntry], label: str,
                     trusted: dict[str, Any], signed: bool) -> str | None:
@@ -397,6 +421,9 @@ class Ledger:
             if public is None or not verify_signature(
                     public, head.get("signature", ""), canonical_body(statement).encode()):
                 return f"the {label} is not validly signed by a trusted key"
+        if not entries:
+            return (f"ledger '{self.name}' has vanished: the {label} records entry {seq}, "
+                    "but the store holds no entry of it (its entries were deleted)")
         if seq >= len(entries):
             return (f"the ledger was truncated: the {label} records entry {seq}, "
                     f"but the ledger ends at entry {len(entries) - 1}")
@@ -455,6 +482,29 @@ class Ledger:
             "extra": {"target_seq": target.seq, "target_hash": target.entry_hash,
                       "reason": reason}})
         return data, target, entry
+
+
+def store_identity(store: Store) -> str | None:
+    """Which metadata store this is, as a witness records it: the absolute path of a SQLite
+    file, or a server's backend, user, host, port and database (never a password)."""
+    from sqlalchemy.engine import make_url
+
+    metadata = store.metadata
+    path = getattr(metadata, "_sqlite_path", None)
+    if metadata.dialect == "sqlite":
+        return f"sqlite:{path.resolve()}" if path is not None else None
+    parsed = make_url(metadata.url)
+    port = parsed.port or {"postgresql": 5432, "mysql": 3306}.get(metadata.dialect, "")
+    return (f"{metadata.dialect}://{parsed.username or ''}@{(parsed.host or '').lower()}:"
+            f"{port}/{parsed.database or ''}")
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        loaded = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return loaded if isinstance(loaded, dict) else None
 
 
 def _epoch(entry: LedgerEntry) -> str:

@@ -1,8 +1,12 @@
 """The metadata store: runs, steps, params, metrics, artifacts, lineage and the step cache.
 
 SQLite by default (``.amml/amml.db``, WAL mode so readers never block the writer), PostgreSQL
-with ``postgresql+psycopg://...``. The schema is created and upgraded by Alembic on open;
-concurrent openers serialize on a lock (an advisory lock on PostgreSQL, a file lock on SQLite).
+with ``postgresql+psycopg://...``. The schema is created and upgraded by Alembic: on open when
+asked (``migrate=True``; ``None`` does so for SQLite only, so a shared server database changes
+only through ``amml store init|upgrade``), and concurrent migrations serialize on a lock (an
+advisory lock on PostgreSQL, a file lock on SQLite). A store opened ``read_only`` cannot write
+at all: SQLite opens the file with ``mode=ro`` and ``query_only``, PostgreSQL sessions are
+``default_transaction_read_only``; a missing SQLite file reads as an empty store.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any
 from sqlalchemy import create_engine, event, func, insert, or_, select, text, update
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.pool import StaticPool
 
 from amml._exceptions import ConfigurationError, RunNotFoundError, StoreError
 from amml._urls import encode_userinfo, redact_url, remember_secrets
@@ -56,10 +61,16 @@ def _pid_alive(pid: int) -> bool:
 class MetadataStore:
     """Run metadata on SQLAlchemy 2. Writes on the hot path go through a group-commit writer."""
 
-    def __init__(self, url: str, *, migrate: bool = True) -> None:
+    def __init__(self, url: str, *, migrate: bool | None = True, read_only: bool = False,
+                 check: bool = True) -> None:
+        """``migrate``: True creates or upgrades the schema on open; None does so only for an
+        embedded SQLite store; False never. A store not migrated on open must already be at
+        the current revision (``check``), else a :class:`StoreError` names the command to run.
+        ``read_only`` implies no migration and refuses every write at the database level."""
         self.url = url
         self.display_url = redact(url)
         url = encode_userinfo(url)  # SQLAlchemy then reads the password redact() hid
+        self.read_only = read_only
         try:
             parsed = make_url(url)
         except Exception as exc:
@@ -70,14 +81,25 @@ class MetadataStore:
                 "(%40, %3A, %2F, %3F)") from None
         self.dialect = parsed.get_backend_name()
         self._sqlite_path: Path | None = None
+        self._empty = False  # read-only on a SQLite file that does not exist yet
         kwargs: dict[str, Any] = {}
         if self.dialect == "sqlite":
+            kwargs["connect_args"] = {"timeout": 60, "check_same_thread": False}
             if parsed.database and parsed.database != ":memory:":
                 self._sqlite_path = Path(parsed.database)
-                self._sqlite_path.parent.mkdir(parents=True, exist_ok=True)
-            kwargs["connect_args"] = {"timeout": 60, "check_same_thread": False}
+                if read_only and not self._sqlite_path.exists():
+                    # nothing recorded yet: read an empty in-memory schema, create no file
+                    url, self._empty = "sqlite://", True
+                    kwargs["poolclass"] = StaticPool
+                elif read_only:
+                    url = _read_only_sqlite_url(self._sqlite_path)
+                else:
+                    self._sqlite_path.parent.mkdir(parents=True, exist_ok=True)
         else:
             kwargs.update(pool_pre_ping=True, pool_size=5, max_overflow=10)
+            if read_only and self.dialect == "postgresql":
+                # the server itself refuses writes: a bug cannot write through a read command
+                kwargs["connect_args"] = {"options": "-c default_transaction_read_only=on"}
         try:
             self.engine: Engine = create_engine(url, **kwargs)
         except ImportError as exc:
@@ -85,14 +107,23 @@ class MetadataStore:
                 f"the driver for {self.display_url} is not installed ({exc}); "
                 "for PostgreSQL: pip install 'amml[postgres]'"
             ) from None
+        if self._empty:
+            schema.metadata.create_all(self.engine)  # in memory only
+            with self.engine.connect() as conn:  # StaticPool: the one connection, now read-only
+                conn.exec_driver_sql("PRAGMA query_only=ON")
         if self.dialect == "sqlite":
-            event.listen(self.engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine, "connect",
+                         _sqlite_read_only_pragmas if read_only else _sqlite_pragmas)
         self.writer = GroupCommitWriter(self.engine, self._write_batch)
         self._sync_lock = threading.Lock()
         self._sync_conn: Connection | None = None
         self._statements: dict[tuple[str, tuple[str, ...]], tuple[str, tuple[str, ...] | None]] = {}
-        if migrate:
+        if migrate is None:
+            migrate = self.dialect == "sqlite"
+        if migrate and not read_only:
             self.migrate()
+        elif check and not self._empty:
+            self.check_schema()
 
     # -- schema --------------------------------------------------------------------------
     @contextmanager
@@ -113,11 +144,58 @@ class MetadataStore:
     def current_revision(self) -> str | None:
         from alembic.runtime.migration import MigrationContext
 
-        with self.engine.connect() as conn:
-            return MigrationContext.configure(conn).get_current_revision()
+        try:
+            with self.engine.connect() as conn:
+                return MigrationContext.configure(conn).get_current_revision()
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot open the metadata store {self.display_url}: "
+                             f"{exc.__class__.__name__}: {_short(exc)}") from None
+
+    def schema_problem(self) -> str | None:
+        """Why this code cannot use the store's schema as it is (with the command that fixes
+        it), or None when it is at the current revision."""
+        revision = self.current_revision()
+        if revision == HEAD_REVISION:
+            return None
+        where = f"the metadata store {self.display_url}"
+        if revision is None:
+            return (f"{where} has no AMML schema yet: create it once with 'amml store init' "
+                    "(server stores are never created implicitly)")
+        if revision in known_revisions():
+            return (f"{where} is at schema revision {revision}, this AMML needs "
+                    f"{HEAD_REVISION}: migrate it with 'amml store upgrade'")
+        return (f"{where} is at schema revision {revision}, which this AMML does not know "
+                f"(it expects {HEAD_REVISION}): it was migrated by a newer AMML; upgrade AMML")
+
+    def check_schema(self) -> None:
+        problem = self.schema_problem()
+        if problem is not None:
+            raise StoreError(problem)
+
+    def init_schema(self) -> tuple[str | None, str]:
+        """``amml store init``: create the schema in a database without one.
+        Returns (revision before, revision after); a store already at head is left alone."""
+        revision = self.current_revision()
+        if revision is not None and revision != HEAD_REVISION:
+            raise StoreError(self.schema_problem() or "")  # exists: upgrade, not init
+        self.migrate()
+        return revision, HEAD_REVISION
+
+    def upgrade_schema(self) -> tuple[str | None, str]:
+        """``amml store upgrade``: migrate an existing schema to the current revision."""
+        revision = self.current_revision()
+        if revision is None:
+            raise StoreError(f"the metadata store {self.display_url} has no AMML schema to "
+                             "upgrade: create it with 'amml store init'")
+        if revision != HEAD_REVISION and revision not in known_revisions():
+            raise StoreError(self.schema_problem() or "")
+        self.migrate()
+        return revision, HEAD_REVISION
 
     def migrate(self) -> None:
         """Create or upgrade the schema to the newest revision (idempotent, concurrency-safe)."""
+        if self.read_only:
+            raise StoreError(f"the metadata store {self.display_url} is open read-only")
         try:
             if self.current_revision() == HEAD_REVISION:
                 return
@@ -269,6 +347,8 @@ class MetadataStore:
 
     def mark_interrupted(self) -> list[str]:
         """Runs left 'running' by a dead process on this host become 'interrupted'."""
+        if self.read_only:  # a reader leaves that to the next run
+            return []
         host = socket.gethostname()
         stale = self._guard(lambda conn: conn.execute(
             select(schema.runs.c.id, schema.runs.c.pid)
@@ -312,7 +392,8 @@ class MetadataStore:
                   status: str | None = None) -> list[dict[str, Any]]:
         r = schema.runs
         query = select(r.c.id, r.c.workflow, r.c.kind, r.c.status, r.c.started_at,
-                       r.c.ended_at, r.c.error).order_by(r.c.started_at.desc()).limit(limit)
+                       r.c.ended_at, r.c.error, r.c.code_commit, r.c.code_dirty
+                       ).order_by(r.c.started_at.desc()).limit(limit)
         if workflow:
             query = query.where(r.c.workflow == workflow)
         if status:
@@ -405,6 +486,31 @@ class MetadataStore:
                 self._sync_conn.close()
                 self._sync_conn = None
         self.engine.dispose()
+
+
+def known_revisions() -> set[str]:
+    """Every revision this code's migrations know (to tell 'behind' from 'newer')."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return {script.revision for script in ScriptDirectory.from_config(config).walk_revisions()}
+
+
+def _read_only_sqlite_url(path: Path) -> str:
+    """A URI filename opened with ``mode=ro``: SQLite itself refuses writes (the file's bytes
+    never change; it may leave ``-wal``/``-shm`` side files, as any WAL reader does)."""
+    from urllib.parse import quote
+
+    return f"sqlite:///file:{quote(str(path.resolve()))}?mode=ro&uri=true"
+
+
+def _sqlite_read_only_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA busy_timeout=60000")
+    cursor.execute("PRAGMA query_only=ON")  # also covers the in-memory empty store
+    cursor.close()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
