@@ -235,3 +235,10 @@ def test_an_import_that_raises_fails_the_command(tmp_path: Path) -> None:
     folder = tmp_path / "folder.py"
     folder.mkdir()  # a .py workflow that is not a file
     _rejected(_invoke("run", str(folder)), "cannot read")
+
+
+def test_an_integer_override_out_of_range_is_a_validation_error(tmp_path: Path) -> None:
+    path = tmp_path / "flow.yaml"
+    path.write_text("name: flow\nparams:\n  seed: 1\n" + STEPS)
+    _rejected(_invoke("validate", str(path), "-p", "seed=99999999999999999999"),
+              "flow.yaml:3:", "field 'params.seed'", "out of range")

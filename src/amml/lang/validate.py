@@ -71,10 +71,16 @@ def validate(
         issues.append(ValidationIssue(message, source.file, line, column, step=step,
                                       field=field_name, hint=hint))
 
-    _check_integers(ir, issue)
+    _check_integers([(("params",), ir.params, None)]
+                    + [(("steps", name, "with"), step.with_, name)
+                       for name, step in ir.steps.items()], issue)
     if issues:  # before anything formats such a number (repr of 10**5000 raises)
         raise WorkflowValidationError(issues)
     params = _resolve_params(ir, overrides or {}, issue)
+    found = len(issues)
+    _check_integers([(("params",), params, None)], issue)
+    if len(issues) > found:  # an override out of range ("-p seed=99999999999999999999")
+        raise WorkflowValidationError(issues)
 
     normalized: dict[str, StepIR] = {}
     resolved: dict[str, ResolvedStep] = {}
@@ -108,11 +114,10 @@ def validate(
                              dict(overrides or {}))
 
 
-def _check_integers(ir: WorkflowIR, issue) -> None:
-    """Integers beyond 64 bits: the YAML loader refuses them, a Python workflow can hold them
-    (``10**5000``), and past 4,300 digits Python cannot even print one, so say so here."""
-    roots: list[tuple[tuple[Any, ...], Any, str | None]] = [(("params",), ir.params, None)]
-    roots += [(("steps", name, "with"), step.with_, name) for name, step in ir.steps.items()]
+def _check_integers(roots: list[tuple[tuple[Any, ...], Any, str | None]], issue) -> None:
+    """Integers beyond 64 bits: the YAML loader refuses them, a Python workflow or an override
+    can hold them (``10**5000``), and past 4,300 digits Python cannot even print one.
+    ``roots``: (path, value, step name or None) of each part to search."""
     for root_path, root, step in roots:
         pending: list[tuple[tuple[Any, ...], Any]] = [(root_path, root)]
         while pending:  # iterative: a deep value must not overflow the stack here either

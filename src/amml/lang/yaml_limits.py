@@ -66,11 +66,14 @@ class DocumentLimits:
         return f"raise the limit with {self.ENV[attribute]}=N (now {getattr(self, attribute)})"
 
 
-class DocumentProblem(Exception):
-    """A limit or type rule broken at a place in the document (internal: becomes an issue)."""
+class DocumentProblem(yaml.MarkedYAMLError):
+    """A limit or type rule broken at a place in the document. A ``YAMLError``, so code that
+    parses a single value with ``yaml.load(text, LimitedLoader)`` (``-p`` overrides) and
+    catches YAML errors already catches these; the workflow loader makes it an issue."""
 
     def __init__(self, message: str, mark: yaml.Mark | None, hint: str | None = None) -> None:
-        super().__init__(message)
+        super().__init__(problem=message, problem_mark=mark)
+        self.message = message
         self.mark = mark
         self.hint = hint
 
@@ -79,9 +82,9 @@ class LimitedLoader(yaml.SafeLoader):
     """PyYAML's safe loader with depth and alias counts checked while composing, 64-bit
     integers, and only JSON-like values (a date stays the text it was written as)."""
 
-    def __init__(self, text: str, limits: DocumentLimits) -> None:
+    def __init__(self, text: str, limits: DocumentLimits | None = None) -> None:
         super().__init__(text)
-        self.limits = limits
+        self.limits = limits or DocumentLimits.from_env()
         self._depth = 0
         self._aliases = 0
 

@@ -94,7 +94,8 @@ def load_yaml_text(text: str, filename: str = "<string>",
     except DocumentProblem as problem:
         line, column = _position(problem.mark)
         raise WorkflowValidationError(
-            [ValidationIssue(str(problem), filename, line, column, hint=problem.hint)]) from None
+            [ValidationIssue(problem.message, filename, line, column, hint=problem.hint)]
+        ) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, column = _position(mark)
