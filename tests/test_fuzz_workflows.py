@@ -9,8 +9,10 @@ Derandomized so CI sees the same examples every time.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -114,6 +116,7 @@ class Checked:
 
     def __init__(self) -> None:
         self.folder = Path(tempfile.mkdtemp(prefix="amml-fuzz-"))
+        atexit.register(shutil.rmtree, self.folder, True)
         self.runner = CliRunner()
         # Built once: Typer's own runner rebuilds the whole command tree on every call.
         self.command = typer.main.get_command(app)
