@@ -53,3 +53,10 @@ def test_out_of_range_override_says_so(tmp_path: Path) -> None:
     flow.write_text(WORKFLOW)
     result = CliRunner().invoke(app, ["validate", str(flow), "-p", "lr=1e400"])
     assert result.exit_code == 2 and "beyond the largest number" in result.output
+
+
+def test_a_thousands_of_digits_override_is_a_clean_error() -> None:
+    from amml.lang.params import ParamProblem, parse_override
+
+    with pytest.raises(ParamProblem, match="5000-digit integer is beyond"):
+        parse_override("periods=" + "9" * 5000)

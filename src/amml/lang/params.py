@@ -119,6 +119,9 @@ def parse_override(text: str) -> tuple[str, Any]:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
+    except ValueError:  # an integer of thousands of digits: Python refuses to convert it
+        raise ParamProblem(f"--param '{name}': a {len(raw.strip())}-digit integer is beyond "
+                           "the 64-bit integers a workflow may hold") from None
     if value is None and raw.strip() not in ("null", "~"):
         value = raw
     if isinstance(value, str) and YAML12_FLOAT.fullmatch(raw.strip()):
