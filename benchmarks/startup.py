@@ -31,6 +31,10 @@ COMMANDS: dict[str, list[str]] = {
 FLOORS: dict[str, list[str]] = {
     "python (bare)": ["-c", "pass"],
     "import typer": ["-c", "import typer"],
+    # what any Typer command costs before doing anything: parse, build, call a no-op
+    "typer no-op cmd": ["-c", "import sys, typer; sys.argv = ['x']; typer.run(lambda: None)"],
+    # what validating a workflow needs besides the CLI: typed configs, YAML, arrays
+    "pydantic+yaml+np": ["-c", "import pydantic, yaml, numpy"],
 }
 
 
