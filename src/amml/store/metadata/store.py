@@ -336,14 +336,15 @@ class MetadataStore:
         except StoreError as exc:
             # some of the run's rows did not commit: the run still ends (failed, saying why)
             # rather than staying 'running' for ever, and the caller hears of it
-            reason = str(exc)
+            reason = redact_text(str(exc))
             self._guard(lambda conn: conn.execute(
                 update(schema.runs).where(schema.runs.c.id == run_id)
                 .values(status="failed", ended_at=time.time(), error=reason)))
             raise
         self._guard(lambda conn: conn.execute(
             update(schema.runs).where(schema.runs.c.id == run_id)
-            .values(status=status, ended_at=time.time(), error=error)))
+            .values(status=status, ended_at=time.time(),
+                    error=redact_text(error) if error else error)))  # stored: never a secret
 
     def mark_interrupted(self) -> list[str]:
         """Runs left 'running' by a dead process on this host become 'interrupted'."""
