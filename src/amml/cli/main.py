@@ -225,14 +225,19 @@ def export(
     allow_imports: AllowImportsOption = False,
 ) -> None:
     """Print a workflow as YAML (or canonical JSON IR), e.g. to turn Python into YAML."""
+    from amml.engine.loading import export_imports
+
     workflow = _compile(file, None, allow_imports=allow_imports)
-    loaded_ir = workflow.ir
+    # a .py workflow's ops may come from modules it imported itself: name them under imports:
+    imports = export_imports(workflow) if allow_imports else list(workflow.ir.imports)
+    loaded_ir = workflow.ir.model_copy(update={"imports": imports})
     if format == "json":
         sys.stdout.write(loaded_ir.canonical_json() + "\n")
     elif format == "yaml":
         from amml.engine import load_workflow
 
-        sys.stdout.write(load_workflow(file).ir.to_yaml())
+        written = load_workflow(file).ir
+        sys.stdout.write(written.model_copy(update={"imports": imports}).to_yaml())
     else:
         raise _fail("--format must be yaml or json", 2)
 

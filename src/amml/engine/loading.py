@@ -13,12 +13,14 @@ fails the load with a :class:`WorkflowError`; it never ends the process.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import importlib
 import importlib.util
+import inspect
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +44,23 @@ WorkflowSource = str | Path | Workflow | LoadedWorkflow
 ALLOW_IMPORTS_FLAG = "--allow-imports"
 
 
+@contextlib.contextmanager
+def _folder_on_path(folder: Path) -> Iterator[None]:
+    """``folder`` first on ``sys.path`` while a workflow's code is imported, as ``python
+    workflow.py`` would have it, so a workflow imports its sibling modules without
+    ``PYTHONPATH=.``; taken off afterwards so loading leaves the process as it was."""
+    entry = str(folder.resolve())
+    added = entry not in sys.path
+    if added:
+        sys.path.insert(0, entry)
+    try:
+        yield
+    finally:
+        if added:
+            with contextlib.suppress(ValueError):
+                sys.path.remove(entry)
+
+
 def _import_python_file(path: Path) -> Any:
     # The name changes with the content, so an edited file is imported afresh.
     try:
@@ -58,7 +77,8 @@ def _import_python_file(path: Path) -> Any:
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
     try:
-        spec.loader.exec_module(module)
+        with _folder_on_path(path.parent):
+            spec.loader.exec_module(module)
     except WorkflowError:
         sys.modules.pop(module_name, None)
         raise
@@ -124,11 +144,15 @@ def load_workflow(source: WorkflowSource) -> LoadedWorkflow:
 
 def declared_imports(workflow: ValidatedWorkflow) -> tuple[str, ...]:
     """The workflow's ``imports`` as a worker elsewhere can import them: module names as
-    they are, files as absolute paths; a ``.py`` workflow's own file too (its ops)."""
+    they are, files as absolute paths; a ``.py`` workflow's own file too (its ops). Module
+    names are found beside the workflow file, so its folder leads (an absolute folder:
+    :func:`import_declared` puts it on ``sys.path`` while importing the rest)."""
     source = workflow.source_file
     base = Path(source).parent if source else Path.cwd()
     found = [name if not name.endswith(".py") else str((base / name).resolve())
              for name in workflow.ir.imports]
+    if any(not name.endswith(".py") for name in workflow.ir.imports):
+        found.insert(0, str(base.resolve()))
     if source and source.endswith(".py"):
         found.append(str(Path(source).resolve()))
     return tuple(found)
@@ -136,14 +160,22 @@ def declared_imports(workflow: ValidatedWorkflow) -> tuple[str, ...]:
 
 def import_declared(imports: Iterable[str]) -> None:
     """Import what :func:`declared_imports` listed (in a worker process)."""
-    for name in imports:
-        if name.endswith(".py"):
-            _import_python_file(Path(name))
-            continue
-        try:
-            importlib.import_module(name)
-        except SystemExit as exc:  # in a worker too: a failure, never a silent exit
-            raise WorkflowError(f"importing '{name}' failed: {_describe_failure(exc)}") from exc
+    names = list(imports)
+    folders = [name for name in names if Path(name).is_absolute() and Path(name).is_dir()]
+    with contextlib.ExitStack() as stack:
+        for folder in folders:
+            stack.enter_context(_folder_on_path(Path(folder)))
+        for name in names:
+            if name in folders:
+                continue
+            if name.endswith(".py"):
+                _import_python_file(Path(name))
+                continue
+            try:
+                importlib.import_module(name)
+            except SystemExit as exc:  # in a worker too: a failure, never a silent exit
+                raise WorkflowError(
+                    f"importing '{name}' failed: {_describe_failure(exc)}") from exc
 
 
 def _import_modules(loaded: LoadedWorkflow) -> None:
@@ -155,7 +187,8 @@ def _import_modules(loaded: LoadedWorkflow) -> None:
                 path = Path(name) if Path(name).is_absolute() else base / name
                 _import_python_file(path)
             else:
-                importlib.import_module(name)
+                with _folder_on_path(base):  # a module beside the workflow, as for .py ones
+                    importlib.import_module(name)
         except (Exception, SystemExit) as exc:
             line, column = loaded.source.locate(("imports", index))
             reason = _describe_failure(exc) if isinstance(exc, SystemExit) else str(exc)
@@ -189,6 +222,40 @@ def compile_workflow(source: WorkflowSource, params: Mapping[str, Any] | None = 
         if not loaded.ir.imports:
             raise
         raise WorkflowValidationError(_imports_hint(exc.issues, loaded.ir.imports)) from None
+
+
+def export_imports(workflow: ValidatedWorkflow) -> list[str]:
+    """The ``imports:`` a YAML copy of ``workflow`` needs to find its ops: its own, then the
+    modules that define the ops its steps use, unless AMML's own (every process has those).
+
+    A ``.py`` workflow imports its modules with Python's ``import``, which the IR does not
+    see; without them the exported YAML would fail with "unknown op". A module is named as
+    imported (found beside the YAML when it is saved next to the workflow); an op defined in
+    a file imported by path (the workflow file itself) is named by that file, relative to the
+    workflow's folder when inside it.
+    """
+    source = workflow.source_file
+    base = Path(source).parent.resolve() if source else Path.cwd().resolve()
+    found = list(workflow.ir.imports)
+    for step in workflow.ir.steps.values():
+        op_cls = REGISTRY.find(step.op)
+        if op_cls is None:
+            continue
+        target = op_cls.fingerprint_target()
+        module = getattr(target, "__module__", None) or op_cls.__module__
+        if module == "amml" or module.startswith("amml."):
+            continue
+        if module.startswith("amml_user_"):  # imported by path: name the file
+            try:
+                path = Path(inspect.getfile(target)).resolve()
+            except (TypeError, OSError):
+                continue
+            name = str(path.relative_to(base)) if path.is_relative_to(base) else str(path)
+        else:
+            name = module
+        if name not in found:
+            found.append(name)
+    return found
 
 
 def _imports_hint(issues: list[ValidationIssue], imports: list[str]) -> list[ValidationIssue]:
