@@ -4,6 +4,10 @@
 stream, an InfluxDB measurement and a JSON-lines log file; ``Publisher`` sends it over MQTT
 again and again (one message per row) while a workflow captures it. Servers are the local
 ones (see the README); nothing here needs a password.
+
+Run as a program (``python examples/sources/fixtures.py``) it loads the data, runs the
+workflow with the publisher going, prints whether the six tables are identical and cleans up
+(``--keep`` leaves the data, ``--load-only`` only loads it).
 """
 
 from __future__ import annotations
@@ -133,3 +137,51 @@ class Publisher:
     def __exit__(self, *exc: object) -> None:
         self.stop.set()
         self.thread.join(timeout=10)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python examples/sources/fixtures.py``: load the series into every server, run the
+    workflow while the MQTT publisher runs, say whether the six tables are equal, clean up.
+
+    The MQTT source captures live messages, so loading alone (``--load-only``) is not enough
+    for ``amml run examples/sources/workflow.yaml``: the publisher must run meanwhile.
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
+    parser.add_argument("--load-only", action="store_true",
+                        help="load PostgreSQL, MariaDB, Redis, InfluxDB and the log file, "
+                             "then stop (the MQTT capture then waits for a publisher)")
+    parser.add_argument("--keep", action="store_true", help="leave the data in the servers")
+    args = parser.parse_args(argv)
+
+    from amml import compile_workflow, run_workflow
+
+    folder = Path(__file__).resolve().parent
+    workflow_file = folder / "workflow.yaml"
+    defaults = compile_workflow(workflow_file).params
+    names = {key: str(defaults[key]) for key in ("table", "redis_key", "influx_db")}
+    # an absolute path, so the run reads this file from whichever folder it is started
+    log_path = folder / str(defaults["log_path"])
+    frame = sensor_series(periods=int(defaults["rows"]))
+    load_all(frame, names, log_path)
+    print(f"loaded {len(frame)} rows into PostgreSQL, MariaDB, Redis, InfluxDB and {log_path}")
+    if args.load_only:
+        return 0
+    try:
+        with Publisher(str(defaults["topic"]), frame):
+            result = run_workflow(workflow_file, {"log_path": str(log_path)})
+    finally:
+        if not args.keep:
+            drop_all(names)
+            log_path.unlink(missing_ok=True)
+    tables = [result[name].rename_axis("time") for name in result.steps
+              if name.endswith("_ready")]
+    same = all(table.equals(tables[0]) for table in tables[1:])
+    print(f"run {result.run_id}: {len(tables)} sources, "
+          f"{'identical tables' if same else 'tables DIFFER'}")
+    return 0 if same else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
