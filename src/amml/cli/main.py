@@ -329,10 +329,14 @@ def show(
     out.print(steps)
     if info["metrics"]:
         metrics = Table(title="metrics (last value)", title_justify="left")
-        for column in ("step", "metric", "value", "points"):
+        # a cached step logged nothing here: its metrics are those of the run it reused
+        cached = any(m.get("cached_from") for m in info["metrics"])
+        for column in ("step", "metric", "value", "points") + (("cached from",) if cached
+                                                               else ()):
             metrics.add_column(column)
         for m in info["metrics"]:
-            metrics.add_row(m["step_name"], m["key"], f"{m['value']:.6g}", str(m["points"]))
+            row = [m["step_name"], m["key"], f"{m['value']:.6g}", str(m["points"])]
+            metrics.add_row(*row, *([m.get("cached_from") or ""] if cached else []))
         out.print(metrics)
 
 

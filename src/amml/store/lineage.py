@@ -5,6 +5,7 @@ Answers are plain nested dicts (JSON-ready); the CLI draws them as trees.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -49,8 +50,52 @@ def _artifact_view(info: dict[str, Any]) -> dict[str, Any]:
     return {k: info.get(k) for k in ("digest", "type", "size", "uri")}
 
 
+def _bindings(meta: MetadataStore, run_id: str,
+              memo: dict[str, dict[str, dict[str, list[str]]]]) -> dict[str, dict[str, list[str]]]:
+    """step -> port -> ``step[.output]`` references, from the run's stored IR. Lineage
+    follows these and not digests alone: two steps may write identical tables (a CSV loaded
+    into SQL and read back), and one digest must not make them each other's inputs."""
+    if run_id not in memo:
+        try:
+            ir_json = meta.get_run(run_id).get("ir_json")
+        except StoreError:
+            ir_json = None
+        steps = json.loads(ir_json).get("steps", {}) if ir_json else {}
+        memo[run_id] = {name: {port: [refs] if isinstance(refs, str) else list(refs)
+                               for port, refs in (step.get("inputs") or {}).items()}
+                        for name, step in steps.items()}
+    return memo[run_id]
+
+
+def _refers_to(ref: str, step: str, output: str) -> bool:
+    name, _, port = ref.partition(".")
+    return name == step and (not port or port == output)
+
+
+def _step_view(meta: MetadataStore, run_id: str, step: str) -> dict[str, Any] | None:
+    rows = [s for s in meta.run_steps(run_id) if s["name"] == step]
+    return rows[0] if rows else None
+
+
+def _bound_producer(meta: MetadataStore, run_id: str, step: str, port: str, digest: str,
+                    memo: dict[str, Any]) -> dict[str, Any] | None:
+    """The step of ``run_id`` whose output the workflow binds to ``step``'s ``port`` and
+    whose recorded output is ``digest``; None when the run has no IR to say."""
+    refs = _bindings(meta, run_id, memo).get(step, {}).get(port, [])
+    upstream = {ref.partition(".")[0] for ref in refs}
+    for name in sorted(upstream):
+        for edge in meta.edges_for_steps([(run_id, name)]):
+            if edge["direction"] == "out" and edge["artifact_digest"] == digest and any(
+                    _refers_to(ref, name, edge["port"]) for ref in refs):
+                row = _step_view(meta, run_id, name)
+                if row is not None:
+                    return {"run_id": run_id, "step_name": name, "op": row["op"]}
+    return None
+
+
 def _step_upstream(meta: MetadataStore, run_id: str, step: str, op: str,
-                   depth: int) -> dict[str, Any]:
+                   depth: int, memo: dict[str, Any] | None = None) -> dict[str, Any]:
+    memo = {} if memo is None else memo
     node: dict[str, Any] = {"run_id": run_id, "step": step, "op": op, "inputs": []}
     if depth <= 0:
         node["truncated"] = True
@@ -61,27 +106,58 @@ def _step_upstream(meta: MetadataStore, run_id: str, step: str, op: str,
         digest = edge["artifact_digest"]
         info = meta.artifact_info([digest]).get(digest, {"digest": digest})
         child: dict[str, Any] = {"port": edge["port"], "artifact": _artifact_view(info)}
-        producer = _producer(meta.edges_for_artifacts([digest]))
+        producer = (_bound_producer(meta, run_id, step, edge["port"], digest, memo)
+                    or _producer(meta.edges_for_artifacts([digest])))
         if producer is not None:
             child["produced_by"] = _step_upstream(meta, producer["run_id"],
                                                   producer["step_name"], producer["op"],
-                                                  depth - 1)
+                                                  depth - 1, memo)
         node["inputs"].append(child)
     return node
+
+
+def _output_consumers(meta: MetadataStore, run_id: str, step: str, output: str,
+                      digest: str, memo: dict[str, Any]) -> list[dict[str, Any]]:
+    """Steps that read output ``output`` of ``step`` in ``run_id``: in that run, and in later
+    runs that reused it through the cache, as the workflow bound them (never a step that
+    merely read an identical table)."""
+    consumers = []
+    for use_run, use_step in [(run_id, step), *meta.cached_users(run_id, step)]:
+        bindings = _bindings(meta, use_run, memo)
+        readers = {name for name, ports in bindings.items()
+                   if any(_refers_to(ref, use_step, output)
+                          for refs in ports.values() for ref in refs)}
+        if not readers:
+            continue
+        for edge in meta.edges_for_steps([(use_run, name) for name in sorted(readers)]):
+            if edge["direction"] != "in" or edge["artifact_digest"] != digest:
+                continue
+            refs = bindings[edge["step_name"]].get(edge["port"], [])
+            if not any(_refers_to(ref, use_step, output) for ref in refs):
+                continue
+            row = _step_view(meta, use_run, edge["step_name"])
+            found = {"run_id": use_run, "step": edge["step_name"],
+                     "op": row["op"] if row else "?", "status": row["status"] if row else "?"}
+            if found not in consumers:
+                consumers.append(found)
+    return consumers
 
 
 def step_lineage(meta: MetadataStore, run_id: str, step: str) -> dict[str, Any]:
     rows = [s for s in meta.run_steps(run_id) if s["name"] == step]
     if not rows:
         raise StoreError(f"run {run_id} has no step '{step}'")
-    node = _step_upstream(meta, run_id, step, rows[0]["op"], 25)
+    memo: dict[str, Any] = {}
+    node = _step_upstream(meta, run_id, step, rows[0]["op"], 25, memo)
     node["status"] = rows[0]["status"]
     outputs = []
     for edge in meta.edges_for_steps([(run_id, step)]):
         if edge["direction"] == "out":
-            lineage = artifact_lineage(meta, edge["artifact_digest"], depth=1)
-            outputs.append({"port": edge["port"], "artifact": lineage["artifact"],
-                            "consumed_by": lineage["consumed_by"]})
+            digest = edge["artifact_digest"]
+            info = meta.artifact_info([digest]).get(digest, {"digest": digest})
+            outputs.append({"port": edge["port"], "artifact": _artifact_view(info),
+                            "consumed_by": _output_consumers(meta, run_id, step,
+                                                             edge["port"], digest, memo)})
     node["outputs"] = outputs
     return node
 

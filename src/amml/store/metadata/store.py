@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, event, func, insert, or_, select, text, update
+from sqlalchemy import create_engine, event, insert, or_, select, text, update
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import StaticPool
@@ -33,6 +33,7 @@ from amml._urls import encode_userinfo, redact_url, remember_secrets
 from amml._urls import redact as redact_text
 from amml.store.code_version import CodeVersion
 from amml.store.metadata import schema
+from amml.store.metadata.reads import MetricReads
 from amml.store.metadata.writer import GroupCommitWriter
 
 HEAD_REVISION = "0005"
@@ -58,7 +59,7 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-class MetadataStore:
+class MetadataStore(MetricReads):
     """Run metadata on SQLAlchemy 2. Writes on the hot path go through a group-commit writer."""
 
     def __init__(self, url: str, *, migrate: bool | None = True, read_only: bool = False,
@@ -425,29 +426,6 @@ class MetadataStore:
     def run_steps(self, run_id: str) -> list[dict[str, Any]]:
         s = schema.steps
         return self._rows(select(s).where(s.c.run_id == run_id).order_by(s.c.started_at))
-
-    def metrics(self, run_id: str, key: str | None = None,
-                step_name: str | None = None) -> list[dict[str, Any]]:
-        m = schema.metrics
-        query = select(m.c.step_name, m.c.key, m.c.value, m.c.value_kind, m.c.step,
-                       m.c.timestamp).where(m.c.run_id == run_id).order_by(m.c.key, m.c.step,
-                                                                            m.c.id)
-        if key is not None:
-            query = query.where(m.c.key == key)
-        if step_name is not None:
-            query = query.where(m.c.step_name == step_name)
-        return decode_metric_rows(self._rows(query))
-
-    def metric_summary(self, run_id: str) -> list[dict[str, Any]]:
-        """Per (step, key): the last value and the number of points."""
-        m = schema.metrics
-        last = select(m.c.step_name, m.c.key, func.max(m.c.id).label("id"),
-                      func.count().label("points")).where(m.c.run_id == run_id).group_by(
-            m.c.step_name, m.c.key).subquery()
-        query = select(last.c.step_name, last.c.key, m.c.value, m.c.value_kind,
-                       last.c.points).join(m, m.c.id == last.c.id).order_by(last.c.step_name,
-                                                                           last.c.key)
-        return decode_metric_rows(self._rows(query))
 
     def find_artifacts(self, prefix: str) -> list[dict[str, Any]]:
         a = schema.artifacts
