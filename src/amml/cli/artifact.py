@@ -97,7 +97,8 @@ def artifact(
                 step_part = f"{latest[0]['id']}:{step_part}"
             graph = client.lineage(step_part)
             try:
-                info = _pick_output(graph, output or None, target)
+                # name the step as resolved (RUN:STEP), not the whole TARGET with its output
+                info = _pick_output(graph, output or None, step_part)
             except ValueError as exc:
                 raise _fail(str(exc), 1) from None
         try:

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from amml.cli._options import JsonOption
+from amml.cli._options import HomeOption, JsonOption
 
 app = typer.Typer(name="bench", no_args_is_help=True, help="Benchmarks (NAB).")
 
@@ -33,16 +33,22 @@ def attach(main: typer.Typer) -> None:
 def nab(
     data: Annotated[Path, typer.Option("--data", help="NAB-layout folder (data/, labels/).")] = (
         Path("../shared/datasets/nab")),
-    out_dir: Annotated[Path, typer.Option("--out", help="Where the results go, in NAB's layout.")
-                       ] = Path("./nab-results"),
+    out_dir: Annotated[Path | None, typer.Option(
+        "--out", help="Where the results go, in NAB's layout (default: nab-results in the "
+        "store's home, ./.amml/nab-results).")] = None,
     detector: Annotated[str, typer.Option("--detector", help="Streaming detector name.")] = "amml",
     json_output: JsonOption = False,
+    home: HomeOption = None,
 ) -> None:
     """Run a streaming detector over every NAB series and print the three profile scores."""
     from amml.bench.nab import load_corpus, load_profiles, score_corpus, write_results
     from amml.cli.main import _fail, out
     from amml.ops.detectors.base import detector_names, make_detector
 
+    if out_dir is None:  # beside the store, never in the folder (a checkout) it ran from
+        from amml.store import default_home
+
+        out_dir = (home or default_home()) / "nab-results"
     if detector not in detector_names():
         raise _fail(f"unknown detector '{detector}' (known: {', '.join(detector_names())})", 2)
     try:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.tree import Tree
 
@@ -40,8 +41,34 @@ ParamOption = Annotated[list[str] | None, typer.Option(
     "--param", "-p", help="Override a workflow parameter: NAME=VALUE (repeatable).")]
 
 
+def _print_version(value: bool) -> None:
+    if not value:
+        return
+    # the installed distribution's metadata, not ``import amml``: that loads the engine, and
+    # --version is as cheap as --help
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        text = version("amml")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        text = "unknown (not installed)"
+    out.print(f"amml {text}", markup=False, highlight=False)
+    raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_print_version, is_eager=True,
+        help="Print the AMML version and exit.")] = False,
+) -> None:
+    """AMML: workflows for time-series forecasting and anomaly detection."""
+
+
 def _fail(message: str, code: int) -> typer.Exit:
-    err.print(f"[red]error:[/] {message}", highlight=False)
+    # messages quote paths, user values and other libraries' errors: brackets in them
+    # ("pip install 'amml[torch]'") are text, never Rich markup
+    err.print(f"[red]error:[/] {escape(message)}", highlight=False)
     return typer.Exit(code)
 
 
@@ -173,7 +200,9 @@ def _result_json(result) -> dict[str, Any]:
 
 
 def _print_summary(result, show_traceback: bool) -> None:
-    table = Table(title=f"run {result.run_id} · {result.workflow}", title_justify="left")
+    # the summary is the command's result: stdout (progress went to stderr), so
+    # 'amml run F > summary.txt' keeps it
+    table = Table(title=escape(f"run {result.run_id} · {result.workflow}"), title_justify="left")
     for column in ("step", "op", "status", "duration"):
         table.add_column(column, justify="right" if column == "duration" else "left")
     from amml.cli.progress import STYLES
@@ -181,17 +210,18 @@ def _print_summary(result, show_traceback: bool) -> None:
     for outcome in result.steps.values():
         style = STYLES.get(outcome.status, ("", "white"))[1]
         duration = f"{outcome.duration_s:.3f}s" if outcome.status in ("ran", "failed") else "-"
-        table.add_row(outcome.name, outcome.op, f"[{style}]{outcome.status}[/]", duration)
-    err.print(table)
+        table.add_row(escape(outcome.name), escape(outcome.op), f"[{style}]{outcome.status}[/]",
+                      duration)
+    out.print(table)
     counts = ", ".join(f"{result.count(s)} {s}" for s in ("ran", "cached", "failed", "skipped")
                        if result.count(s) or s in ("ran", "cached"))
     style = "green" if result.status == "succeeded" else "red"
-    err.print(f"[{style} bold]{result.status}[/] in {result.duration_s:.3f}s: {counts}")
+    out.print(f"[{style} bold]{result.status}[/] in {result.duration_s:.3f}s: {counts}")
     if show_traceback:
         for outcome in result.steps.values():
             if outcome.traceback:
-                err.print(f"[red]traceback of step '{outcome.name}':[/]\n{outcome.traceback}",
-                          highlight=False)
+                err.print(f"[red]traceback of step '{escape(outcome.name)}':[/]\n"
+                          f"{escape(outcome.traceback)}", highlight=False)
     elif result.status == "failed":
         err.print("[dim]add --traceback to see where the failing steps raised[/]")
 
@@ -401,34 +431,6 @@ def _add_consumers(parent: Tree, consumers: list[dict[str, Any]]) -> None:
             used.add(f"→ {c['step']} ({c['op']}) · run {c['run_id'][:8]} · {c['status']}")
 
 
-@app.command("ops")
-def list_ops(json_output: JsonOption = False) -> None:
-    """List the registered ops with their inputs, outputs and configuration fields."""
-    from amml.ops.registry import REGISTRY
-
-    rows = []
-    for name in REGISTRY.names():
-        op_cls = REGISTRY.get(name)
-        rows.append({"name": name, "version": op_cls.version,
-                     "inputs": {k: v.type + ("" if v.required else "?")
-                                for k, v in op_cls.inputs.items()},
-                     "outputs": dict(op_cls.outputs),
-                     "config": list(op_cls.Config.model_fields)})
-    if json_output:
-        out.print_json(json.dumps(rows))
-        return
-    table = Table()
-    for column in ("op", "inputs", "outputs", "config"):
-        table.add_column(column)
-    for row in rows:
-        table.add_row(row["name"], ", ".join(f"{k}: {v}" for k, v in row["inputs"].items()),
-                      ", ".join(f"{k}: {v}" for k, v in row["outputs"].items()),
-                      ", ".join(row["config"]))
-    out.print(table)
-    for name, problem in REGISTRY.plugin_errors.items():
-        err.print(f"[yellow]plugin '{name}' failed to load:[/] {problem}")
-
-
 @app.command("executors")
 def list_executors(json_output: JsonOption = False) -> None:
     """List the registered executors (built-in and from plugins) for 'amml run --executor'."""
@@ -451,7 +453,7 @@ def list_executors(json_output: JsonOption = False) -> None:
 
 #: Command modules; each has ``attach(app)`` adding its commands or command group.
 COMMAND_MODULES = ("amml.cli.ledger", "amml.cli.models", "amml.cli.keys", "amml.cli.serve",
-                   "amml.cli.bench", "amml.cli.artifact", "amml.cli.store")
+                   "amml.cli.bench", "amml.cli.artifact", "amml.cli.store", "amml.cli.ops")
 
 
 def _add_subcommands() -> None:
@@ -477,5 +479,5 @@ def main() -> None:
     try:
         app()
     except AMMLError as exc:  # anything that slipped through: a message, never a traceback
-        err.print(f"[red]error:[/] {exc}", highlight=False)
+        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         sys.exit(1)

@@ -21,6 +21,12 @@ class RunHooks:
                    error: str | None = None, **_: Any) -> None:
         pass
 
+    def after_metrics(self, *, run_id: str, step: str, metrics: dict[str, float], index: int,
+                      **_: Any) -> None:
+        """A running step logged ``metrics`` at ``index`` (a training's epoch). Called from
+        the worker thread as they are logged, for steps that run in this process; a step in
+        another process reports its metrics with ``after_step`` only."""
+
     def after_run(self, *, run_id: str, status: str, duration_s: float, **_: Any) -> None:
         pass
 
@@ -40,6 +46,10 @@ class HookList(RunHooks):
     def after_step(self, **kwargs: Any) -> None:
         for hook in self.hooks:
             hook.after_step(**kwargs)
+
+    def after_metrics(self, **kwargs: Any) -> None:
+        for hook in self.hooks:
+            hook.after_metrics(**kwargs)
 
     def after_run(self, **kwargs: Any) -> None:
         for hook in self.hooks:

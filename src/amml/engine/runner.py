@@ -26,7 +26,7 @@ from amml.engine.planner import Plan, PlannedStep, make_plan
 from amml.engine.task import StepResult, StepTask, execute_task
 from amml.lang.params import did_you_mean
 from amml.lang.validate import ValidatedWorkflow
-from amml.ops.base import Op
+from amml.ops.base import Op, metric_listener
 from amml.store import Store
 from amml.store.artifacts import ArtifactRef
 from amml.store.code_version import detect as detect_code_version
@@ -110,8 +110,12 @@ class Runner:
         self.hooks.before_run(run_id=run_id, workflow=ir.name, steps=list(plan.order))
         cached = (meta.cache_entries(s.partial_key for s in plan.steps.values())
                   if use_cache else {})
+        def heard(step: str, metrics: dict[str, float], index: int) -> None:
+            self.hooks.after_metrics(run_id=run_id, step=step, metrics=metrics, index=index)
+
         try:
-            outcomes = _Scheduler(self, plan, run_id, cached, use_cache, forced).run()
+            with metric_listener(run_id, heard):  # per-epoch metrics reach hooks as logged
+                outcomes = _Scheduler(self, plan, run_id, cached, use_cache, forced).run()
         except BaseException as exc:
             status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
             try:
@@ -171,7 +175,7 @@ class _Scheduler:
                                 self.artifacts.url, self.meta.url, step.code_digest, key,
                                 self._previous(step), imports=self.imports)
                 self.runner.hooks.before_step(run_id=self.run_id, step=step.name,
-                                              op=step.op_name)
+                                              op=step.op_name, config=dict(step.config))
                 if executor.in_process and not self.in_flight and not self.ready:
                     self._finish(step, inputs, key, execute_task(task, self.runner.store))
                 else:

@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -33,7 +35,24 @@ from amml._exceptions import OpError
 from amml._types import ARTIFACT_TYPES
 from amml.lang.spec import Input
 
-__all__ = ["Input", "MetricPoint", "Op", "OpConfig", "StepContext"]
+__all__ = ["Input", "MetricPoint", "Op", "OpConfig", "StepContext", "metric_listener"]
+
+#: Who hears metrics as a step logs them (a progress display showing a training's epochs), by
+#: run id, with the process that registered it: a forked worker inherits this dict but must
+#: not call into its parent's display.
+_LISTENERS: dict[str, tuple[int, Callable[[str, dict[str, float], int], None]]] = {}
+
+
+@contextmanager
+def metric_listener(run_id: str,
+                    listener: Callable[[str, dict[str, float], int], None]) -> Iterator[None]:
+    """While open, ``listener(step_name, values, step)`` hears every metric that a step of
+    ``run_id`` logs in this process (thread and sequential executors), as it is logged."""
+    _LISTENERS[run_id] = (os.getpid(), listener)
+    try:
+        yield
+    finally:
+        _LISTENERS.pop(run_id, None)
 
 
 class OpConfig(BaseModel):
@@ -89,10 +108,19 @@ class StepContext:
 
     def log_metric(self, key: str, value: float, step: int = 0) -> None:
         self.metrics.append(MetricPoint(key, float(value), int(step), time.time()))
+        self._tell({key: float(value)}, int(step))
 
     def log_metrics(self, values: Mapping[str, float], step: int = 0) -> None:
         now = time.time()
         self.metrics.extend(MetricPoint(k, float(v), int(step), now) for k, v in values.items())
+        self._tell({k: float(v) for k, v in values.items()}, int(step))
+
+    def _tell(self, values: dict[str, float], step: int) -> None:
+        entry = _LISTENERS.get(self.run_id)
+        if entry is None or entry[0] != os.getpid():
+            return
+        with suppress(Exception):  # a display that fails must never fail the training
+            entry[1](self.step_name, values, step)
 
     def log_batch(self, points: Iterable[tuple[str, float, int]]) -> None:
         """Log many ``(key, value, step)`` points; they reach the store in one batch."""
