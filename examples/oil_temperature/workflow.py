@@ -7,7 +7,7 @@ from amml import Workflow, ops
 
 with Workflow(
     "oil-temperature",
-    params={"csv": "../shared/datasets/ett/ETTh1.csv", "db": "sqlite:///.amml/ett.db",
+    params={"csv": "ETTh1.csv", "db": "sqlite:///.amml/ett.db",
             "model": "dlinear", "setting": "S", "lookback": 336, "horizon": 96, "epochs": 10,
             "lr": 0.005, "batch_size": 32, "lr_schedule": "halve", "patience": 3},
 ) as wf:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from amml.engine.fingerprint import code_digest, partial_key
+from amml.lang.params import PLACEHOLDER
 from amml.lang.validate import InputBinding, ValidatedWorkflow
 
 
@@ -22,6 +24,8 @@ class PlannedStep:
     output_types: Mapping[str, str]
     code_digest: str = ""
     op: Any = None  # the op class
+    #: path fields whose value is a whole parameter (field -> parameter), for messages
+    param_fields: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -53,15 +57,46 @@ def _references(op: Any, config: Any) -> tuple[Any, ...]:
     return tuple(op(config).code_references())
 
 
+def _paths(workflow: ValidatedWorkflow, name: str, op: Any,
+           config: Any) -> tuple[Any, dict[str, str]]:
+    """The step's config with its path fields made absolute against the workflow file's
+    folder (before the key is computed: the key covers the file read, not the spelling),
+    and which of them a parameter gave whole."""
+    from amml.ops.paths import resolve_path_fields
+
+    kinds = getattr(op, "path_fields", None) or {}
+    if not kinds:
+        return config, {}
+    # the file that declared the workflow (YAML, or the .py a Workflow was built in); one
+    # built where no file is (a REPL, a notebook cell, exec'd text): the current folder
+    source = workflow.source_file
+    base = Path(source).resolve().parent if source and Path(source).is_file() else Path.cwd()
+    raw = workflow.ir.steps[name].with_ if name in workflow.ir.steps else {}
+    params: dict[str, str] = {}
+    for key in kinds:
+        whole = PLACEHOLDER.fullmatch(raw[key].strip()) if isinstance(raw.get(key), str) else None
+        if whole:
+            params[key] = whole.group(1)
+    # a value typed on the command line (-p csv=data/x.csv) is the current folder's, as any
+    # command's argument is; one written in the workflow is the workflow's
+    typed = {key for key, param in params.items() if param in workflow.overrides}
+    resolved = resolve_path_fields({k: v for k, v in kinds.items() if k not in typed},
+                                   config.model_dump(), base)
+    resolved = resolve_path_fields({k: v for k, v in kinds.items() if k in typed},
+                                   resolved, Path.cwd())
+    return config.model_copy(update=resolved), params
+
+
 def make_plan(workflow: ValidatedWorkflow) -> Plan:
     steps: dict[str, PlannedStep] = {}
     downstream: dict[str, list[str]] = {name: [] for name in workflow.order}
     for name in workflow.order:
         step = workflow.steps[name]
         op = step.op
-        config = step.config.model_dump(mode="json")
+        step_config, param_fields = _paths(workflow, name, op, step.config)
+        config = step_config.model_dump(mode="json")
         target = op.fingerprint_target() if hasattr(op, "fingerprint_target") else op
-        code = code_digest(target, getattr(op, "depends_on", ()), _references(op, step.config))
+        code = code_digest(target, getattr(op, "depends_on", ()), _references(op, step_config))
         steps[name] = PlannedStep(
             name=name,
             op_name=op.name,
@@ -73,6 +108,7 @@ def make_plan(workflow: ValidatedWorkflow) -> Plan:
             output_types=dict(op.outputs),
             code_digest=code,
             op=op,
+            param_fields=param_fields,
         )
         for up in step.upstream:
             downstream[up].append(name)

@@ -34,6 +34,8 @@ class StepTask:
     #: What the workflow imports (module names, absolute ``.py`` paths): a worker that was
     #: not forked from the compiling process imports them before looking up the op.
     imports: tuple[str, ...] = ()
+    #: Path fields a workflow parameter gave whole (field -> parameter), for op messages.
+    param_fields: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -93,7 +95,8 @@ def execute_task(task: StepTask, store: Store | None = None) -> StepResult:
                           input_digests={port: ([r.digest for r in ref] if isinstance(ref, tuple)
                                                 else ref.digest)
                                          for port, ref in task.inputs.items()},
-                          previous_loader=_previous_loader(task, store_artifacts))
+                          previous_loader=_previous_loader(task, store_artifacts),
+                          param_fields=dict(task.param_fields))
         produced = op.normalize_outputs(op.run(ctx, **values))
         result.outputs = {name: store_artifacts.save(value, op_cls.outputs[name])
                           for name, value in produced.items()}

@@ -90,6 +90,14 @@ class StepContext:
     input_digests: dict[str, Any] = field(default_factory=dict)
     #: For incremental ops: loads an output of the previous run of this step, or None.
     previous_loader: Callable[[str], Any] | None = None
+    #: Config fields whose value is a workflow parameter, whole (field -> parameter name):
+    #: an op's message about such a value can say how to pass another (``-p NAME=...``).
+    param_fields: Mapping[str, str] = field(default_factory=dict)
+
+    def param_hint(self, config_field: str, what: str = "PATH") -> str:
+        """``" (pass -p NAME=PATH ...)"`` if ``config_field`` came from a parameter, else ``""``."""
+        name = self.param_fields.get(config_field)
+        return f" (pass -p {name}={what} to read another)" if name else ""
 
     def previous(self, output: str) -> Any:
         """The value of ``output`` from the last run of this step with the same config."""
@@ -145,6 +153,10 @@ class Op:
     #: Incremental sources get their previous output (same op, same config) through
     #: ``ctx.previous(name)`` and read only what is new since then.
     incremental: ClassVar[bool] = False
+    #: Config fields holding paths (field -> "file" or "sqlite_url", see
+    #: :mod:`amml.ops.paths`): the planner makes relative ones absolute against the workflow
+    #: file's folder before the cache key is computed, so ``run`` sees absolute paths.
+    path_fields: ClassVar[Mapping[str, str]] = {}
 
     def source_state(self) -> str | None:
         """A token for the state of what this op reads from outside its inputs.

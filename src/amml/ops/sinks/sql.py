@@ -52,7 +52,13 @@ class SqlSink(Op):
         chunk_size: int = Field(10_000, ge=1)
 
     def source_state(self) -> str | None:
-        engine = engine_for(self.config.resolve_url())
+        url = self.config.resolve_url()
+        database = sqlite_file(url)
+        if database is not None and not Path(database).exists():
+            # not written yet (connecting would fail while its folder is missing): a known
+            # state, so the step is also cached under the state its write leaves behind
+            return "absent"
+        engine = engine_for(url)
         schema, _, name = self.config.table.rpartition(".")
         try:
             if not sa.inspect(engine).has_table(name, schema=schema or None):

@@ -44,6 +44,8 @@ class _FileSource(Op):
     outputs = {"out": "table", "report": "json"}
     Config = FileSourceConfig
     format_name = ""
+    #: a relative path is the workflow file's folder's (amml.ops.paths)
+    path_fields = {"path": "file"}
 
     def read(self, path: Path) -> pd.DataFrame:
         raise NotImplementedError
@@ -57,9 +59,11 @@ class _FileSource(Op):
 
     def run(self, ctx: StepContext) -> dict[str, Any]:
         c = self.config
-        path = Path(c.path)
+        # absolute here when run from a workflow (the planner resolved it against the
+        # workflow's folder); made absolute anyway so the message says where it looked
+        path = Path(c.path).expanduser().absolute()
         if not path.exists():
-            raise OpError(f"{self.format_name} file not found: {path}")
+            raise OpError(f"{self.format_name} file not found: {path}{ctx.param_hint('path')}")
         frame = self.read(path)
         if c.dtype:
             frame = frame.astype(c.dtype)

@@ -89,6 +89,8 @@ class SqlSource(Op):
     outputs = {"out": "table", "report": "json"}
     Config = SqlConfig
     incremental = True
+    #: a relative SQLite file (sqlite:///x.db) is the workflow file's folder's
+    path_fields = {"url": "sqlite_url"}
 
     # -- building the query ----------------------------------------------------------------
     def _base(self):

@@ -186,6 +186,8 @@ class LogSource(Op):
     inputs = {}
     outputs = {"out": "table", "report": "json"}
     Config = LogSourceConfig
+    #: a relative path or glob is the workflow file's folder's (amml.ops.paths)
+    path_fields = {"path": "file"}
 
     def files(self) -> list[Path]:
         return find_log_files(self.config.path, self.config.rotated)
