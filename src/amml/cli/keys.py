@@ -33,12 +33,21 @@ def create(
     json_output: JsonOption = False,
     home: HomeOption = None,
 ) -> None:
-    """Create a key and print it once: only its hash is stored."""
+    """Create a key and print it once: only its hash is stored. Each --model must be a
+    registered model (a typo would make a key that opens nothing)."""
     from amml.cli.main import _fail, _open_store, err, out
+    from amml.registry import ModelRegistry
     from amml.serve.auth import ApiKeyError, create_key
 
     store = _open_store(home)
     try:
+        if model:
+            known = ModelRegistry(store).names()
+            unknown = [m for m in dict.fromkeys(model) if m not in known]
+            if unknown:
+                listed = ", ".join(known) if known else "none registered yet"
+                raise _fail(f"no model named {', '.join(map(repr, unknown))} (models: "
+                            f"{listed})", 1)
         key, token = create_key(store, scope=scope, models=model, label=label)
     except ApiKeyError as exc:
         raise _fail(str(exc), 2) from None

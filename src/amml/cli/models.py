@@ -212,11 +212,15 @@ def alias(
     version: Annotated[str | None, typer.Argument(
         help="The version (a number, or another alias) to point at.")] = None,
     remove: Annotated[bool, typer.Option("--remove", help="Remove the alias.")] = False,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Move it even to a version with another signature (columns, "
+        "lookback, horizon, frequency) than the current one's.")] = False,
     reason: ReasonOption = "",
     json_output: JsonOption = False,
     home: HomeOption = None,
 ) -> None:
-    """Point ALIAS at VERSION (atomically, audited), or --remove it."""
+    """Point ALIAS at VERSION (atomically, audited), or --remove it. A VERSION whose signature
+    differs from the one ALIAS points at now is refused unless --force."""
     from amml.cli.main import _fail
 
     out, _ = _console()
@@ -228,7 +232,8 @@ def alias(
             target = None
         else:
             target = registry.resolve(f"{name}@{version}").version
-            previous = registry.set_alias(name, alias_name, target, reason=reason)
+            previous = registry.set_alias(name, alias_name, target, reason=reason,
+                                          same_signature=not force)
     if json_output:
         out.print_json(json.dumps({"name": name, "alias": alias_name,
                                    "from_version": previous, "to_version": target}))
@@ -247,13 +252,15 @@ def promote(
     target: Annotated[str, typer.Option("--to", help="The alias to move.")] = "champion",
     metric: Annotated[str, typer.Option(help="The metric compared.")] = "mse",
     mode: Annotated[str, typer.Option(help="min: lower is better; max: higher.")] = "min",
-    force: Annotated[bool, typer.Option("--force", help="Promote even if not better.")
-                     ] = False,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Promote even if not better, or if its signature (columns, lookback, "
+        "horizon, frequency) differs from the current holder's.")] = False,
     reason: ReasonOption = "",
     json_output: JsonOption = False,
     home: HomeOption = None,
 ) -> None:
-    """Move --to (champion) to --from (challenger) if its metric beats the current holder's."""
+    """Move --to (champion) to --from (challenger) if its metric beats the current holder's
+    and it answers the same question (same signature; else refused unless --force)."""
     from amml.cli.main import _fail
     from amml.registry import promote as promote_alias
 

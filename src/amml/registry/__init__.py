@@ -6,8 +6,9 @@ them :mod:`amml.store.model_registry`, where the data access lives.
 
 :class:`ModelRegistry` (from :mod:`amml.store.model_registry`) records versions and moves
 aliases; :func:`promote` moves an alias (``champion``) to a candidate (``challenger``) only when
-the candidate's metric beats the current holder's; :func:`load_model` turns a reference such
-as ``"oil@champion"`` into the model object.
+the candidate answers the same question (same signature) and its metric beats the current
+holder's; :func:`load_model` turns a reference such as ``"oil@champion"`` into a
+:class:`LoadedModel` that forecasts in original units exactly as ``amml serve`` does.
 
 >>> import tempfile
 >>> from amml.store import open_store
@@ -32,6 +33,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from amml.registry.loaded import LoadedModel, ModelShape, model_scaler, model_shape, scaled_forecast
 from amml.registry.promotion import PromotionResult, metric_value, promote
 from amml.store.model_registry import (
     ANY,
@@ -39,13 +41,19 @@ from amml.store.model_registry import (
     ModelRegistry,
     ModelVersion,
     RegistryError,
+    SignatureMismatch,
     current_actor,
+    signature_differences,
 )
 
 
-def load_model(reference: str, home: str | Path | None = None, *, store: Any = None) -> Any:
-    """The model object of ``NAME``, ``NAME@VERSION`` or ``NAME@ALIAS`` (rebuilt from
+def load_model(reference: str, home: str | Path | None = None, *, store: Any = None
+               ) -> LoadedModel:
+    """``NAME``, ``NAME@VERSION`` or ``NAME@ALIAS`` as a :class:`LoadedModel` (rebuilt from
     safetensors + JSON, never pickle), from the default store or the one under ``home``.
+
+    ``.forecast(frame)`` applies the signature's scaler and inverts it, as the server does;
+    ``.model`` is the bare model, whose ``predict_windows`` takes scaled input.
 
     >>> import tempfile
     >>> from amml.store import open_store
@@ -59,22 +67,32 @@ def load_model(reference: str, home: str | Path | None = None, *, store: Any = N
     from amml.store import open_store
 
     if store is not None:
-        registry = ModelRegistry(store)
-        return registry.load(registry.resolve(reference))
+        return _loaded(ModelRegistry(store), reference)
     with open_store(home) as opened:
-        registry = ModelRegistry(opened)
-        return registry.load(registry.resolve(reference))
+        return _loaded(ModelRegistry(opened), reference)
+
+
+def _loaded(registry: ModelRegistry, reference: str) -> LoadedModel:
+    version = registry.resolve(reference)
+    return LoadedModel(version, registry.load(version))
 
 
 __all__ = [
     "ANY",
     "AliasConflict",
+    "LoadedModel",
     "ModelRegistry",
+    "ModelShape",
     "ModelVersion",
     "PromotionResult",
     "RegistryError",
+    "SignatureMismatch",
     "current_actor",
     "load_model",
     "metric_value",
+    "model_scaler",
+    "model_shape",
     "promote",
+    "scaled_forecast",
+    "signature_differences",
 ]

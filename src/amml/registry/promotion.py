@@ -5,6 +5,12 @@ the challenger's validation metric (``mse`` by default, lower is better) beats t
 champion's, or when there is no champion yet. The move is a compare-and-set: if the champion
 moved while we compared, the comparison is made again against the new holder. The audit trail
 records who promoted, when, and what was compared (``mse 0.051 < 0.054``).
+
+Only versions that answer the same question are compared: a candidate whose signature
+(columns, outputs, lookback, horizon, frequency) differs from the holder's is refused with
+:class:`~amml.store.model_registry.SignatureMismatch` naming the fields, unless forced: an MSE
+over 96 steps of one column says nothing against one over 336 steps of seven, and every
+client of the alias would start getting 422s.
 """
 
 from __future__ import annotations
@@ -20,7 +26,9 @@ from amml.store.model_registry import (
     ModelRegistry,
     ModelVersion,
     RegistryError,
+    SignatureMismatch,
     current_actor,
+    signature_differences,
 )
 
 Mode = Literal["min", "max"]
@@ -124,7 +132,8 @@ def promote(registry: ModelRegistry, name: str, *, candidate: str = "challenger"
     a tie does not beat), or the target does not exist yet, or ``force``.
 
     Returns the decision either way; raises :class:`RegistryError` when the model, the
-    candidate or a needed metric does not exist.
+    candidate or a needed metric does not exist, and :class:`SignatureMismatch` when the
+    candidate's signature differs from the target's holder's (unless ``force``).
     """
     if mode not in ("min", "max"):
         raise RegistryError(f"mode must be 'min' or 'max', got '{mode}'")
@@ -136,6 +145,14 @@ def promote(registry: ModelRegistry, name: str, *, candidate: str = "challenger"
         label = chosen.ref if str(candidate).isdigit() else f"{candidate} {chosen.ref}"
         held = registry.alias_version(name, target)
         holder = registry.get(name, held) if held is not None else None
+        changed = ([] if holder is None or holder.version == chosen.version
+                   else signature_differences(holder.signature, chosen.signature))
+        if changed and not force:
+            raise SignatureMismatch(
+                f"cannot promote {label} to {target}: its signature differs from {target} "
+                f"{holder.ref}'s ({'; '.join(changed)}), so their {metric} measure different "
+                "things and the alias's clients would break; register it under another name, "
+                "or --force", changed)
         key, value = _lookup(chosen, metric, "candidate", force or holder is None)
         held_key, held_value = (None, None) if holder is None else \
             _lookup(holder, metric, target, force)
@@ -155,7 +172,10 @@ def promote(registry: ModelRegistry, name: str, *, candidate: str = "challenger"
             compared = (f"{key} {_fmt(value)} {symbol} {_fmt(held_value)}"
                         if value is not None and held_value is not None
                         else f"'{metric}' is not recorded on both")
-            if beats:
+            if changed:  # forced: the metrics are not comparable, whatever they say
+                forced, why = True, (f"forced over a signature change ({'; '.join(changed)}): "
+                                     f"{label} replaces {target} {holder.ref} ({compared})")
+            elif beats:
                 why = f"{label} beats {target} {holder.ref}: {compared}"
             elif force:
                 forced, why = True, f"forced: {label} replaces {target} {holder.ref} ({compared})"
@@ -165,7 +185,7 @@ def promote(registry: ModelRegistry, name: str, *, candidate: str = "challenger"
             audit = why + (f"; {reason}" if reason else "")
             try:
                 registry.set_alias(name, target, chosen.version, actor=who, reason=audit,
-                                   expect=held)
+                                   expect=held, same_signature=not force)
             except AliasConflict:
                 continue  # the target moved while we compared: compare with the new holder
         return PromotionResult(name, promoted, str(candidate), target, chosen.version, held,

@@ -29,7 +29,14 @@ import numpy as np
 from amml._exceptions import AMMLError, ServeError
 from amml.ops.models.contract import Forecasting
 from amml.ops.transforms.scaling import Scaler
-from amml.registry import ModelRegistry, ModelVersion, RegistryError
+from amml.registry import (
+    ModelRegistry,
+    ModelVersion,
+    RegistryError,
+    model_scaler,
+    model_shape,
+    scaled_forecast,
+)
 from amml.serve.bodies import Spec
 from amml.store import Store
 
@@ -37,16 +44,11 @@ log = logging.getLogger("amml.serve")
 
 
 def _spec(version: ModelVersion, model: Forecasting) -> Spec:
-    sig = version.signature or {}
-    lookback = sig.get("lookback") or model.lookback
-    horizon = sig.get("horizon") or model.horizon
-    if not lookback or not horizon:
-        raise ServeError(f"{version.ref}: neither the signature nor the model gives the "
-                         "lookback and horizon")
-    columns = sig.get("columns") or model.columns
-    outputs = sig.get("outputs") or model.outputs or list(columns)
-    return Spec(int(lookback), int(horizon), tuple(map(str, columns)),
-                tuple(map(str, outputs)), sig.get("freq") or None)
+    try:
+        shape = model_shape(version, model)
+    except RegistryError as exc:
+        raise ServeError(str(exc)) from None
+    return Spec(shape.lookback, shape.horizon, shape.columns, shape.outputs, shape.freq)
 
 
 @dataclass(frozen=True)
@@ -69,22 +71,16 @@ class ServedModel:
                              "(lookback, horizon, columns, outputs, predict_windows); cannot "
                              "tell the lookback and horizon")
         spec = _spec(version, model)
-        scaler = Scaler((version.signature or {}).get("scaler") or {})
         return cls(version.name, version.version, spec, model, model.predict_windows,
-                   scaler if scaler.covers((*spec.columns, *spec.outputs)) else None,
-                   time.time(),
+                   model_scaler(version, spec.columns, spec.outputs), time.time(),
                    {"metrics": version.metrics, "artifact": version.artifact_digest,
                     "created_at": version.created_at, "created_by": version.created_by})
 
     def forecast(self, x: np.ndarray) -> np.ndarray:
-        """(windows, lookback, columns) in original units -> (windows, horizon, outputs)."""
-        scaler, spec = self.scaler, self.spec
-        if scaler is not None:
-            x = scaler.transform(x, list(spec.columns), missing="identity")
-        y = np.asarray(self.predict(x), dtype=np.float64)
-        if scaler is not None:
-            y = scaler.inverse(y, list(spec.outputs), missing="identity")
-        return y
+        """(windows, lookback, columns) in original units -> (windows, horizon, outputs): the
+        registry's code path, the one ``amml.load_model(...).forecast`` takes too."""
+        return scaled_forecast(self.predict, self.scaler, self.spec.columns, self.spec.outputs,
+                               x)
 
     def smoke_test(self, warm: int = 3) -> None:
         """Predict on a zero window of the signature's shape; the answer must be finite and

@@ -47,6 +47,56 @@ class _Any:
 #: ``set_alias(..., expect=ANY)`` (the default): move the alias wherever it points now.
 ANY: Any = _Any()
 
+#: The signature fields that decide which question a model answers: a client of an alias
+#: sends ``columns`` over ``lookback`` rows at ``freq`` and reads ``horizon`` rows of
+#: ``outputs``. Versions that differ in any of them are not interchangeable behind one alias,
+#: and their metrics are not comparable (an MSE over 96 steps against one over 336).
+SIGNATURE_FIELDS = ("columns", "outputs", "lookback", "horizon", "freq")
+
+
+class SignatureMismatch(RegistryError):
+    """An alias would move to a version whose signature differs from its current one's."""
+
+    def __init__(self, message: str, differences: list[str]) -> None:
+        super().__init__(message)
+        self.differences = differences
+
+
+def _same_freq(a: Any, b: Any) -> bool:
+    if str(a) == str(b):
+        return True
+    from pandas.tseries.frequencies import to_offset
+
+    try:  # "h" and "1h", "H" and "h" are one frequency
+        return bool(to_offset(str(a)) == to_offset(str(b)))
+    except (ValueError, TypeError):
+        return False
+
+
+def signature_differences(current: dict[str, Any], candidate: dict[str, Any]) -> list[str]:
+    """How ``candidate``'s signature differs from ``current``'s in :data:`SIGNATURE_FIELDS`,
+    one ``"field: current → candidate"`` line each. A field either side does not record
+    (a version registered without a signature) cannot be compared and is not reported.
+
+    >>> signature_differences({"horizon": 336, "columns": ["a", "OT"], "freq": "h"},
+    ...                       {"horizon": 96, "columns": ["OT"], "freq": "1h"})
+    ['columns: [a, OT] → [OT]', 'horizon: 336 → 96']
+    """
+    found = []
+    for name in SIGNATURE_FIELDS:
+        a, b = current.get(name), candidate.get(name)
+        if a is None or b is None:
+            continue
+        if isinstance(a, list | tuple) or isinstance(b, list | tuple):
+            if list(map(str, a)) != list(map(str, b)):
+                found.append(f"{name}: [{', '.join(map(str, a))}] → [{', '.join(map(str, b))}]")
+        elif name == "freq":
+            if not _same_freq(a, b):
+                found.append(f"freq: {a} → {b}")
+        elif str(a) != str(b):
+            found.append(f"{name}: {a} → {b}")
+    return found
+
 
 def current_actor() -> str:
     """Who is acting: ``AMML_USER``, else the login name."""
@@ -139,12 +189,18 @@ class ModelRegistry:
         return recorded if recorded is not None else detect()
 
     def set_alias(self, name: str, alias: str, version: int, *, actor: str | None = None,
-                  reason: str = "", expect: Any = ANY) -> int | None:
+                  reason: str = "", expect: Any = ANY, same_signature: bool = False
+                  ) -> int | None:
         """Point ``alias`` at ``version`` in one transaction, recording the move; returns the
         version it pointed at before (None: it is new).
 
         ``expect`` makes the move a compare-and-set: it happens only if the alias points at
         ``expect`` now (None: the alias must not exist yet), else :class:`AliasConflict`.
+        With ``same_signature`` a version whose signature differs from the current holder's
+        (see :func:`signature_differences`) is refused with :class:`SignatureMismatch`:
+        whoever follows the alias would get answers to another question. ``promote`` and
+        ``amml models alias`` ask for it unless forced; the ``register`` op's configured
+        aliases (``challenger``, moved by every run) do not.
         """
         if not ALIAS.match(alias):
             raise RegistryError(f"invalid alias '{alias}' (a letter, then letters, digits, "
@@ -171,6 +227,9 @@ class ModelRegistry:
                             f"{'nothing' if previous is None else f'version {previous}'}, not "
                             f"{'nothing' if expect is None else f'version {expect}'}: "
                             "it moved meanwhile")
+                    if previous is not None and previous != version and same_signature:
+                        # checked inside the transaction: the holder cannot change under us
+                        self._check_signature(conn, name, alias, int(previous), version)
                     now = time.time()
                     if previous is None:
                         conn.execute(insert(model_aliases), [dict(
@@ -186,6 +245,20 @@ class ModelRegistry:
                 continue
             return None if previous is None else int(previous)
         raise RegistryError(f"could not move alias '{alias}' of '{name}': too many writers")
+
+    @staticmethod
+    def _check_signature(conn: Any, name: str, alias: str, held: int, version: int) -> None:
+        rows = dict(conn.execute(select(model_versions.c.version, model_versions.c.signature)
+                                 .where(model_versions.c.name == name,
+                                        model_versions.c.version.in_([held, version]))).all())
+        differences = signature_differences(json.loads(rows.get(held) or "{}"),
+                                            json.loads(rows.get(version) or "{}"))
+        if differences:
+            raise SignatureMismatch(
+                f"{name}@{version} has another signature than {name}@{held}, which alias "
+                f"'{alias}' points at ({'; '.join(differences)}): its clients would get "
+                "answers to another question; use a new model name, or force (--force)",
+                differences)
 
     def remove_alias(self, name: str, alias: str, *, actor: str | None = None,
                      reason: str = "") -> int:
