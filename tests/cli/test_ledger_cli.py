@@ -99,8 +99,13 @@ def test_workflow_training_resumes_from_a_rollback_entry(tmp_path: Path) -> None
     (tmp_path / "resume.yaml").write_text(resumed)
     result = _invoke("run", str(tmp_path / "resume.yaml"), "--json")
     assert result.exit_code == 0, result.output
-    shown = json.loads(_invoke("ledger", "show", ledger, "--json").stdout)
-    assert [(e["kind"], e.get("epoch")) for e in shown[-3:]] == [
-        ("rollback", 3), ("epoch", 4), ("epoch", 5)]
+    # the resuming run writes its own ledger, which starts by naming the entry it resumed
+    own = f"{json.loads(result.stdout)['run_id']}/model"
+    assert json.loads(_invoke("ledger", "show", ledger, "--json").stdout)[-1]["kind"] == \
+        "rollback"
+    shown = json.loads(_invoke("ledger", "show", own, "--json").stdout)
+    assert [(e["kind"], e.get("epoch")) for e in shown] == [
+        ("resume", 3), ("epoch", 4), ("epoch", 5)]
     assert shown[-1]["code_digest"] and shown[-1]["data_digest"] and shown[-1]["config_digest"]
     assert _invoke("ledger", "verify", ledger).exit_code == 0
+    assert _invoke("ledger", "verify", own).exit_code == 0

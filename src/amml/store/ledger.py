@@ -55,7 +55,7 @@ from amml.store.keys import KeyRing, public_from_hex, public_hex, verify_signatu
 from amml.store.metadata.schema import ledger_entries
 
 GENESIS = "0" * 64
-KINDS = ("epoch", "round", "rollback", "promotion", "key_rotation")
+KINDS = ("epoch", "round", "rollback", "promotion", "key_rotation", "resume")
 
 
 def canonical_body(body: dict[str, Any]) -> str:
@@ -104,6 +104,12 @@ class LedgerEntry:
         return self.body.get("metrics") or {}
 
     @property
+    def resumed_from(self) -> dict[str, Any] | None:
+        """``{"ledger", "seq", "hash"}`` of the entry a ``resume`` entry continues from."""
+        return (self.body.get("extra") or {}).get("resumed_from") if self.kind == "resume" \
+            else None
+
+    @property
     def code_version(self) -> CodeVersion | None:
         """None for entries written before code versions were recorded."""
         recorded = self.body.get("code_version")
@@ -143,8 +149,9 @@ def _safe_name(name: str) -> str:
 class Ledger:
     """One append-only chain, e.g. the epochs of a training run.
 
-    ``run_id`` names the run appending now (not necessarily the one that started the ledger:
-    a resumed training appends to the ledger it resumes from). Its code version goes into
+    ``run_id`` names the run appending now. A resumed training writes a ledger of its own
+    whose first entry (kind ``resume``, see :meth:`record_resume`) names the entry of the
+    source ledger it continues from, by ledger, sequence and hash. Its code version goes into
     every new epoch and rollback entry, inside the signed body; without a run, that of the
     current folder. Entries written before code versions existed have no such field and
     verify as before: verification hashes the stored body, whatever fields it holds.
@@ -228,6 +235,20 @@ class Ledger:
         if extra:
             fields["extra"] = extra
         return self._append_fields(fields)
+
+    def record_resume(self, source: Ledger, entry: LedgerEntry) -> LedgerEntry:
+        """Append a ``resume`` entry: this ledger continues from ``entry`` of ``source``
+        (its checkpoint, epoch and metrics, and a reference by ledger, sequence and hash that
+        :meth:`verify` checks while the source ledger is in the store). The source ledger is
+        only read: its chain stays that run's own."""
+        if not entry.checkpoint:
+            raise LedgerError(f"entry {entry.seq} of ledger '{source.name}' has no checkpoint "
+                              "to resume from")
+        return self._append_fields({
+            "kind": "resume", "epoch": entry.epoch, "checkpoint": entry.checkpoint,
+            "metrics": entry.metrics,
+            "extra": {"resumed_from": {"ledger": source.name, "seq": entry.seq,
+                                       "hash": entry.entry_hash}}})
 
     def _append_fields(self, fields: dict[str, Any]) -> LedgerEntry:
         fields = {**fields, "code_version": self.code_version().to_json()}
@@ -324,6 +345,11 @@ class Ledger:
             body = entry.body
             if entry.kind == "key_rotation":
                 trusted[body["new_key_id"]] = public_from_hex(body["new_public_key"])
+            origin = entry.resumed_from
+            if origin is not None:
+                problem_text = self._check_origin(entry, origin, report)
+                if problem_text:
+                    return report.fail(entry.seq, problem_text)
             checkpoint = body.get("checkpoint")
             if check_checkpoints and checkpoint and entry.kind != "rollback":
                 problem_text = self._check_checkpoint(entry, checkpoint, report)
@@ -379,6 +405,23 @@ class Ledger:
         if not verify_signature(public, entry.signature, entry.entry_hash.encode()):
             return entry.seq, (f"entry {entry.seq}: invalid signature (key {entry.key_id}); "
                                "the entry hash or signature was altered")
+        return None
+
+    def _check_origin(self, entry: LedgerEntry, origin: dict[str, Any],
+                      report: VerifyReport) -> str | None:
+        """A ``resume`` entry's source entry must still hash as recorded; a source ledger no
+        longer in this store (exported, or another store's) is noted, not failed."""
+        where = f"{origin.get('ledger')}@{origin.get('seq')}"
+        source = Ledger(self.store, str(origin.get("ledger")), self.keyring)
+        found = [e for e in source.entries() if e.seq == origin.get("seq")]
+        if not found:
+            report.notes.append(f"entry {entry.seq} resumes from {where}, which this store "
+                                "does not hold")
+            return None
+        if found[0].entry_hash != origin.get("hash"):
+            return (f"entry {entry.seq} resumes from {where} with hash "
+                    f"{str(origin.get('hash'))[:12]}, but that entry now hashes "
+                    f"{found[0].entry_hash[:12]}: the source ledger was rewritten")
         return None
 
     def _check_checkpoint(self, entry: LedgerEntry, checkpoint: dict[str, Any],
@@ -440,7 +483,7 @@ class Ledger:
             found = [e for e in entries if e.seq == seq]
         else:
             found = [e for e in entries if e.epoch == epoch and e.checkpoint
-                     and e.kind in ("epoch", "round")][-1:]
+                     and e.kind in ("epoch", "round", "resume")][-1:]
         if not found:
             epochs = sorted({e.epoch for e in entries if e.epoch is not None})
             shown = f"{epochs[0]}..{epochs[-1]}" if epochs else "none"

@@ -8,7 +8,11 @@ bit-exactly later. Options:
 * ``rollback_patience``: when validation loss has not improved for that many epochs, roll back
   to the best recorded epoch, multiply the learning rate by ``rollback_lr_factor`` and go on
   (at most ``max_rollbacks`` times);
-* ``restore_best``: end on the best epoch's weights (a rollback entry records it).
+* ``restore_best``: end on the best epoch's weights (a rollback entry records it);
+* ``resume_checkpoint``: continue a training from a checkpoint (``train``'s ``resume_from``):
+  weights, Adam's moments and step counts, and the learning-rate schedule (its position, its
+  cosine span and the reductions of earlier rollbacks, which the checkpoint's info records)
+  all carry on, and the shuffle continues where that epoch left it.
 """
 
 from __future__ import annotations
@@ -102,7 +106,8 @@ class TorchTrainer:
                  config_digest: str | None = None, data_digest: str | None = None,
                  code_digest: str | None = None, start_epoch: int = 0,
                  device: str = "auto", lr_schedule: str = "constant",
-                 on_epoch: Callable[[int, dict[str, float]], None] | None = None) -> None:
+                 on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+                 resume_checkpoint: bytes | None = None) -> None:
         self.model, self.epochs, self.lr = model, epochs, lr
         self.batch_size, self.seed = batch_size, seed
         self.patience, self.rollback_patience = patience, rollback_patience
@@ -120,6 +125,13 @@ class TorchTrainer:
         model.to(self.device)
         self.optimizer = torch.optim.Adam(model.parameters(), lr=lr)
         self._best_state: bytes | None = None
+        #: epochs the cosine schedule spans; a resumed training keeps the original span
+        #: (or stretches it to its own last epoch, so the rate never reaches zero)
+        self._lr_span = start_epoch + epochs
+        if resume_checkpoint is not None:
+            info = restore_checkpoint(resume_checkpoint, model, self.optimizer)
+            self._lr_scale = float(info.get("lr_scale", 1.0))
+            self._lr_span = max(int(info.get("lr_span", 0)), self._lr_span)
 
     def _loss(self, x: torch.Tensor, y: torch.Tensor) -> float:
         self.model.eval()
@@ -131,16 +143,28 @@ class TorchTrainer:
         return total / max(y.numel(), 1)
 
     def _set_lr(self, done: int) -> None:
-        """Learning rate for the epoch after ``done`` epochs: the schedule times the
-        reductions of automatic rollbacks. ``halve`` is the DLinear reference schedule."""
+        """Learning rate for the epoch after ``done`` epochs (counted from the first epoch of
+        the training, not of this resumed part): the schedule times the reductions of
+        automatic rollbacks. ``halve`` is the DLinear reference schedule."""
         if self.lr_schedule == "halve":
             factor = 0.5**done
         elif self.lr_schedule == "cosine":
-            factor = 0.5 * (1 + math.cos(math.pi * done / max(self.epochs, 1)))
+            factor = 0.5 * (1 + math.cos(math.pi * done / max(self._lr_span, 1)))
         else:
             factor = 1.0
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr * self._lr_scale * factor
+
+    def _info(self, epoch: int) -> dict[str, Any]:
+        """A checkpoint's info: its epoch, and what a resumed training needs to go on with
+        the schedule where it differs from the plain case (rollback reductions; the cosine
+        schedule's span), so checkpoints of plain trainings stay as they were."""
+        info: dict[str, Any] = {"epoch": epoch}
+        if self._lr_scale != 1.0:
+            info["lr_scale"] = self._lr_scale
+        if self.lr_schedule == "cosine":
+            info["lr_span"] = self._lr_span
+        return info
 
     def _restore(self, epoch: int, reason: str) -> None:
         if self.ledger is not None:
@@ -175,11 +199,13 @@ class TorchTrainer:
         xv = tensor(x_val) if x_val is not None else xt
         yv = tensor(y_val) if y_val is not None else yt
         generator = torch.Generator().manual_seed(self.seed)
+        for _ in range(self.start_epoch):  # resumed: the shuffles the earlier epochs drew
+            torch.randperm(len(xt), generator=generator)
         history = TrainHistory()
         since_best = 0
         at_best = False  # whether the model now holds the best epoch's weights
         for epoch in range(self.start_epoch, self.start_epoch + self.epochs):
-            self._set_lr(epoch - self.start_epoch)
+            self._set_lr(epoch)
             self.model.train()
             # the shuffle is drawn on the CPU: the same order on every device
             order = torch.randperm(len(xt), generator=generator).to(self.device)
@@ -201,7 +227,7 @@ class TorchTrainer:
             if not math.isfinite(metrics["val_loss"]):
                 self._diverged(epoch, "val_loss", metrics["val_loss"], metrics)
             history.epochs.append(metrics)
-            data = checkpoint_bytes(self.model, self.optimizer, {"epoch": epoch})
+            data = checkpoint_bytes(self.model, self.optimizer, self._info(epoch))
             if self.ledger is not None:
                 self.ledger.append("epoch", epoch=epoch, checkpoint=data, metrics=metrics,
                                    config_digest=self.config_digest,
@@ -220,7 +246,7 @@ class TorchTrainer:
                 self._restore(history.best_epoch, f"validation loss worse for {since_best} "
                               f"epochs; back to best epoch {history.best_epoch}")
                 self._lr_scale *= self.rollback_lr_factor
-                self._set_lr(epoch - self.start_epoch)
+                self._set_lr(epoch)
                 history.rollbacks.append({"at_epoch": epoch, "to_epoch": history.best_epoch,
                                           "lr": self.optimizer.param_groups[0]["lr"]})
                 since_best, at_best = 0, True

@@ -10,13 +10,15 @@ in, every feature out), ``MS`` (every feature in, the target out).
 
 ``evaluate`` scores every stride-1 window of the test table (none dropped), in the scaled
 units the literature reports and, given the scaler, in original units; it also draws the
-forecast against the actual values as a PNG artifact.
+forecast against the actual values as a PNG artifact (in original units when the scaler is
+given; otherwise its axis says the units are the model's).
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -92,7 +94,9 @@ class Train(Op):
         resume_from: str | None = Field(
             None, pattern=r"^.+@\d+$",
             description="LEDGER@SEQ: continue from that entry's checkpoint (e.g. the rollback "
-                        "entry 'amml ledger rollback' printed), appending to that ledger")
+                        "entry 'amml ledger rollback' printed): weights, optimizer state, "
+                        "learning-rate schedule and epoch numbers carry on, in this run's own "
+                        "ledger, whose first entry references LEDGER@SEQ")
 
         @field_validator("model")
         @classmethod
@@ -126,13 +130,18 @@ class Train(Op):
     def _training(self, ctx: StepContext) -> Training:
         c = self.config
         ledger, start_epoch, checkpoint = ctx.ledger(), 0, None
+        extra: dict[str, Any] = {}
         if c.resume_from:
             name, seq = c.resume_from.rsplit("@", 1)
-            ledger = ctx.ledger(name)
-            if ledger is None:
+            source = ctx.ledger(name)
+            if source is None or ledger is None:
                 raise OpError("resume_from needs a store with a ledger")
-            checkpoint, entry = ledger.checkpoint_at(int(seq))
+            checkpoint, entry = source.checkpoint_at(int(seq))
             start_epoch = (entry.epoch or 0) + 1
+            # this run's epochs go to its own ledger (the source is another run's record);
+            # its first entry says where it continues from
+            ledger.record_resume(source, entry)
+            extra["resume_checkpoint"] = checkpoint  # the optimizer and schedule too
         return Training(
             seed=c.seed, epochs=c.epochs, lr=c.lr, lr_schedule=c.lr_schedule,
             batch_size=c.batch_size, patience=c.patience, rollback_patience=c.rollback_patience,
@@ -140,7 +149,7 @@ class Train(Op):
             resume_checkpoint=checkpoint, data_digest=ctx.data_digest(),
             code_digest=ctx.code_digest or None,
             config_digest=hashlib.sha256(c.model_dump_json().encode()).hexdigest(),
-            on_epoch=lambda epoch, metrics: ctx.log_metrics(metrics, step=epoch))
+            on_epoch=lambda epoch, metrics: ctx.log_metrics(metrics, step=epoch), extra=extra)
 
 
 @register
@@ -149,7 +158,7 @@ class Evaluate(Op):
     when the ``scaler`` is given), per horizon step, and a plot of forecast vs actual."""
 
     name = "evaluate"
-    version = "2"
+    version = "3"  # 3: the plot is in original units when the scaler is given
     depends_on = ("amml.ops.models",)  # predictions run the kinds' code
     inputs = {"model": Input("model"), "table": Input("table"),
               "scaler": Input("json", required=False)}
@@ -181,32 +190,65 @@ class Evaluate(Op):
         per_step = np.mean(error**2, axis=(0, 2))
         ctx.log_batch(("mse_by_horizon", float(v), i + 1) for i, v in enumerate(per_step))
         target = self.config.target or outputs[0]
-        plot = _plot(table, pred, y, outputs.index(target) if target in outputs else 0,
-                     target, model.lookback, self.config.plot_windows, metrics)
+        channel = outputs.index(target) if target in outputs else 0
+        plot = _plot(table, pred, y, channel, outputs[channel], model.lookback,
+                     self.config.plot_windows, metrics, scaler)
         return {"metrics": metrics, "plot": plot}
 
 
+@dataclass(frozen=True)
+class PlotPanel:
+    """One window of the evaluation plot: what is drawn, in the units ``label`` names."""
+
+    history_index: Any
+    history: np.ndarray
+    times: Any
+    actual: np.ndarray
+    forecast: np.ndarray
+    label: str
+
+
+def plot_panels(table: pd.DataFrame, pred: np.ndarray, y: np.ndarray, channel: int,
+                name: str, lookback: int, count: int, scaler: dict | None = None
+                ) -> list[PlotPanel]:
+    """The evaluation plot's windows. With the ``scaler`` the table, the actual values and
+    the forecast are drawn in original units (the axis then means what it says: ``OT``);
+    without it in the units the model works in, and the axis says so."""
+    starts = np.linspace(0, len(pred) - 1, count).astype(int)
+    history_values = table[name].to_numpy(dtype=np.float64)
+    label = f"{name} (model units)"
+    unscale = Scaler(scaler) if scaler and name in Scaler(scaler).columns else None
+    if unscale is not None:
+        history_values = unscale.inverse(history_values[:, None], [name])[:, 0]
+        pred = unscale.inverse(pred[:, :, channel : channel + 1], [name])[:, :, 0]
+        y = unscale.inverse(y[:, :, channel : channel + 1], [name])[:, :, 0]
+        label = f"{name} (original units)"
+    else:
+        pred, y = pred[:, :, channel], y[:, :, channel]
+    index = table.index
+    return [PlotPanel(index[start : start + lookback], history_values[start : start + lookback],
+                      index[lookback + start : lookback + start + pred.shape[1]],
+                      y[start], pred[start], label) for start in starts]
+
+
 def _plot(table: pd.DataFrame, pred: np.ndarray, y: np.ndarray, channel: int, name: str,
-          lookback: int, count: int, metrics: dict[str, Any]) -> bytes:
+          lookback: int, count: int, metrics: dict[str, Any], scaler: dict | None = None
+          ) -> bytes:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    panels = plot_panels(table, pred, y, channel, name, lookback, count, scaler)
     figure, axes = plt.subplots(count, 1, figsize=(10, 2.6 * count), squeeze=False)
-    starts = np.linspace(0, len(pred) - 1, count).astype(int)
-    index = table.index
-    for axis, start in zip(axes[:, 0], starts, strict=True):
-        times = index[lookback + start : lookback + start + pred.shape[1]]
-        history = index[start : start + lookback]
-        axis.plot(history, table[name].to_numpy()[start : start + lookback], color="0.6",
-                  lw=1, label="history")
-        axis.plot(times, y[start, :, channel], color="black", lw=1.2, label="actual")
-        axis.plot(times, pred[start, :, channel], color="tab:red", lw=1.2, label="forecast")
-        axis.set_ylabel(name)
+    for axis, panel in zip(axes[:, 0], panels, strict=True):
+        axis.plot(panel.history_index, panel.history, color="0.6", lw=1, label="history")
+        axis.plot(panel.times, panel.actual, color="black", lw=1.2, label="actual")
+        axis.plot(panel.times, panel.forecast, color="tab:red", lw=1.2, label="forecast")
+        axis.set_ylabel(panel.label)
         axis.legend(loc="upper left", fontsize=8)
     axes[0, 0].set_title(f"{metrics['model']}: forecast vs actual, horizon {pred.shape[1]} "
-                         f"(MSE {metrics['mse']:.4f}, MAE {metrics['mae']:.4f}, "
+                         f"(MSE {metrics['mse']:.4f}, MAE {metrics['mae']:.4f} in model units, "
                          f"{metrics['windows']} windows)")
     figure.tight_layout()
     buffer = io.BytesIO()
