@@ -175,3 +175,23 @@ def test_signature_and_frequency_helpers() -> None:
     scaler = {"a": {"kind": "zscore", "offset": 0.0, "scale": 1.0},
               "b": {"kind": "zscore", "offset": 1.0, "scale": 2.0}}
     assert model_signature(model, scaler=scaler)["scaler"] == scaler  # no columns: all kept
+
+
+def test_register_refuses_to_move_a_served_alias_to_another_signature(tmp_path: Path,
+                                                                      store: Store) -> None:
+    """Issue 19: an alias a server follows must not jump to a model of another horizon or
+    other columns unless forced; the try-out alias 'challenger' moves freely."""
+    path = tmp_path / "flow.yaml"
+    path.write_text(FLOW.replace("lookback: 48, horizon: 12", 'lookback: 48, horizon: '
+                                 '"${params.horizon}"').replace(
+        "params: {seed: 0,", "params: {horizon: 12, force: false, seed: 0,").replace(
+        "description: hourly sensors}", 'description: hourly sensors, force: "${params.force}"}'))
+    _run(path, store, aliases=["champion", "challenger"])
+    with pytest.raises(Exception, match=r"horizon: 12 → 24"):
+        _run(path, store, horizon=24, aliases=["champion"])
+    registry = ModelRegistry(store)
+    assert registry.resolve("sensors@champion").signature["horizon"] == 12
+    _run(path, store, horizon=24, aliases=["challenger"])  # the try-out slot: no check
+    assert registry.resolve("sensors@challenger").signature["horizon"] == 24
+    _run(path, store, horizon=24, seed=1, aliases=["champion"], force=True)
+    assert registry.resolve("sensors@champion").signature["horizon"] == 24

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from amml._exceptions import AMMLError
@@ -167,15 +168,15 @@ def verify(
         for report in reports:
             if report.ok:
                 witness = " · head witnessed" if report.witnessed else ""
-                out.print(f"[green]✓[/] {report.ledger}: {report.entries} entries, "
+                out.print(f"[green]✓[/] {escape(report.ledger)}: {report.entries} entries, "
                           f"{report.checkpoints} checkpoints ({report.bytes_checked:,} bytes) "
                           f"verified{witness}")
             elif report.vanished:
-                err.print(f"[red]✗ {report.ledger}: vanished[/]: {report.problem}",
-                          highlight=False)
+                err.print(f"[red]✗ {escape(report.ledger)}: vanished[/]: "
+                          f"{escape(str(report.problem))}", highlight=False)
             else:
                 err.print(f"[red]✗ {report.ledger}: broken at entry {report.broken_seq}[/]: "
-                          f"{report.problem}", highlight=False)
+                          f"{escape(str(report.problem))}", highlight=False)
         if not reports:
             out.print("no ledgers recorded yet")
     if any(not r.ok for r in reports):

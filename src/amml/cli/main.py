@@ -236,14 +236,15 @@ def validate(
     """Check a workflow without running it or touching the store."""
     workflow = _compile(file, param, allow_imports=allow_imports)
     if workflow.ir.imports and not allow_imports:
-        err.print(f"[yellow]note:[/] imports not imported ({', '.join(workflow.ir.imports)}); "
+        skipped = escape(", ".join(workflow.ir.imports))
+        err.print(f"[yellow]note:[/] imports not imported ({skipped}); "
                   "--allow-imports checks with them (runs their code)", highlight=False)
     if json_output:
         out.print_json(json.dumps({"valid": True, "workflow": workflow.ir.name,
                                    "steps": list(workflow.order),
                                    "ir_digest": workflow.ir.digest()}))
     else:
-        out.print(f"[green]valid[/]: workflow '{workflow.ir.name}', "
+        out.print(f"[green]valid[/]: workflow '{escape(workflow.ir.name)}', "
                   f"{len(workflow.order)} steps ({', '.join(workflow.order)})")
 
 
@@ -342,10 +343,10 @@ def show(
                 m["value"] = str(m["value"])
         out.print_json(json.dumps(info, default=str))
         return
-    out.print(f"[bold]run[/] {info['id']} · workflow [bold]{info['workflow']}[/] · "
+    out.print(f"[bold]run[/] {info['id']} · workflow [bold]{escape(str(info['workflow']))}[/] · "
               f"{_status(info['status'])}")
     if info.get("error"):
-        out.print(f"[red]error:[/] {info['error']}", highlight=False)
+        out.print(f"[red]error:[/] {escape(str(info['error']))}", highlight=False)
     out.print(f"code: {CodeVersion.from_json(info['code_version']).describe()}",
               highlight=False)
     if info["params"]:
@@ -448,7 +449,7 @@ def list_executors(json_output: JsonOption = False) -> None:
         table.add_row(row["name"], row["description"], row["class"])
     out.print(table)
     for name, problem in EXECUTORS.plugin_errors.items():
-        err.print(f"[yellow]plugin '{name}' failed to load:[/] {problem}")
+        err.print(f"[yellow]plugin '{name}' failed to load:[/] {escape(str(problem))}")
 
 
 #: Command modules; each has ``attach(app)`` adding its commands or command group.

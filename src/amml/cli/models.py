@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from amml._exceptions import AMMLError
@@ -275,9 +276,9 @@ def promote(
         out.print_json(json.dumps(result.to_json()))
     elif result.promoted:
         out.print(f"[green]promoted[/] {name}@{result.to_version} to [bold]{target}[/]: "
-                  f"{result.reason}", highlight=False)
+                  f"{escape(str(result.reason))}", highlight=False)
     else:
-        err.print(f"[yellow]not promoted:[/] {result.reason}", highlight=False)
+        err.print(f"[yellow]not promoted:[/] {escape(str(result.reason))}", highlight=False)
     if not result.promoted:
         raise typer.Exit(1)
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from amml._exceptions import AMMLError
 from amml.cli._options import HomeOption, JsonOption
@@ -97,7 +98,8 @@ def verify(
     else:
         for finding in report.findings:
             action = " (moved to quarantine)" if finding.quarantined else ""
-            err.print(f"[red]{finding.problem}[/] {finding.digest}{action}", highlight=False)
+            err.print(f"[red]{escape(str(finding.problem))}[/] {finding.digest}{action}",
+                      highlight=False)
         summary = (f"checked {report.checked} artifact{'s' if report.checked != 1 else ''} in "
                    f"{store.artifacts.url}: ")
         if report.unavailable:

@@ -199,8 +199,8 @@ class ModelRegistry:
         With ``same_signature`` a version whose signature differs from the current holder's
         (see :func:`signature_differences`) is refused with :class:`SignatureMismatch`:
         whoever follows the alias would get answers to another question. ``promote`` and
-        ``amml models alias`` ask for it unless forced; the ``register`` op's configured
-        aliases (``challenger``, moved by every run) do not.
+        ``amml models alias`` ask for it unless forced, and so does the ``register`` op for
+        every alias but ``challenger`` (the try-out slot every run moves) unless ``force``.
         """
         if not ALIAS.match(alias):
             raise RegistryError(f"invalid alias '{alias}' (a letter, then letters, digits, "

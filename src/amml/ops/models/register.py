@@ -52,6 +52,8 @@ class Register(Op):
             default_factory=list, description="aliases to point at the new version "
                                               "(e.g. challenger)")
         description: str = ""
+        force: bool = Field(False, description="move the aliases even when the new version "
+                                               "answers another question (another signature)")
         freq: str | None = Field(None, description="the series frequency (default: inferred "
                                                    "from the 'data' input)")
 
@@ -73,7 +75,10 @@ class Register(Op):
                 description=c.description)
             reason = f"registered by {ctx.run_id}/{ctx.step_name}"
             for alias in c.aliases:
-                registry.set_alias(c.name, alias, version.version, reason=reason)
+                # whoever follows an alias (a server, a client) must keep getting answers to
+                # the same question; 'challenger' is the try-out slot every run moves
+                registry.set_alias(c.name, alias, version.version, reason=reason,
+                                   same_signature=alias != "challenger" and not c.force)
         except RegistryError as exc:
             raise OpError(f"register: {exc}") from None
         ctx.log_metric("version", version.version)
