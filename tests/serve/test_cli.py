@@ -17,6 +17,11 @@ def _invoke(*args: str):
 
 def test_keys_create_list_revoke(tmp_path):
     home = str(tmp_path / ".amml")
+    with open_store(home) as store:  # a key may name only a model that exists
+        from amml.ops.models.forecaster import Forecaster
+        from amml.registry import ModelRegistry
+
+        ModelRegistry(store).register("oil", Forecaster("naive", 24, 6))
     created = _invoke("keys", "create", "--scope", "read", "--model", "oil", "--label", "ci",
                       "--json", "--home", home)
     assert created.exit_code == 0, created.output

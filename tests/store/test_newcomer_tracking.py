@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -47,8 +48,12 @@ def test_last_metric_value_is_the_highest_step_then_the_latest_time(
 
 def test_cached_steps_show_the_metrics_of_the_run_that_produced_them(
         any_store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    workflow = compile_workflow(load_yaml_text(SMALL_YAML), {"periods": 700})
+    # the PostgreSQL store lives for the whole session: a size no other test uses, so the
+    # first run here really runs (and is not itself served from another test's cache)
+    periods = 1000 + uuid.uuid4().int % 5000
+    workflow = compile_workflow(load_yaml_text(SMALL_YAML), {"periods": periods})
     first = run_workflow(workflow, store=any_store)
+    assert {s.status for s in first.steps.values()} == {"ran"}
     second = run_workflow(workflow, store=any_store)
     assert {s.status for s in second.steps.values()} == {"cached"}
     client = Client(store=any_store)
