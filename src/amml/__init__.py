@@ -13,8 +13,6 @@
 ('succeeded', 2, 300)
 """
 
-import importlib as _importlib
-
 from amml._exceptions import (
     AliasConflict,
     AMMLError,
@@ -40,10 +38,12 @@ from amml._exceptions import (
     WorkflowError,
     WorkflowValidationError,
 )
+from amml._lazy import lazy_attributes as _lazy_attributes
 
 # Everything else is imported on first use (PEP 562), so that ``import amml``, ``amml --help``
 # and ``amml validate`` do not pay for pandas, SQLAlchemy and the engine.
 _LAZY: dict[str, str] = {
+    "ops": "amml.ops",
     "Executor": "amml.engine",
     "LocalExecutor": "amml.engine",
     "RunHooks": "amml.engine",
@@ -70,15 +70,7 @@ _LAZY: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> object:
-    if name == "ops":
-        return _importlib.import_module("amml.ops")
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'amml' has no attribute {name!r}")
-    value = getattr(_importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = _lazy_attributes(__name__, _LAZY)
 
 
 def __dir__() -> list[str]:

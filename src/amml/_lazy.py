@@ -15,6 +15,8 @@ ordinary import where detectors update one point at a time).
 from __future__ import annotations
 
 import importlib
+import sys
+from collections.abc import Callable, Mapping
 from types import ModuleType
 from typing import Any
 
@@ -39,6 +41,23 @@ class LazyModule:
     def __repr__(self) -> str:
         state = "loaded" if self.__dict__["_module"] is not None else "not loaded"
         return f"<lazy module {self.__dict__['_name']!r} ({state})>"
+
+
+def lazy_attributes(package: str, names: Mapping[str, str]) -> Callable[[str], object]:
+    """A package's ``__getattr__`` (PEP 562): each public name imported from its module on
+    first use, then kept in the package (a submodule may be named as ``package.name``)."""
+    namespace = sys.modules[package].__dict__
+
+    def __getattr__(name: str) -> object:
+        module = names.get(name)
+        if module is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        target = importlib.import_module(module)
+        value = target if module == f"{package}.{name}" else getattr(target, name)
+        namespace[name] = value
+        return value
+
+    return __getattr__
 
 
 pandas: Any = LazyModule("pandas")

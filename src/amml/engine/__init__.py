@@ -4,7 +4,7 @@ Names are imported on first use (PEP 562): loading and validating a workflow mus
 for the runner, the store, pandas or SQLAlchemy.
 """
 
-import importlib as _importlib
+from amml._lazy import lazy_attributes
 
 _LAZY: dict[str, str] = {
     "Executor": "amml.engine.executors",
@@ -24,10 +24,4 @@ _LAZY: dict[str, str] = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'amml.engine' has no attribute {name!r}")
-    value = getattr(_importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_attributes(__name__, _LAZY)

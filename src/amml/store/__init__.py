@@ -7,11 +7,12 @@ under ``AMML_HOME``. ``AMML_STORE_URL`` selects another database (PostgreSQL:
 
 from __future__ import annotations
 
-import importlib as _importlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from amml._lazy import lazy_attributes
 
 if TYPE_CHECKING:  # SQLAlchemy and the artifact stores load when a store is opened
     from amml.store.artifacts import ArtifactRef, ArtifactStore
@@ -21,11 +22,7 @@ _LAZY = {"ArtifactRef": "amml.store.artifacts", "ArtifactStore": "amml.store.art
          "MetadataStore": "amml.store.metadata"}
 
 
-def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'amml.store' has no attribute {name!r}")
-    return getattr(_importlib.import_module(module), name)
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 
 def default_home() -> Path:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import importlib as _importlib
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from amml._lazy import lazy_attributes
 
 if TYPE_CHECKING:  # serializers (pandas, pyarrow) and fsspec load on first use
     from amml.store.artifacts.base import ArtifactStore
@@ -15,11 +16,7 @@ _LAZY = {"ArtifactRef": "amml.store.artifacts.base", "ArtifactStore": "amml.stor
          "FsspecArtifactStore": "amml.store.artifacts.remote"}
 
 
-def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'amml.store.artifacts' has no attribute {name!r}")
-    return getattr(_importlib.import_module(module), name)
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 
 def open_artifact_store(url: str | Path) -> ArtifactStore:
