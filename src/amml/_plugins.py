@@ -34,11 +34,36 @@ import importlib.metadata
 import inspect
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from types import ModuleType
 from typing import Any, Generic, TypeVar
 
 from amml._exceptions import PluginClashError, PluginNotFoundError
 
 T = TypeVar("T")
+
+
+def plugin_classes(obj: object, base: type, is_plugin: Callable[[type], bool] = lambda c: True,
+                   *, also: Callable[[ModuleType], list[Any]] = lambda m: [],
+                   error: Callable[[object], Exception] | None = None) -> list[Any]:
+    """The plugins an entry point (or a built-in module) provides: a ``base`` subclass
+    itself; a module's own subclasses passing ``is_plugin`` plus what ``also`` finds there,
+    and those of a package's imported submodules; or the plugins of each item of a list."""
+    if isinstance(obj, type) and issubclass(obj, base):
+        return [obj]
+    if isinstance(obj, ModuleType):
+        found = [member for _, member in inspect.getmembers(obj, inspect.isclass)
+                 if issubclass(member, base) and member.__module__ == obj.__name__
+                 and is_plugin(member)] + also(obj)
+        if hasattr(obj, "__path__"):  # a package: the plugins of its imported modules too
+            for _, module in inspect.getmembers(obj, inspect.ismodule):
+                if module.__name__.startswith(obj.__name__ + "."):
+                    found += plugin_classes(module, base, is_plugin, also=also, error=error)
+        return found
+    if isinstance(obj, list | tuple):
+        return [cls for item in obj
+                for cls in plugin_classes(item, base, is_plugin, also=also, error=error)]
+    raise (error(obj) if error else TypeError(
+        f"entry point object {obj!r} is not a {base.__name__} class or module"))
 
 
 def _target(obj: Any) -> Any:

@@ -101,6 +101,14 @@ _FILES = _Files()
 RACY_NS = 2_000_000_000
 
 
+
+def _find_spec(top: str) -> Any:
+    """``importlib.util.find_spec`` without importing anything or raising (None: unknown)."""
+    try:
+        return importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        return None
+
 @functools.cache
 def _distribution_of(top: str) -> str | None:
     """``name==version`` of the installed distribution providing top-level module ``top``,
@@ -110,10 +118,7 @@ def _distribution_of(top: str) -> str | None:
     Only the folder holding ``top`` is searched (``packages_distributions`` reads every
     distribution's file list, half a second at start-up).
     """
-    try:
-        spec = importlib.util.find_spec(top)
-    except (ImportError, ValueError):
-        return None
+    spec = _find_spec(top)
     if spec is None:
         return None
     if spec.origin and spec.has_location:
@@ -188,10 +193,7 @@ def _module_file(name: str) -> str | None:
     if loaded is not None:
         return getattr(loaded, "__file__", None)
     top, _, rest = name.partition(".")
-    try:
-        spec = importlib.util.find_spec(top)
-    except (ImportError, ValueError):
-        return None
+    spec = _find_spec(top)
     if spec is None:
         return None
     if not rest:

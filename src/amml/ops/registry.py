@@ -21,7 +21,7 @@ from typing import Any
 
 from amml._exceptions import OpError, OpNotFoundError, PluginNotFoundError
 from amml._lazy import LazyModule
-from amml._plugins import PluginRegistry
+from amml._plugins import PluginRegistry, plugin_classes
 from amml.lang.params import did_you_mean
 from amml.ops import builtin
 from amml.ops.base import Op
@@ -29,27 +29,21 @@ from amml.ops.base import Op
 ENTRY_POINT_GROUP = "amml.ops"
 
 
+def _function_ops(module: ModuleType) -> list[type[Op]]:
+    """The op classes of the ``@op`` functions a module defines."""
+    return [member.op_class for _, member in inspect.getmembers(module)
+            if not isinstance(member, LazyModule)  # probing one would import it
+            and isinstance(getattr(member, "op_class", None), type)
+            and member.op_class.__module__ == module.__name__]
+
+
 def op_classes(obj: object) -> list[type[Op]]:
     """The op classes an entry point (or a built-in module) provides."""
-    if isinstance(obj, type) and issubclass(obj, Op):
-        return [obj]
-    if isinstance(obj, ModuleType):
-        found = [member for _, member in inspect.getmembers(obj, inspect.isclass)
-                 if issubclass(member, Op) and member.name and member.__module__ == obj.__name__
-                 ] + [member.op_class for _, member in inspect.getmembers(obj)
-                      if not isinstance(member, LazyModule)  # probing one would import it
-                      and isinstance(getattr(member, "op_class", None), type)
-                      and member.op_class.__module__ == obj.__name__]
-        if hasattr(obj, "__path__"):  # a package (source.logs): the ops of its submodules
-            for _, module in inspect.getmembers(obj, inspect.ismodule):
-                if module.__name__.startswith(obj.__name__ + "."):
-                    found += op_classes(module)
-        return found
-    if isinstance(obj, list | tuple):
-        return [cls for item in obj for cls in op_classes(item)]
-    if hasattr(obj, "op_class"):
-        return [obj.op_class]
-    raise OpError(f"entry point object {obj!r} is not an Op class or module")
+    if not isinstance(obj, type | ModuleType | list | tuple) and hasattr(obj, "op_class"):
+        return [obj.op_class]  # one @op function
+    return plugin_classes(obj, Op, lambda cls: bool(cls.name), also=_function_ops,
+                          error=lambda o: OpError(f"entry point object {o!r} is not an Op "
+                                                  "class or module"))
 
 
 def _op_origin(op_cls: type[Op]) -> tuple[str, str]:

@@ -18,12 +18,10 @@ amml._exceptions.PluginNotFoundError: unknown executor 'thred'; did you mean 'th
 
 from __future__ import annotations
 
-import inspect
-from types import ModuleType
 from typing import Any
 
 from amml._exceptions import PluginNotFoundError
-from amml._plugins import PluginRegistry
+from amml._plugins import PluginRegistry, plugin_classes
 from amml.engine.executors.base import Executor
 from amml.lang.params import did_you_mean
 
@@ -33,15 +31,7 @@ BUILTIN_MODULES = ("amml.engine.executors.local",)
 
 
 def _executor_classes(obj: object) -> list[type[Executor]]:
-    if isinstance(obj, type) and issubclass(obj, Executor):
-        return [obj]
-    if isinstance(obj, ModuleType):
-        return [member for _, member in inspect.getmembers(obj, inspect.isclass)
-                if issubclass(member, Executor) and member.name
-                and member.__module__ == obj.__name__]
-    if isinstance(obj, list | tuple):
-        return [cls for item in obj for cls in _executor_classes(item)]
-    raise TypeError(f"entry point object {obj!r} is not an Executor class or module")
+    return plugin_classes(obj, Executor, lambda cls: bool(cls.name))
 
 
 #: The process-wide executor registry (the CLI's ``--executor`` reads it).

@@ -22,13 +22,12 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Iterable, Sequence
-from types import ModuleType
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
 from amml._exceptions import OpError
-from amml._plugins import PluginRegistry
+from amml._plugins import PluginRegistry, plugin_classes
 
 Value = float | Sequence[float] | np.ndarray
 
@@ -83,20 +82,12 @@ class Detector:
 
 
 def _detector_classes(obj: object) -> list[type[Detector]]:
-    """The detectors an entry point provides: one class, or the registered classes of a
-    module (built-in modules register theirs with :func:`register_detector`)."""
-    if isinstance(obj, type) and issubclass(obj, Detector):
-        return [obj]
-    if isinstance(obj, ModuleType):
-        found = [member for _, member in inspect.getmembers(obj, inspect.isclass)
-                 if issubclass(member, Detector) and member.__module__ == obj.__name__
-                 and member is not Detector and "name" in member.__dict__]
-        if hasattr(obj, "__path__"):  # a package: the detectors of its imported modules too
-            for _, module in inspect.getmembers(obj, inspect.ismodule):
-                if module.__name__.startswith(obj.__name__ + "."):
-                    found += _detector_classes(module)
-        return found
-    raise OpError(f"entry point object {obj!r} is not a Detector class or module")
+    """The detectors an entry point provides: one class, or the named detector classes of a
+    module or package (built-in modules register theirs with :func:`register_detector`)."""
+    return plugin_classes(obj, Detector,
+                          lambda cls: cls is not Detector and "name" in cls.__dict__,
+                          error=lambda o: OpError(f"entry point object {o!r} is not a "
+                                                  "Detector class or module"))
 
 
 #: Detectors by name: built-ins, then the entry-point group ``amml.detectors``, then the rest.
