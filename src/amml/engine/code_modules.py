@@ -101,13 +101,13 @@ _FILES = _Files()
 RACY_NS = 2_000_000_000
 
 
-
 def _find_spec(top: str) -> Any:
     """``importlib.util.find_spec`` without importing anything or raising (None: unknown)."""
     try:
         return importlib.util.find_spec(top)
     except (ImportError, ValueError):
         return None
+
 
 @functools.cache
 def _distribution_of(top: str) -> str | None:
