@@ -454,7 +454,27 @@ def create_app(config: ServeConfig | None = None, *, store: Store | None = None)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+    _attach_extensions(app, state)
     return app
+
+
+#: Route modules beside the prediction routes, each with ``attach(app, state)``; one not
+#: written yet is skipped, so a capability (explanations, labels, edge devices) adds its
+#: routes in its own module without touching this file.
+EXTENSIONS = ("amml.serve.explain", "amml.serve.labels", "amml.serve.devices")
+
+
+def _attach_extensions(app: FastAPI, state: ServerState) -> None:
+    import importlib
+
+    for name in (*EXTENSIONS, *state.config.extensions):
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:
+                continue
+            raise
+        module.attach(app, state)
 
 
 def app_from_env() -> FastAPI:

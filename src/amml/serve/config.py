@@ -45,6 +45,9 @@ class ServeConfig:
     #: Freeze the objects alive after the first load out of the garbage collector's way
     #: (set for server processes; left off in tests and embedded use).
     freeze_gc: bool = False
+    #: More route modules to attach (each with ``attach(app, state)``), beside
+    #: :data:`amml.serve.app.EXTENSIONS`: ``amml serve --ui`` names the dashboard's here.
+    extensions: list[str] = field(default_factory=list)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)

@@ -216,3 +216,24 @@ WRITE_ORDER = ("runs", "params", "artifacts", "steps", "lineage", "cache_entries
                "prediction_log")
 #: Tables where a row may already exist (content-addressed): inserts ignore duplicates.
 IDEMPOTENT = frozenset({"artifacts", "cache_entries", "params"})
+
+
+#: Capabilities that keep tables of their own define them in their own module, on this
+#: ``metadata``; importing them here makes every table known wherever the schema is (the
+#: migration check, ``create_all`` in tests). A module not written yet is skipped.
+TABLE_MODULES = ("amml.store.drift_events", "amml.store.devices", "amml.store.fleet",
+                 "amml.store.labels")
+
+
+def _import_table_modules() -> None:
+    import importlib
+
+    for name in TABLE_MODULES:
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+
+
+_import_table_modules()
