@@ -1,4 +1,5 @@
-"""Labels that flow back from the service, model cards and retraining triggers (issue: operations loop).
+"""Labels that flow back from the service, model cards and retraining triggers
+(issue: operations loop).
 Its tables are defined in ``amml.store.labels``.
 
 Reserved slot: until its capability lands this revision changes nothing, so the chain of
