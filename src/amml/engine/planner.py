@@ -9,6 +9,7 @@ from typing import Any
 
 from amml.engine.fingerprint import code_digest, partial_key
 from amml.lang.params import PLACEHOLDER
+from amml.lang.resources import parse_resources
 from amml.lang.validate import InputBinding, ValidatedWorkflow
 
 
@@ -26,6 +27,8 @@ class PlannedStep:
     op: Any = None  # the op class
     #: path fields whose value is a whole parameter (field -> parameter), for messages
     param_fields: Mapping[str, str] = field(default_factory=dict)
+    #: what the step needs of its worker (memory in bytes, gpu, cpu), for cluster executors
+    resources: Mapping[str, float | int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,8 @@ def make_plan(workflow: ValidatedWorkflow) -> Plan:
             code_digest=code,
             op=op,
             param_fields=param_fields,
+            resources=parse_resources(workflow.ir.steps[name].resources)
+            if name in workflow.ir.steps else {},
         )
         for up in step.upstream:
             downstream[up].append(name)

@@ -174,7 +174,7 @@ class _Scheduler:
                 task = StepTask(self.run_id, step.name, step.op_name, step.config, inputs,
                                 self.artifacts.url, self.meta.url, step.code_digest, key,
                                 self._previous(step), imports=self.imports,
-                                param_fields=step.param_fields)
+                                param_fields=step.param_fields, resources=step.resources)
                 self.runner.hooks.before_step(run_id=self.run_id, step=step.name,
                                               op=step.op_name, config=dict(step.config))
                 if executor.in_process and not self.in_flight and not self.ready:

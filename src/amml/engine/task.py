@@ -36,6 +36,9 @@ class StepTask:
     imports: tuple[str, ...] = ()
     #: Path fields a workflow parameter gave whole (field -> parameter), for op messages.
     param_fields: Mapping[str, str] = field(default_factory=dict)
+    #: What the step needs of its worker (``memory`` in bytes, ``gpu``, ``cpu``): placement
+    #: hints for cluster executors, never part of the cache key.
+    resources: Mapping[str, float | int] = field(default_factory=dict)
 
 
 @dataclass

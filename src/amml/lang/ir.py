@@ -30,6 +30,9 @@ class StepIR(BaseModel):
     op: str
     with_: dict[str, Any] = Field(default_factory=dict, alias="with")
     inputs: dict[str, InputRefs] = Field(default_factory=dict)
+    #: What the step needs of its worker (``memory``, ``gpu``, ``cpu``; see
+    #: :mod:`amml.lang.resources`): placement only, never part of the cache key.
+    resources: dict[str, Any] = Field(default_factory=dict)
 
     def to_data(self) -> dict[str, Any]:
         data: dict[str, Any] = {"op": self.op}
@@ -37,6 +40,8 @@ class StepIR(BaseModel):
             data["inputs"] = dict(self.inputs)
         if self.with_:
             data["with"] = dict(self.with_)
+        if self.resources:  # absent when empty: workflows without hints keep their IR bytes
+            data["resources"] = dict(self.resources)
         return data
 
 

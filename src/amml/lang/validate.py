@@ -99,7 +99,8 @@ def validate(
             continue
         inputs, qualified = _check_inputs(name, step, spec, ir, specs, issue)
         config = _check_config(name, step, spec, params, issue)
-        normalized[name] = StepIR(op=step.op, with_=step.with_, inputs=qualified)
+        normalized[name] = StepIR(op=step.op, with_=step.with_, inputs=qualified,
+                                  resources=step.resources)
         if config is not None and inputs is not None:
             upstream = frozenset(up for up, _ in _all_bindings(inputs))
             resolved[name] = ResolvedStep(name, spec, config, inputs, upstream)

@@ -27,6 +27,7 @@ import yaml
 from amml._exceptions import ValidationIssue, WorkflowError, WorkflowValidationError
 from amml.lang.ir import IR_VERSION, STEP_NAME_RE, LoadedWorkflow, SourceMap, StepIR, WorkflowIR
 from amml.lang.params import PARAM_NAME, did_you_mean
+from amml.lang.resources import parse_resources
 from amml.lang.yaml_limits import (
     DocumentLimits,
     DocumentProblem,
@@ -35,7 +36,7 @@ from amml.lang.yaml_limits import (
 )
 
 TOP_LEVEL_KEYS = ("amml", "name", "description", "params", "imports", "steps")
-STEP_KEYS = ("op", "with", "inputs")
+STEP_KEYS = ("op", "with", "inputs", "resources")
 
 
 def load_yaml_file(path: str | Path, limits: DocumentLimits | None = None) -> LoadedWorkflow:
@@ -260,6 +261,18 @@ def _build_step(name: Any, data: Any, issue) -> StepIR | None:
                 issue((*path, "inputs", port), f"input '{port}' must name a step as "
                       f"'step' or 'step.output', got {_type_name(ref)}")
                 ok = False
+    resources = data.get("resources") or {}
+    if not isinstance(resources, dict):
+        issue((*path, "resources"), f"'resources' must be a mapping such as "
+              f"{{memory: 4GB, gpu: 1}}, got {_type_name(resources)}")
+        ok = False
+    else:
+        try:
+            parse_resources(resources)
+        except ValueError as exc:
+            issue((*path, "resources"), str(exc))
+            ok = False
     if not ok:
         return None
-    return StepIR(op=op, with_=config, inputs={str(k): v for k, v in inputs.items()})
+    return StepIR(op=op, with_=config, inputs={str(k): v for k, v in inputs.items()},
+                  resources={str(k): v for k, v in resources.items()})
