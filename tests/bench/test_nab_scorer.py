@@ -100,6 +100,13 @@ def test_probationary_rows_are_ignored():
     assert result["raw"] == -1.0 and result["null"] == -1.0 and result["perfect"] == 2.0
 
 
+def test_the_first_row_after_the_probationary_period_is_scored():
+    """NAB ignores rows [0, probation): the row at index ``probation`` already counts."""
+    edge = probationary_length(100)
+    assert run({edge - 1: 1.0, 60: 1.0})["standard"]["raw"] == pytest.approx(1.0)
+    assert run({edge: 1.0, 60: 1.0})["standard"]["raw"] < 1.0
+
+
 def test_threshold_sweep_picks_the_best_threshold():
     # thresholds: 1.1 -> -1, 0.9 -> -1.11, 0.8 -> 0.89, 0.5 -> 0.78, 0 -> far worse
     result = run({30: 0.9, 60: 0.8, 40: 0.5})["standard"]

@@ -148,3 +148,53 @@ def test_editing_a_helper_function_invalidates_only_the_op_using_it(tmp_path: Pa
     assert again["counts"]["cached"] == 3
     assert {s["name"]: s["status"] for s in changed["steps"]} == {
         "raw": "cached", "out": "ran", "after": "ran"}
+
+
+def test_a_new_op_version_reruns_that_op_and_what_follows(
+        store: Store, monkeypatch) -> None:
+    from amml.ops.transforms.preprocess import Preprocess
+
+    workflow = compile_workflow(load_yaml_text(SMALL_YAML))
+    run_workflow(workflow, store=store)
+    monkeypatch.setattr(Preprocess, "version", Preprocess.version + "-next")
+    again = _statuses(run_workflow(compile_workflow(load_yaml_text(SMALL_YAML)), store=store))
+    assert again["raw"] == "cached" and again["clean"] == "ran"
+
+
+HELPER_MODULE = '''\
+def helper(value):
+    return value * {factor}
+
+
+def unrelated(value):
+    return value - {unrelated}
+
+
+def user_op(value):
+    return helper(value) + 1
+'''
+
+
+def test_editing_a_same_module_helper_changes_the_digest_and_nothing_else_does(
+        tmp_path: Path, monkeypatch) -> None:
+    """The module keeps its name and path: only following ``helper`` from ``user_op`` can
+    see the edit (a digest of the file or of the module name would not tell the two edits
+    apart)."""
+    import importlib
+
+    path = tmp_path / "amml_digest_probe.py"
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    def digest_with(factor: int, unrelated: int) -> str:
+        path.write_text(HELPER_MODULE.format(factor=factor, unrelated=unrelated))
+        module = importlib.import_module("amml_digest_probe")
+        module = importlib.reload(module)
+        return code_digest(module.user_op)
+
+    try:
+        base = digest_with(2, 1)
+        assert digest_with(2, 1) == base
+        assert digest_with(33, 1) != base  # the helper it calls changed
+        assert digest_with(2, 55) == base  # a function it never reaches changed
+    finally:
+        sys.modules.pop("amml_digest_probe", None)

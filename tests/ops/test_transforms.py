@@ -129,3 +129,42 @@ def test_preprocessing_chain_in_a_workflow(store: Store) -> None:
     result = run_workflow(compile_workflow(wf), store=store)
     assert result.count("ran") == 7
     assert result.output("train_windows", "x").shape[1:] == (24, 4)
+
+
+def _train_then_shifted(rows: int = 100, tail: int = 100) -> pd.DataFrame:
+    """A training part around 0 followed by a part around 1000: any statistic that sees the
+    second part moves far."""
+    rng = np.random.default_rng(3)
+    return _hourly(np.r_[rng.normal(0, 1, rows), rng.normal(1000, 5, tail)])
+
+
+def test_preprocess_fits_its_scaler_on_the_fit_fraction_only() -> None:
+    frame = _train_then_shifted()
+    result = ops.preprocess(frame, scale="zscore", fit_fraction=0.5, fill="none")
+    train = frame["x"].iloc[:100]
+    assert result["scaler"]["x"]["offset"] == pytest.approx(float(train.mean()))
+    assert result["scaler"]["x"]["scale"] == pytest.approx(float(train.std(ddof=0)), rel=1e-6)
+    # the training part comes out standardised; the rest keeps its distance
+    scaled = result["out"]["x"]
+    assert abs(scaled.iloc[:100].mean()) < 1e-9 and scaled.iloc[100:].mean() > 500
+
+
+def test_preprocess_clips_with_limits_from_the_fit_fraction_only() -> None:
+    frame = _train_then_shifted()
+    clipped = ops.preprocess(frame, clip_sigma=3, fit_fraction=0.5, fill="none")["out"]["x"]
+    train = frame["x"].iloc[:100]
+    high = float(train.mean() + 3 * train.std(ddof=0))
+    assert clipped.iloc[100:].max() == pytest.approx(high)
+
+
+def test_scale_fits_on_its_fit_input_or_the_leading_fit_fraction() -> None:
+    frame = _train_then_shifted()
+    train = frame.iloc[:100]
+    by_input = ops.scale(frame, fit=train, method="zscore")["scaler"]["x"]
+    by_fraction = ops.scale(frame, method="zscore", fit_fraction=0.5)["scaler"]["x"]
+    for scaler in (by_input, by_fraction):
+        assert scaler["offset"] == pytest.approx(float(train["x"].mean()))
+        assert scaler["scale"] == pytest.approx(float(train["x"].std(ddof=0)), rel=1e-6)
+    # and without either, the whole table
+    whole = ops.scale(frame, method="zscore")["scaler"]["x"]
+    assert whole["offset"] == pytest.approx(float(frame["x"].mean()))

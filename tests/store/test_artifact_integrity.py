@@ -261,6 +261,34 @@ def test_file_size_limit_fails_the_write_cleanly(tmp_path: Path) -> None:
     assert list((tmp_path / "artifacts").glob("*/*")) == []
 
 
+def test_a_process_killed_mid_write_leaves_no_artifact_under_its_name(tmp_path: Path) -> None:
+    """The kernel kills the writer part-way through the data (SIGXFSZ at a file-size limit,
+    its default action restored): no cleanup code runs, as with kill -9 mid-write. What is
+    left is a temporary file, never a partial file under the artifact's final name, so no
+    reader can take it for the artifact; the next write of the same bytes succeeds."""
+    script = textwrap.dedent(f"""
+        import resource, signal
+        from amml.store.artifacts import LocalArtifactStore
+        store = LocalArtifactStore({str(tmp_path / "artifacts")!r})
+        signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
+        store.put_bytes(b"z" * 1_000_000)
+        print("NOT KILLED")
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode < 0 and "NOT KILLED" not in done.stdout, done.stderr
+    folder = tmp_path / "artifacts"
+    data = b"z" * 1_000_000
+    digest = hashlib.sha256(data).hexdigest()
+    named = [p for p in folder.glob("*/*") if not p.name.startswith(".tmp-")]
+    assert named == [], f"a partial file under a final name: {named}"
+    assert len(list(folder.glob("*/.tmp-*"))) == 1  # the leftover, swept later
+    store = LocalArtifactStore(str(folder))
+    assert store.put_bytes(data) == digest
+    assert store.get_bytes(digest) == data
+
+
 def test_store_error_is_a_store_error() -> None:
     assert issubclass(ArtifactCorruptError, StoreError)
 

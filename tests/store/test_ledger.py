@@ -202,6 +202,24 @@ def test_history_rewritten_by_the_key_holder_is_caught_by_a_head_file(
     assert not report.ok and "history was rewritten" in report.problem
 
 
+def test_entry_forged_by_the_key_holder_breaks_the_next_link(store: Store,
+                                                              trained: Ledger) -> None:
+    """The key holder rewrites entry 6 (new metrics, a correct hash, a valid signature) and
+    leaves entry 7 as it was. Every entry is then well-formed and validly signed, and the
+    newest entry is unchanged, so a signed head still matches: only entry 7's link to
+    its predecessor's hash shows the rewrite."""
+    head = trained.signed_head()
+    row = _entry_row(store, 6)
+    body = json.loads(row.body)
+    body["metrics"] = {**body["metrics"], "val_loss": 0.0001}
+    forged = trained._signed(body, key_id=row.key_id, signer=trained.keyring.private(row.key_id))
+    _update(store, 6, body=forged.body_text, entry_hash=forged.entry_hash,
+            signature=forged.signature)
+    for report in (trained.verify(), trained.verify(against=head)):
+        assert not report.ok and report.broken_seq == 7
+        assert "link to the previous entry is broken" in report.problem
+
+
 def test_forged_head_file_is_rejected(trained: Ledger) -> None:
     head = trained.signed_head()
     head["seq"] = 3

@@ -1,0 +1,149 @@
+"""Plant each bug of the table below in a copy of the code and check that a test fails.
+
+Each headline claim of AMML has a test that must break when the claim breaks. This script
+proves it the only convincing way: it copies ``src`` and ``tests`` to a scratch folder, makes
+one deliberate change there (never in the checkout), runs the tests named for it, and reports
+whether they failed as they must. ``make planted-bugs`` runs it; it exits 1 if any bug
+survives (every named test passed) or no longer applies (the code it patches has changed).
+
+    python scripts/planted_bugs.py            # every bug
+    python scripts/planted_bugs.py ledger-link # one, by id
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class PlantedBug:
+    id: str
+    claim: str
+    path: str  # relative to the repository root
+    old: str  # exact text that must occur once
+    new: str
+    tests: tuple[str, ...]  # pytest node ids or paths that must fail
+
+
+BUGS = (
+    PlantedBug(
+        "preprocess-fit-all", "preprocess fits its scaler on the training part only",
+        "src/amml/ops/transforms/preprocess.py",
+        "fit = frame[numeric].iloc[:fit_rows]", "fit = frame[numeric]",
+        ("tests/ops/test_transforms.py",)),
+    PlantedBug(
+        "scale-ignores-fit", "scale fits on its 'fit' input / fit_fraction only",
+        "src/amml/ops/transforms/scale.py",
+        "basis = fit if fit is not None else table.iloc[",
+        "basis = table if True else table.iloc[",
+        ("tests/ops/test_transforms.py",)),
+    PlantedBug(
+        "ledger-link", "ledger verify catches reordered or forged history",
+        "src/amml/store/ledger.py",
+        'if entry.prev_hash != body.get("prev") or body.get("prev") != prev:',
+        "if False:",
+        ("tests/store/test_ledger.py",)),
+    PlantedBug(
+        "cache-key-version", "the cache key covers the op's name and version",
+        "src/amml/engine/fingerprint.py",
+        '{"op": op_name, "version": op_version, "code": code,',
+        '{"op": op_name, "code": code,',
+        ("tests/engine/test_cache.py",)),
+    PlantedBug(
+        "digest-helpers", "the code digest follows the helpers an op calls in its module",
+        "src/amml/engine/fingerprint.py",
+        """                if getattr(target, "__module__", None) == module:
+                    stack.append(target)""",
+        """                if getattr(target, "__module__", None) == module:
+                    pass""",
+        ("tests/engine/test_code_digest.py",)),
+    PlantedBug(
+        "resume-weights", "training resumes from a checkpoint's weights (resume_from)",
+        "src/amml/ops/models/torch_model.py",
+        "restore_checkpoint(t.resume_checkpoint, self.net)", "pass",
+        ("tests/ops/models", "tests/cli/test_ledger_cli.py")),
+    PlantedBug(
+        "resume-trainer", "the trainer restores a resumed checkpoint (weights and optimizer)",
+        "src/amml/ops/models/torch_training.py",
+        "info = restore_checkpoint(resume_checkpoint, model, self.optimizer)",
+        "info = {}",
+        ("tests/ops/models", "tests/cli/test_ledger_cli.py")),
+    PlantedBug(
+        "artifact-not-atomic", "artifacts are written atomically (temporary file, rename)",
+        "src/amml/store/artifacts/local.py",
+        'tmp = folder / f"{TMP_PREFIX}{digest[:16]}-{os.getpid()}-{time.monotonic_ns()}"',
+        "tmp = folder / digest",
+        ("tests/store/test_artifact_integrity.py", "tests/store/test_artifacts.py")),
+    PlantedBug(
+        "nab-probation", "the NAB scorer's probationary period matches NAB's (>=)",
+        "src/amml/bench/nab.py",
+        "counted = idx >= probationary_length(n, percent)",
+        "counted = idx > probationary_length(n, percent)",
+        ("tests/bench/test_nab_scorer.py",)),
+)
+
+
+def _copy_tree(target: Path) -> None:
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".amml", ".pytest_cache")
+    for name in ("src", "tests", "examples"):
+        shutil.copytree(ROOT / name, target / name, ignore=ignore)
+    for name in ("pyproject.toml",):
+        shutil.copy2(ROOT / name, target / name)
+
+
+def check(bug: PlantedBug, python: str) -> tuple[str, float, str]:
+    """``(verdict, seconds, detail)``: verdict is caught, SURVIVED or STALE."""
+    with tempfile.TemporaryDirectory(prefix=f"amml-planted-{bug.id}-") as scratch:
+        copy = Path(scratch)
+        _copy_tree(copy)
+        target = copy / bug.path
+        text = target.read_text()
+        if text.count(bug.old) != 1:
+            return "STALE", 0.0, f"{bug.path}: the text to patch occurs {text.count(bug.old)}x"
+        target.write_text(text.replace(bug.old, bug.new))
+        env = {**os.environ, "PYTHONPATH": str(copy / "src"), "PYTHONDONTWRITEBYTECODE": "1"}
+        started = time.perf_counter()
+        done = subprocess.run(
+            [python, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "--no-header",
+             "-o", "addopts=", *bug.tests], cwd=copy, env=env, capture_output=True,
+            text=True)
+        seconds = time.perf_counter() - started
+        lines = [ln for ln in done.stdout.splitlines() if ln.startswith(("FAILED", "ERROR"))]
+        summary = (done.stdout.strip().splitlines() or [""])[-1]
+        if done.returncode == 0:
+            return "SURVIVED", seconds, summary
+        if done.returncode != 1:  # 2..5: collection error, usage error, no tests
+            return "STALE", seconds, f"pytest exit {done.returncode}: {summary}"
+        return "caught", seconds, "; ".join(lines[:3]) or summary
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("ids", nargs="*", help="bug ids (default: all)")
+    args = parser.parse_args()
+    chosen = [b for b in BUGS if not args.ids or b.id in args.ids]
+    unknown = set(args.ids) - {b.id for b in BUGS}
+    if unknown:
+        parser.error(f"unknown bug ids: {', '.join(sorted(unknown))}")
+    bad = 0
+    for bug in chosen:
+        verdict, seconds, detail = check(bug, sys.executable)
+        bad += verdict != "caught"
+        print(f"planted bug={bug.id} verdict={verdict} seconds={seconds:.0f} "
+              f"claim=\"{bug.claim}\"\n    {detail}", flush=True)
+    print(f"planted bugs: {len(chosen) - bad} of {len(chosen)} caught")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
