@@ -9,6 +9,8 @@ bit-exactly later. Options:
   to the best recorded epoch, multiply the learning rate by ``rollback_lr_factor`` and go on
   (at most ``max_rollbacks`` times);
 * ``restore_best``: end on the best epoch's weights (a rollback entry records it);
+* ``proximal_mu``: FedProx's proximal term, ``mu/2 * ||w - w_start||^2`` added to the loss,
+  which keeps a federated client's update near the global weights it started from;
 * ``resume_checkpoint``: continue a training from a checkpoint (``train``'s ``resume_from``):
   weights, Adam's moments and step counts, and the learning-rate schedule (its position, its
   cosine span and the reductions of earlier rollbacks, which the checkpoint's info records)
@@ -107,8 +109,9 @@ class TorchTrainer:
                  code_digest: str | None = None, start_epoch: int = 0,
                  device: str = "auto", lr_schedule: str = "constant",
                  on_epoch: Callable[[int, dict[str, float]], None] | None = None,
-                 resume_checkpoint: bytes | None = None) -> None:
+                 resume_checkpoint: bytes | None = None, proximal_mu: float = 0.0) -> None:
         self.model, self.epochs, self.lr = model, epochs, lr
+        self.proximal_mu = float(proximal_mu)
         self.batch_size, self.seed = batch_size, seed
         self.patience, self.rollback_patience = patience, rollback_patience
         self.rollback_lr_factor, self.max_rollbacks = rollback_lr_factor, max_rollbacks
@@ -201,6 +204,9 @@ class TorchTrainer:
         generator = torch.Generator().manual_seed(self.seed)
         for _ in range(self.start_epoch):  # resumed: the shuffles the earlier epochs drew
             torch.randperm(len(xt), generator=generator)
+        # FedProx: the weights training starts from (the global model) anchor the update
+        anchor = ([p.detach().clone() for p in self.model.parameters()]
+                  if self.proximal_mu > 0 else [])
         history = TrainHistory()
         since_best = 0
         at_best = False  # whether the model now holds the best epoch's weights
@@ -218,6 +224,10 @@ class TorchTrainer:
                 if not math.isfinite(value):
                     # stop before the step: one NaN gradient turns every weight into NaN
                     self._diverged(epoch, "train_loss", value)
+                if anchor:
+                    loss = loss + self.proximal_mu / 2 * sum(
+                        torch.sum((p - a) ** 2)
+                        for p, a in zip(self.model.parameters(), anchor, strict=True))
                 loss.backward()
                 self.optimizer.step()
                 running += value * len(batch)
