@@ -54,6 +54,9 @@ def serve(
     home: Annotated[Path | None, typer.Option(
         "--home", envvar="AMML_HOME", help="Folder of the default store (default: ./.amml).")
     ] = None,
+    ui: Annotated[bool, typer.Option(
+        "--ui", help="Also serve the web dashboard under /ui (sign in with an API key).")
+    ] = False,
 ) -> None:
     """Serve registered models: POST /v1/models/NAME/forecast and /detect, GET /v1/models,
     /healthz, /readyz, /metrics and /docs. Requests need an API key ('amml keys create')
@@ -91,7 +94,8 @@ def serve(
                          log_requests=not no_log, threads=threads,
                          max_body_bytes=max_body_bytes, max_windows=max_windows,
                          max_json_depth=max_json_depth, max_in_flight=max_in_flight,
-                         metrics_open=metrics_open)
+                         metrics_open=metrics_open,
+                         extensions=["amml.dashboard"] if ui else [])
     err.print(f"serving {', '.join(references)} on http://{host}:{port} "
               f"({workers} worker{'s' if workers != 1 else ''}"
               f"{', no auth' if no_auth else ''}); docs at /docs", highlight=False)
