@@ -33,6 +33,7 @@ CATALOG: dict[str, str] = {
     "detect.zscore": "amml.ops.detectors.zscore",
     "detect": "amml.ops.detectors.detect",
     "report.anomalies": "amml.ops.detectors.plot",
+    "explain": "amml.ops.explain.op",
 }
 
 #: Every module that defines built-in ops, in catalog order.
