@@ -5,6 +5,7 @@ Outside CI a missing PostgreSQL skips its tests with the reason; with CI=true it
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -14,9 +15,31 @@ import pytest
 
 from amml.store import Store, open_store
 
+#: The PostgreSQL server the tests use: a role allowed to create databases, and a database to
+#: connect to while creating the session's own (``AMML_TEST_PG_URL`` points elsewhere).
 PG_ADMIN_URL = os.environ.get("AMML_TEST_PG_URL",
                               "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+# servers that really check passwords, started on spare ports (tests/auth_servers.py)
+pytest_plugins = ["tests.auth_servers"]
+
+
+def _pg_admin_conninfo() -> dict[str, object]:
+    """``PG_ADMIN_URL`` as psycopg connection arguments."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(PG_ADMIN_URL)
+    return {k: v for k, v in {"host": url.host or "127.0.0.1", "port": url.port or 5432,
+                              "user": url.username, "password": url.password,
+                              "dbname": url.database}.items() if v is not None}
+
+
+def _pg_database_url(name: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(PG_ADMIN_URL).set(drivername="postgresql+psycopg", database=name) \
+        .render_as_string(hide_password=False)
 
 
 @pytest.fixture(autouse=True)
@@ -42,16 +65,18 @@ def _pg_available() -> str | None:
     except ImportError:
         return "psycopg is not installed (pip install 'amml[postgres]')"
     try:
-        with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test",
-                             connect_timeout=3):
+        with psycopg.connect(**_pg_admin_conninfo(), connect_timeout=3):
             return None
     except Exception as exc:
-        return f"PostgreSQL at 127.0.0.1:5432 is not reachable: {exc}"
+        info = _pg_admin_conninfo()
+        return (f"PostgreSQL at {info['host']}:{info['port']} (AMML_TEST_PG_URL) is not "
+                f"reachable: {exc}")
 
 
-@pytest.fixture(scope="session")
-def pg_url() -> Iterator[str]:
-    """A fresh PostgreSQL database for this test session, dropped afterwards."""
+@contextlib.contextmanager
+def fresh_pg_database(prefix: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database on the test server (its URL), dropped afterwards;
+    skips, or fails under CI=true, when the server is missing."""
     problem = _pg_available()
     if problem:
         if IN_CI:
@@ -59,14 +84,21 @@ def pg_url() -> Iterator[str]:
         pytest.skip(problem)
     import psycopg
 
-    name = f"amml_test_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test",
-                         autocommit=True) as conn:
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(**_pg_admin_conninfo(), autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test",
-                         autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    try:
+        yield _pg_database_url(name)
+    finally:
+        with psycopg.connect(**_pg_admin_conninfo(), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session, dropped afterwards."""
+    with fresh_pg_database("amml_test") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

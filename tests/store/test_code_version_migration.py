@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from amml.store.code_version import CodeVersion
 from amml.store.metadata import schema
 from amml.store.metadata.store import HEAD_REVISION, MIGRATIONS
 from amml.store.model_registry import ModelRegistry
-from tests.conftest import IN_CI, _pg_available
+from tests.conftest import fresh_pg_database
 from tests.helpers import SMALL_YAML
 
 CODE_COLUMNS = {"workflow_digest", "code_commit", "code_dirty", "amml_version"}
@@ -33,20 +32,8 @@ def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'old.db'}"
         return
-    problem = _pg_available()
-    if problem:
-        if IN_CI:
-            pytest.fail(f"CI=true and {problem}")
-        pytest.skip(problem)
-    import psycopg
-
-    name = f"amml_mig_{uuid.uuid4().hex[:10]}"
-    dsn = "host=127.0.0.1 port=5432 user=postgres dbname=test"
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_pg_database("amml_mig") as url:
+        yield url
 
 
 def _alembic(url: str, action, revision: str) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,10 +25,8 @@ from amml.store.keys import KeyRing
 from amml.store.ledger import Ledger
 from amml.store.metadata.schema import runs
 from amml.store.metadata.store import HEAD_REVISION, MIGRATIONS
-from tests.conftest import IN_CI, _pg_available
+from tests.conftest import fresh_pg_database
 from tests.helpers import SMALL_YAML
-
-PG_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=test"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -40,21 +37,9 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path,
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / '.amml' / 'amml.db'}"
         return
-    problem = _pg_available()
-    if problem:
-        if IN_CI:
-            pytest.fail(f"CI=true and {problem}")
-        pytest.skip(problem)
-    import psycopg
-
-    name = f"amml_ro_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_DSN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    monkeypatch.setenv("AMML_STORE_URL", url)
-    yield url
-    with psycopg.connect(PG_DSN, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_pg_database("amml_ro") as url:
+        monkeypatch.setenv("AMML_STORE_URL", url)
+        yield url
 
 
 def _invoke(*args: str):
