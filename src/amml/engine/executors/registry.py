@@ -27,7 +27,7 @@ from amml.lang.params import did_you_mean
 
 ENTRY_POINT_GROUP = "amml.executors"
 #: Modules defining the built-in executors (each registers its own).
-BUILTIN_MODULES = ("amml.engine.executors.local",)
+BUILTIN_MODULES = ("amml.engine.executors.local", "amml.engine.executors.dask")
 
 
 def _executor_classes(obj: object) -> list[type[Executor]]:
