@@ -11,7 +11,7 @@ from typing import Any
 
 FORECAST_YAML = """\
 name: sensor-forecast
-params: {periods: 700, lookback: 24, horizon: 6, epochs: 3}
+params: {periods: 400, lookback: 24, horizon: 6, epochs: 2}
 steps:
   sensors:
     op: source.synthetic
@@ -48,7 +48,7 @@ steps:
 
 ANOMALY_YAML = """\
 name: sensor-anomalies
-params: {periods: 900}
+params: {periods: 600}
 steps:
   sensors:
     op: source.synthetic
@@ -85,7 +85,7 @@ def fill_store(folder: Path) -> dict[str, Any]:
     anomaly = folder / "anomaly.yaml"
     anomaly.write_text(ANOMALY_YAML)
     first = run_workflow(str(forecast))
-    second = run_workflow(str(forecast), {"epochs": 4})  # data steps cached, training re-runs
+    second = run_workflow(str(forecast), {"epochs": 3})  # data steps cached, training re-runs
     detection = run_workflow(str(anomaly))
     with Client() as client, client.start_run("tracked-experiment",
                                               params={"lr": 0.01, "layers": 2}) as run:

@@ -68,7 +68,8 @@ async def login(request: Request) -> Response:
         return RedirectResponse(target, status_code=303)
     key = dashboard.sessions.login(str(form.get("key") or ""))
     if key is None:
-        return render(request, "login.html", status_code=401, next=target,
+        # 200, not 401: the form is shown again (a 401 page reads as a failed resource load)
+        return render(request, "login.html", next=target,
                       error="that key is not valid, was revoked, or has no read scope")
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(COOKIE, dashboard.sessions.cookie_for(key), httponly=True,
