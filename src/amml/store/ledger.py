@@ -55,7 +55,7 @@ from amml.store.keys import KeyRing, public_from_hex, public_hex, verify_signatu
 from amml.store.metadata.schema import ledger_entries
 
 GENESIS = "0" * 64
-KINDS = ("epoch", "round", "rollback", "promotion", "key_rotation", "resume")
+KINDS = ("epoch", "round", "rollback", "promotion", "key_rotation", "resume", "edge_export")
 
 
 def canonical_body(body: dict[str, Any]) -> str:
