@@ -54,6 +54,5 @@ def test_runs_end_to_end_then_fully_cached(tmp_path: Path) -> None:
     assert signature["outputs"] == ["OT"] and set(signature["scaler"]) == {"OT"}
     second = run_workflow(compile_workflow(EXAMPLE / "workflow.yaml", params), store=store)
     assert second.count("cached") == len(second.steps)
-    assert second.duration_s < first.duration_s / 5
     assert [v.version for v in ModelRegistry(store).versions("oil-temperature")] == [1]
     store.close()

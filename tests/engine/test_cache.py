@@ -29,7 +29,6 @@ def test_second_run_is_fully_cached_and_reuses_outputs(store: Store) -> None:
     assert second["score"] == first["score"]
     assert {n: o.outputs for n, o in first.steps.items()} == {
         n: o.outputs for n, o in second.steps.items()}
-    assert second.duration_s < first.duration_s
 
 
 def test_changing_one_param_reruns_only_affected_steps(store: Store) -> None:

@@ -163,7 +163,9 @@ def test_duration_bound_returns_what_arrived(mqtt_url: str, publisher: Publisher
     table, report, elapsed = capture(
         lambda: publisher.send([(topic, str(i)) for i in range(5)]), url=mqtt_url,
         topics=[topic], format="plain", qos=1, max_messages=1000, duration_s=1.0)
-    assert 0.9 <= report["capture_s"] < 2.0 and elapsed < 5.0
+    # the lower bound is the claim (it waited the whole second); the upper one only catches
+    # a capture that ignores its bound, generous so that a loaded machine cannot fail it
+    assert report["capture_s"] >= 0.9 and elapsed < 30
     assert report["stopped_by"] == "duration_s"
     assert table["temperature"].tolist() == [0.0, 1.0, 2.0, 3.0, 4.0]
 

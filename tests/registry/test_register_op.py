@@ -101,7 +101,6 @@ def test_a_cached_rerun_registers_nothing_and_new_data_registers_version_2(
 
 
 def test_a_deep_model_registers_with_its_signature(flow: Path, store: Store) -> None:
-    pytest.importorskip("torch")
     result = _run(flow, store, model="nlinear", epochs=1, aliases=[])
     version = ModelRegistry(store).resolve("sensors")
     assert version.signature["model_kind"] == "nlinear"
