@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean mutation planted-bugs
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,5 +37,12 @@ bench: $(STAMP)  ## engine overhead, tracking throughput, serving
 	$(BIN)/python benchmarks/startup.py
 	$(BIN)/amml bench nab --data ../shared/datasets/nab --out .amml/nab-results
 
+planted-bugs: $(STAMP)  ## plant each bug of the headline-claims table; a test must fail
+	$(BIN)/python scripts/planted_bugs.py
+
+mutation: $(STAMP)  ## mutation score of the modules behind the headline claims (slow)
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/mutmut run --max-children 2 || true
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python scripts/mutation_score.py --goal 85
+
 clean:
-	rm -rf $(VENV) .amml .pytest_cache .ruff_cache
+	rm -rf $(VENV) .amml .pytest_cache .ruff_cache mutants
