@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from amml.cli._options import HomeOption, JsonOption
+from amml.cli._options import JsonOption
 
 ParamOption = Annotated[list[str] | None, typer.Option(
     "--param", "-p", help="Override a workflow parameter: NAME=VALUE (repeatable).")]
@@ -33,16 +33,29 @@ def step(
     traceback: Annotated[bool, typer.Option(
         "--traceback", help="Show the traceback of a failed step.")] = False,
     json_output: JsonOption = False,
-    home: HomeOption = None,
+    home: Annotated[str | None, typer.Option(
+        "--home", envvar="AMML_HOME",
+        help="Folder of the default store (default: ./.amml).")] = None,
+    store_url: Annotated[str | None, typer.Option(
+        "--store-url", envvar="AMML_STORE_URL",
+        help="Metadata store URL (default: the home's SQLite).")] = None,
+    artifacts_url: Annotated[str | None, typer.Option(
+        "--artifacts-url", envvar="AMML_ARTIFACTS_URL",
+        help="Artifact store: a folder or fsspec URL (default: the home's artifacts/).")] = None,
 ) -> None:
     """Run one step of a workflow: its inputs are read from the store (recorded in the same
     run, or cached), its outputs written to it, and the step recorded under the run."""
     from amml._exceptions import AMMLError, WorkflowError
-    from amml.cli.main import _compile, _fail, _open_store, _print_summary, _result_json, out
+    from amml.cli.main import _compile, _fail, _print_summary, _result_json, out
     from amml.engine.step_runner import run_step
+    from amml.store import open_store
 
     workflow = _compile(file, param)
-    store = _open_store(home)
+    try:  # an empty value (a pipeline parameter left blank) means the default
+        store = open_store(home or None, url=store_url or None,
+                           artifacts_url=artifacts_url or None, migrate=None)
+    except AMMLError as exc:
+        raise _fail(str(exc), 1) from None
     try:
         result = run_step(workflow, name, store, run_id=run_id, use_cache=not no_cache)
     except WorkflowError as exc:

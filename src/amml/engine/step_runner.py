@@ -48,6 +48,22 @@ def ancestors(plan: Plan, name: str) -> list[str]:
     return [n for n in plan.order if n in found]
 
 
+def normalize_run_id(run_id: str) -> str:
+    """A run id as the store keeps it (at most 32 characters): a UUID, as a pipeline engine
+    names its runs (KFP's ``{{$.pipeline_job_uuid}}``), is written as its 32 hex digits.
+
+    >>> normalize_run_id("0f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a")
+    '0f8e7d6c5b4a439281706f5e4d3c2b1a'
+    """
+    if len(run_id) <= 32:
+        return run_id
+    try:
+        return uuid.UUID(run_id).hex
+    except ValueError:
+        raise WorkflowError(f"a run id has at most 32 characters (or is a UUID), got "
+                            f"{len(run_id)}: '{run_id}'") from None
+
+
 def run_step(workflow: ValidatedWorkflow, step_name: str, store: Store, *,
              run_id: str | None = None, use_cache: bool = True,
              executor: Executor | None = None, hooks: Iterable[RunHooks] = ()) -> RunResult:
@@ -65,10 +81,7 @@ def run_step(workflow: ValidatedWorkflow, step_name: str, store: Store, *,
                             + (f"; {hint}" if hint else "")
                             + f" (steps: {', '.join(plan.order)})")
     meta = store.metadata
-    run_id = run_id or uuid.uuid4().hex[:16]
-    if len(run_id) > 32:
-        raise WorkflowError(f"a run id has at most 32 characters, got {len(run_id)}: "
-                            f"'{run_id}'")
+    run_id = normalize_run_id(run_id) if run_id else uuid.uuid4().hex[:16]
     started = time.perf_counter()
     existing = _run_exists(store, run_id)
     if existing:

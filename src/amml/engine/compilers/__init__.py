@@ -1,0 +1,1 @@
+"""Compilers: a workflow as another engine's pipeline (Kubeflow Pipelines: :mod:`.kfp`)."""
