@@ -6,6 +6,8 @@ migration ``0010_dashboard_indexes`` agree (``tests/store/test_metadata.py`` com
 
 * runs newest first, whole or filtered by workflow or status: ``ORDER BY started_at DESC
   LIMIT 50`` walks an index instead of sorting 10,000 rows;
+* the last value of each metric of fifty runs (the runs table's metric columns): the
+  highest step per (run, key) and the points at it come from the index alone;
 * model versions by run (the lineage graph: runs to the versions they registered);
 * the prediction log by time across models (the serving page's last hour).
 """
@@ -21,6 +23,7 @@ DASHBOARD_INDEXES: dict[str, tuple[str, tuple[str, ...]]] = {
     "ix_runs_started_at": ("runs", ("started_at",)),
     "ix_runs_workflow_started": ("runs", ("workflow", "started_at")),
     "ix_runs_status_started": ("runs", ("status", "started_at")),
+    "ix_metrics_run_key_step": ("metrics", ("run_id", "key", "step", "timestamp")),
     "ix_model_versions_run": ("model_versions", ("run_id",)),
     "ix_prediction_log_received": ("prediction_log", ("received_at",)),
 }

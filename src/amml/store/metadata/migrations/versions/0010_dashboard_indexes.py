@@ -1,7 +1,8 @@
 """Indexes the dashboard's pages need at 10,000 runs and 1,000,000 metric points (issue: dashboard).
 
-Runs newest first (whole, by workflow, by status), model versions by run, the prediction log
-by time. The same indexes are declared in ``amml.store.dashboard_indexes``.
+Runs newest first (whole, by workflow, by status), the last value of a run's metrics,
+model versions by run, the prediction log by time. The same indexes are declared in
+``amml.store.dashboard_indexes``.
 
 Revision ID: 0010
 Revises: 0009
@@ -19,6 +20,7 @@ INDEXES = {
     "ix_runs_started_at": ("runs", ["started_at"]),
     "ix_runs_workflow_started": ("runs", ["workflow", "started_at"]),
     "ix_runs_status_started": ("runs", ["status", "started_at"]),
+    "ix_metrics_run_key_step": ("metrics", ["run_id", "key", "step", "timestamp"]),
     "ix_model_versions_run": ("model_versions", ["run_id"]),
     "ix_prediction_log_received": ("prediction_log", ["received_at"]),
 }
