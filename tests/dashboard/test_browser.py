@@ -167,7 +167,7 @@ def test_lineage_models_ledger_and_serving_pages(ui: Session, demo: dict) -> Non
     ui.visit("/ui/ledger")
     assert len(ui.css(".ledger-link")) == len(demo["ledgers"])
     ui.visit(f"/ui/ledger/{demo['ledger']}")
-    assert "verified" in ui.text("#verify-status")
+    ui.wait(lambda d: "verified" in ui.text("#verify-status"))  # loaded after the page
     assert "back to entry 1" in ui.text("#entries")
     ui.charts_drawn()
     ui.check("ledger")

@@ -140,12 +140,16 @@ def line_figure(title: str, traces: Sequence[tuple[str, Sequence[Any], Sequence[
 
 def anomaly_figure(title: str, x: Sequence[Any], columns: dict[str, Sequence[Any]],
                    alarms: Sequence[int], labels: Sequence[int] | None,
-                   scores: Sequence[Any] | None) -> dict[str, Any]:
+                   scores: Sequence[Any] | None, max_line_points: int = 5000
+                   ) -> dict[str, Any]:
     """The series, alarms as red markers, labelled anomalies as open circles, the score on a
-    second axis below; zoom and pan are Plotly's."""
+    second axis below; zoom and pan are Plotly's. Lines are thinned to ``max_line_points``
+    (every n-th point); every alarm and label marker is kept at its exact point."""
     x = list(x)
+    stride = max(1, -(-len(x) // max_line_points))
+    line_x = x[::stride]
     data: list[dict[str, Any]] = [{"type": "scattergl", "mode": "lines", "name": name,
-                                   "x": x, "y": _finite(values)}
+                                   "x": line_x, "y": _finite(list(values)[::stride])}
                                   for name, values in columns.items()]
     first = next(iter(columns.values()), [])
     alarm_at = [i for i, a in enumerate(alarms) if a]
@@ -164,8 +168,9 @@ def anomaly_figure(title: str, x: Sequence[Any], columns: dict[str, Sequence[Any
                               "legend": {"orientation": "h", "y": -0.15},
                               "yaxis": {"domain": [0.35, 1.0]}}
     if scores is not None:
-        data.append({"type": "scattergl", "mode": "lines", "name": "score", "x": x,
-                     "y": _finite(scores), "yaxis": "y2", "line": {"color": "#555"}})
+        data.append({"type": "scattergl", "mode": "lines", "name": "score", "x": line_x,
+                     "y": _finite(list(scores)[::stride]), "yaxis": "y2",
+                     "line": {"color": "#555"}})
         layout["yaxis2"] = {"domain": [0.0, 0.28], "title": {"text": "score"}}
     return {"data": data, "layout": layout}
 

@@ -382,6 +382,18 @@ def ledger(request: Request) -> Response:
                   ledgers=reads.ledger_summaries(dashboard.store.metadata))
 
 
+@router.get("/verify-ledger/{name:path}")
+def ledger_verify(request: Request, name: str) -> Response:
+    """Verify one chain (every link and signature, every checkpoint re-hashed): loaded by
+    the ledger page after it is shown, since it reads every checkpoint."""
+    from amml.store.ledger import Ledger
+
+    dashboard = _dashboard(request)
+    viewer = dashboard.viewer(request)
+    return render(request, "_verify.html", viewer=viewer,
+                  report=Ledger(dashboard.store, name).verify())
+
+
 @router.get("/ledger/{name:path}")
 def ledger_detail(request: Request, name: str) -> Response:
     from amml.store.ledger import Ledger
@@ -393,7 +405,6 @@ def ledger_detail(request: Request, name: str) -> Response:
     if not entries:
         return render(request, "message.html", status_code=404, viewer=viewer,
                       title="No such ledger", message=f"the store holds no ledger '{name}'")
-    report = chain.verify()
     keys = sorted({k for e in entries for k, v in e.metrics.items()
                    if isinstance(v, (int, float))})
     epochs = [e for e in entries if e.kind == "epoch"]
@@ -401,7 +412,7 @@ def ledger_detail(request: Request, name: str) -> Response:
         (k, [e.epoch for e in epochs], [e.metrics.get(k) for e in epochs]) for k in keys[:6]],
         x_title="epoch")) if epochs and keys else None
     return render(request, "ledger_detail.html", viewer=viewer, page_name="ledger", name=name,
-                  entries=entries, report=report, chart=chart)
+                  entries=entries, chart=chart)
 
 
 # -- anomalies, drift, fleet -------------------------------------------------------------------
@@ -421,7 +432,10 @@ def anomalies(request: Request, pick: str = "") -> Response:
                   alarms=alarms, labels=labels)
 
 
-MAX_SERIES_POINTS = 20_000
+#: The anomaly chart shows the newest points of a series, lines thinned to a few thousand
+#: (alarm and label markers are all kept): a browser draws that at once.
+MAX_SERIES_POINTS = 50_000
+MAX_LINE_POINTS = 5_000
 
 
 def _anomaly_chart(dashboard: Dashboard, chosen: dict[str, Any]
@@ -445,7 +459,8 @@ def _anomaly_chart(dashboard: Dashboard, chosen: dict[str, Any]
     figure = anomaly_figure(f"{chosen['run_id'][:8]}:{chosen['name']} ({chosen['op']})", x,
                             dict(list(values.items())[:4]), frame["alarm"].astype(int).tolist(),
                             frame[label].astype(int).tolist() if label else None,
-                            frame["score"].astype(float).tolist() if "score" in frame else None)
+                            frame["score"].astype(float).tolist() if "score" in frame else None,
+                            max_line_points=MAX_LINE_POINTS)
     return figure_json(figure), int(frame["alarm"].astype(int).sum()), None
 
 
