@@ -33,6 +33,8 @@ class PlantedBug:
     old: str  # exact text that must occur once
     new: str
     tests: tuple[str, ...]  # pytest node ids or paths that must fail
+    #: more (path, old, new) edits made together with the first (one bug, two places)
+    also: tuple[tuple[str, str, str], ...] = ()
 
 
 BUGS = (
@@ -70,11 +72,17 @@ BUGS = (
         ("tests/engine/test_code_digest.py",
          "tests/engine/test_cache.py::"
          "test_editing_a_same_module_helper_changes_the_digest_and_nothing_else_does")),
+    # The weights are restored in two places (the model before the trainer is built, and the
+    # trainer with its optimizer); dropping only one of them changes nothing, so both go.
     PlantedBug(
         "resume-weights", "training resumes from a checkpoint's weights (resume_from)",
         "src/amml/ops/models/torch_model.py",
         "restore_checkpoint(t.resume_checkpoint, self.net)", "pass",
-        ("tests/ops/models/test_resume.py",)),
+        ("tests/ops/models/test_resume.py",),
+        also=(("src/amml/ops/models/torch_training.py",
+               "info = restore_checkpoint(resume_checkpoint, model, self.optimizer)",
+               "info = restore_checkpoint(resume_checkpoint, __import__('copy')"
+               ".deepcopy(model), self.optimizer)"),)),
     PlantedBug(
         "resume-trainer", "the trainer restores a resumed checkpoint (weights and optimizer)",
         "src/amml/ops/models/torch_training.py",
@@ -109,11 +117,12 @@ def check(bug: PlantedBug, python: str) -> tuple[str, float, str]:
     with tempfile.TemporaryDirectory(prefix=f"amml-planted-{bug.id}-") as scratch:
         copy = Path(scratch)
         _copy_tree(copy)
-        target = copy / bug.path
-        text = target.read_text()
-        if text.count(bug.old) != 1:
-            return "STALE", 0.0, f"{bug.path}: the text to patch occurs {text.count(bug.old)}x"
-        target.write_text(text.replace(bug.old, bug.new))
+        for path, old, new in ((bug.path, bug.old, bug.new), *bug.also):
+            target = copy / path
+            text = target.read_text()
+            if text.count(old) != 1:
+                return "STALE", 0.0, f"{path}: the text to patch occurs {text.count(old)}x"
+            target.write_text(text.replace(old, new))
         env = {**os.environ, "PYTHONPATH": str(copy / "src"), "PYTHONDONTWRITEBYTECODE": "1"}
         started = time.perf_counter()
         done = subprocess.run(
