@@ -87,3 +87,28 @@ def test_an_unknown_step_is_a_usage_error(tmp_path: Path) -> None:
     bad = _invoke("step", "flow.yaml", "joind")
     assert bad.exit_code == 2
     assert "no step named 'joind'; did you mean 'joined'?" in bad.output
+
+
+CSV_FLOW = """\
+name: relative
+params: {csv: data.csv}
+steps:
+  raw: {op: source.csv, with: {path: "${params.csv}", time: time}}
+  diff: {op: difference, inputs: {table: raw}}
+"""
+
+
+def test_a_parameter_passed_at_its_default_resolves_paths_as_the_workflow_does(
+        tmp_path: Path) -> None:
+    """A compiled pipeline passes every parameter with -p: a relative path among them is
+    still the workflow file's, not the task's working folder's."""
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "flows" / "flow.yaml").write_text(CSV_FLOW)
+    (tmp_path / "flows" / "data.csv").write_text(
+        "time,value\n" + "".join(f"2024-01-01 {h:02d}:00,{h * 1.5}\n" for h in range(10)))
+    for name in ("raw", "diff"):
+        done = _invoke("step", "flows/flow.yaml", name, "--run-id", "rel", "-p", "csv=data.csv")
+        assert done.exit_code == 0, done.output
+    elsewhere = _invoke("step", "flows/flow.yaml", "raw", "-p", "csv=other.csv", "--json")
+    assert elsewhere.exit_code == 1  # another value typed here: the current folder's
+    assert str(tmp_path / "other.csv") in json.loads(elsewhere.stdout)["steps"][0]["error"]

@@ -51,6 +51,12 @@ def step(
     from amml.store import open_store
 
     workflow = _compile(file, param)
+    # a value equal to the workflow's own default is that default, not a value typed here: a
+    # compiled pipeline passes every parameter, and a relative path among them must still
+    # resolve from the workflow file's folder, as 'amml run' without -p resolves it
+    given = [text for text in param or [] if not _is_default(text, workflow.ir.params)]
+    if len(given) != len(param or []):
+        workflow = _compile(file, given)
     try:  # an empty value (a pipeline parameter left blank) means the default
         store = open_store(home or None, url=store_url or None,
                            artifacts_url=artifacts_url or None, migrate=None)
@@ -70,3 +76,14 @@ def step(
         _print_summary(result, traceback)
     if result.status != "succeeded":
         raise typer.Exit(1)
+
+
+def _is_default(text: str, defaults: dict) -> bool:
+    from amml.lang.params import ParamProblem, parse_override
+
+    try:
+        name, value = parse_override(text)
+    except ParamProblem:
+        return False  # reported by the compile
+    return name in defaults and type(defaults[name]) is type(value) and (
+        defaults[name] == value)
