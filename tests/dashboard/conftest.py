@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
+import amml.store.metadata  # noqa: F401  (the schema first: a table module imports the keys)
 from tests.conftest import IN_CI
 
 CHROMIUM = os.environ.get("AMML_CHROMIUM", "/usr/bin/chromium")
@@ -79,43 +80,59 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return info
 
 
-@contextmanager
-def running(args: list[str], env: dict[str, str], probe: str) -> Iterator[str]:
-    """A real server process (``python -m amml.cli ...``) on a free loopback port, stopped
-    afterwards; yields its base URL once ``probe`` answers."""
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    process = subprocess.Popen([sys.executable, "-m", "amml.cli", *args, "--port", str(port)],
-                               env={**os.environ, **env}, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT)
-    try:
+class Server:
+    """A real server process (``python -m amml.cli ...``) on a free loopback port."""
+
+    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+        port = free_port()
+        self.base = f"http://127.0.0.1:{port}"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "amml.cli", *args, "--port", str(port)],
+            env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+    def wait(self, probe: str, ok: tuple[int, ...] = (200, 303)) -> str:
+        """The base URL, once ``probe`` answers with one of ``ok``."""
         deadline = time.monotonic() + READY_S
         while True:
-            if process.poll() is not None:
-                output = process.stdout.read().decode() if process.stdout else ""
-                raise AssertionError(f"the server exited ({process.returncode}): {output}")
+            if self.process.poll() is not None:
+                output = self.process.stdout.read().decode() if self.process.stdout else ""
+                raise AssertionError(f"the server exited ({self.process.returncode}): {output}")
             try:
-                if httpx.get(base + probe, timeout=2).status_code < 500:
-                    break
+                if httpx.get(self.base + probe, timeout=2).status_code in ok:
+                    return self.base
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                raise AssertionError(f"the server did not answer {probe} in {READY_S} s")
+                raise AssertionError(f"{self.base}{probe} did not answer in {READY_S} s")
             time.sleep(0.2)
-        yield base
-    finally:
-        process.terminate()
+
+    def stop(self) -> None:
+        self.process.terminate()
         try:
-            process.wait(15)
+            self.process.wait(15)
         except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
+            self.process.kill()
+            self.process.wait(5)
 
 
 @pytest.fixture(scope="session")
-def ui_server(demo: dict[str, Any]) -> Iterator[str]:
-    with running(["ui", "--home", demo["env"]["AMML_HOME"]], demo["env"], "/ui/login") as url:
-        yield url
+def servers(demo: dict[str, Any]) -> Iterator[dict[str, Server]]:
+    """``amml ui`` and ``amml serve --ui`` over the demo store, started together so that
+    their start-ups (imports, loading the model) overlap with the other tests."""
+    home = demo["env"]["AMML_HOME"]
+    started = {"ui": Server(["ui", "--home", home], demo["env"]),
+               "serve": Server(["serve", "--ui", "--home", home, "--model", "sensor@champion"],
+                               demo["env"])}
+    try:
+        yield started
+    finally:
+        for server in started.values():
+            server.stop()
+
+
+@pytest.fixture(scope="session")
+def ui_server(servers: dict[str, Server]) -> str:
+    return servers["ui"].wait("/ui/login")
 
 
 @pytest.fixture(scope="session")

@@ -10,8 +10,6 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.dashboard.conftest import running
-
 WAIT_S = 30
 
 
@@ -86,9 +84,15 @@ def assert_not_blank(path: Path) -> None:
         f"{path} looks blank: stddev {stat.stddev[0]:.1f}, {len(colors)} colours")
 
 
-@pytest.fixture(scope="module")
-def ui(browser: Any, ui_server: str, screenshots: Path) -> Session:
-    return Session(browser, ui_server, screenshots)
+@pytest.fixture
+def ui(browser: Any, ui_server: str, screenshots: Path, demo: dict) -> Session:
+    """The browser on ``amml ui``, signed in with the read key (each test may run alone)."""
+    session = Session(browser, ui_server, screenshots)
+    session.visit("/ui/login")
+    if session.driver.get_cookie("amml_session") is None:
+        session.sign_in(demo["keys"]["read"])
+    session.console_errors()  # start each test with an empty console log
+    return session
 
 
 def test_sign_in_then_runs_filter_paginate_and_compare(ui: Session, demo: dict) -> None:
@@ -210,37 +214,27 @@ def test_admin_moves_an_alias_and_csrf_is_required(ui: Session, demo: dict) -> N
     ui.wait(lambda d: "/ui/login" in d.current_url)
 
 
-def test_serve_ui_shows_live_metrics_of_its_workers(browser: Any, demo: dict,
+def test_serve_ui_shows_live_metrics_of_its_workers(browser: Any, demo: dict, servers: dict,
                                                     screenshots: Path) -> None:
     """``amml serve --ui``: the same pages under the model server, its own /metrics on the
     serving page (version per worker, request counts after real forecasts)."""
-    args = ["serve", "--ui", "--home", demo["env"]["AMML_HOME"], "--model", "sensor@champion"]
-    with running(args, demo["env"], "/readyz") as base:
-        deadline_ok = False
-        for _ in range(300):
-            if httpx.get(base + "/readyz", timeout=5).status_code == 200:
-                deadline_ok = True
-                break
-            import time
-
-            time.sleep(0.2)
-        assert deadline_ok, "the model server never became ready"
-        headers = {"Authorization": f"Bearer {demo['keys']['predict']}"}
-        window = {"series": {c: [0.1] * 24 for c in demo_columns(base, demo)}}
-        for _ in range(5):
-            answer = httpx.post(f"{base}/v1/models/sensor/forecast", json=window,
-                                headers=headers, timeout=10)
-            assert answer.status_code == 200, answer.text
-        served = Session(browser, base, screenshots)
-        served.driver.delete_all_cookies()
-        served.sign_in(demo["keys"]["read"])
-        served.visit("/ui/serving")
-        served.wait(lambda d: served.css("#worker-versions td"))
-        assert "sensor@champion" in served.text("#worker-versions")
-        served.wait(lambda d: served.text("#requests-total") not in ("", "0"))
-        assert "forecast" in served.text("#latency")
-        served.charts_drawn()  # the request-rate chart, after two scrapes
-        served.check("serve-ui-serving")
+    base = servers["serve"].wait("/readyz", ok=(200,))
+    headers = {"Authorization": f"Bearer {demo['keys']['predict']}"}
+    window = {"series": {c: [0.1] * 24 for c in demo_columns(base, demo)}}
+    for _ in range(5):
+        answer = httpx.post(f"{base}/v1/models/sensor/forecast", json=window, headers=headers,
+                            timeout=10)
+        assert answer.status_code == 200, answer.text
+    served = Session(browser, base, screenshots)
+    served.driver.delete_all_cookies()
+    served.sign_in(demo["keys"]["read"])
+    served.visit("/ui/serving")
+    served.wait(lambda d: served.css("#worker-versions td"))
+    assert "sensor@champion" in served.text("#worker-versions")
+    served.wait(lambda d: served.text("#requests-total") not in ("", "0"))
+    assert "forecast" in served.text("#latency")
+    served.charts_drawn()  # the request-rate chart, after two scrapes
+    served.check("serve-ui-serving")
 
 
 def demo_columns(base: str, demo: dict) -> list[str]:
