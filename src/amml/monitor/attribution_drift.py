@@ -12,9 +12,13 @@ on moves it in proportion to how much the model leans on it.
 
 The reference is split in time: its first ``fit_fraction`` is what the detector knows, the
 rest calibrates the score's ``quantile`` (an exceedance then happens with probability
-``1 - quantile`` under no drift). A CUSUM over exceedances (:mod:`.cusum`) alarms, gives
-the drift point (where the CUSUM last left zero) and the confidence (binomial test of the
-run's exceedance rate). ``score`` is the CUSUM statistic over its threshold (alarm at 1).
+``1 - quantile`` under no drift). A CUSUM over exceedances (:mod:`.cusum`) alarms and gives
+the confidence (binomial test of the exceedance rate since the CUSUM last left zero); the
+drift point is the change point of the (log) scores in the observations before the alarm
+(:func:`~amml.monitor.base.locate_shift`, over four times the CUSUM's run, at least 100).
+``score`` is the CUSUM statistic over its threshold (alarm at 1).
+After an alarm the drift is "on" and raises no new event until the exceedance rate of the
+last ``rearm`` observations is back under halfway between the usual and the alarming rate.
 
 With labels or actual values, pass **error-weighted** attributions (each prediction's
 attributions times the derivative of its loss at that prediction, e.g. ``-2 * residual``
@@ -45,7 +49,7 @@ from typing import Any
 
 import numpy as np
 
-from amml.monitor.base import DriftDetector, DriftEvent, as_matrix
+from amml.monitor.base import DriftDetector, DriftEvent, as_matrix, locate_shift
 from amml.monitor.cusum import ExceedanceCusum
 
 
@@ -54,7 +58,8 @@ class AttributionDrift(DriftDetector):
 
     def __init__(self, reference: Any, *, names: list[str] | None = None,
                  neighbours: int = 10, quantile: float = 0.95, p1: float = 0.3,
-                 h: float = 8.0, fit_fraction: float = 0.5, max_fit: int = 4000) -> None:
+                 h: float = 8.0, fit_fraction: float = 0.5, max_fit: int = 4000,
+                 rearm: int = 50) -> None:
         super().__init__()
         from sklearn.neighbors import NearestNeighbors
 
@@ -71,9 +76,23 @@ class AttributionDrift(DriftDetector):
         self.cut = float(np.quantile(self.scores(calibration), quantile))
         self.cusum = ExceedanceCusum(1.0 - quantile, p1, h)
         self.threshold = 1.0
-        self._center = np.median(fit, axis=0)
-        self._typical = np.abs(fit - self._center).mean(axis=0)
+        self._mean, std = fit.mean(axis=0), fit.std(axis=0)
+        # an ignored input's attributions barely vary: a floor keeps it from being named
+        self._floor = 0.1 * std.mean() + 1e-12
+        self._std = std + self._floor
         self._recent: deque[np.ndarray] = deque(maxlen=5000)
+        self._scores: deque[float] = deque(maxlen=5000)
+        self.rearm = rearm
+        self.drifting = False
+        self._hits: deque[bool] = deque(maxlen=rearm)
+
+    def _shift(self, run: np.ndarray) -> np.ndarray:
+        """Per feature, how far the run's attributions moved: the larger of a t-like
+        statistic of their mean and one of their spread, against the reference's."""
+        n = len(run)
+        where = np.abs(run.mean(axis=0) - self._mean) / self._std * np.sqrt(n)
+        spread = np.abs(np.log((run.std(axis=0) + self._floor) / self._std)) * np.sqrt(n / 2)
+        return np.maximum(where, spread if n > 2 else 0.0)
 
     def scores(self, attributions: np.ndarray) -> np.ndarray:
         """Anomaly scores (mean distance to the nearest reference attributions)."""
@@ -99,14 +118,24 @@ class AttributionDrift(DriftDetector):
         index = self.n
         self.n += 1
         self._recent.append(a)
-        alarm = self.cusum.update(score > self.cut)
+        self._scores.append(score)
+        exceeded = score > self.cut
+        self._hits.append(exceeded)
+        alarm = self.cusum.update(exceeded)
         self.score = self.cusum.statistic / self.cusum.h
-        if not alarm:
+        if self.drifting and len(self._hits) == self.rearm and (
+                np.mean(self._hits) < (self.cusum.p0 + self.cusum.p1) / 2):
+            self.drifting = False  # the drift is over: the next one is news
+        if not alarm or self.drifting:
             return None
-        start = self.cusum.last_start
+        self.drifting = True
+        run_start = self.cusum.last_start
+        span = min(len(self._scores), max(100, 4 * (index - run_start + 1)))
+        recent = np.log(np.asarray(self._scores)[-span:] + 1e-12)
+        start = index + 1 - span + locate_shift(recent)
         run = np.stack(list(self._recent)[-(index - start + 1):])
-        shift = np.abs(run - self._center).mean(axis=0) - self._typical
-        flagged = tuple(self.names[i] for i in np.argsort(-shift)[:3] if shift[i] > 0)
+        shift = self._shift(run)
+        flagged = tuple(self.names[i] for i in np.argsort(-shift)[:3] if shift[i] > 3.0)
         count, hits = self.cusum.last_run
         return self._raise(DriftEvent(
             self.name, index, start, self.cusum.confidence(), 1.0, 1.0, flagged,

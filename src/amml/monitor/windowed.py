@@ -12,7 +12,7 @@ located in the last ``4 * window`` observations: the split that makes what follo
 unlike the reference (the largest ``sqrt(n) * KS`` of the alarming feature; ``n * MMD`` for
 MMD), as in binary-segmentation change-point search. The confidence is one minus the
 Bonferroni-corrected normal tail of the alarming statistic among the reference's. After an
-alarm the detector waits for one whole fresh window before it can alarm again.
+alarm the drift is "on" and raises no new event until a whole window scores under 1 again.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ class WindowedDrift(DriftDetector):
         self.outputs = self.output_names()
         self._calibrate()
         self._buffer: deque[np.ndarray] = deque(maxlen=4 * self.window)
-        self._quiet_until = self.window - 1
+        self.drifting = False
 
     # -- for subclasses -----------------------------------------------------------------
     def prepare(self, reference: np.ndarray) -> None:
@@ -103,9 +103,12 @@ class WindowedDrift(DriftDetector):
         stats = self.statistics(recent)
         ratios = stats / self.thresholds
         self.score = float(ratios.max())
-        if self.score <= 1.0 or index < self._quiet_until:
+        if self.score <= 1.0:
+            self.drifting = False  # the drift is over: the next one is news
             return None
-        self._quiet_until = index + self.window
+        if self.drifting:
+            return None
+        self.drifting = True
         worst = int(np.argmax(ratios))
         first = self.locate(np.stack(self._buffer), worst, index)
         from scipy.stats import norm
