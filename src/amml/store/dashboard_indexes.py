@@ -4,8 +4,9 @@ Declared here, on the tables of :mod:`amml.store.metadata.schema`, so the declar
 migration ``0010_dashboard_indexes`` agree (``tests/store/test_metadata.py`` compares them);
 ``amml.store.metadata`` imports this module, so every reader of the schema sees them.
 
-* runs newest first, whole or filtered by workflow or status: ``ORDER BY started_at DESC
-  LIMIT 50`` walks an index instead of sorting 10,000 rows;
+* runs newest first, whole or filtered by workflow, status or both: ``ORDER BY started_at
+  DESC LIMIT 50`` walks an index instead of sorting 10,000 rows (with both filters, SQLite
+  without statistics otherwise picks the status index and scans most runs);
 * the last value of each metric of fifty runs (the runs table's metric columns): the
   highest step per (run, key) and the points at it come from the index alone;
 * model versions by run (the lineage graph: runs to the versions they registered);
@@ -23,6 +24,7 @@ DASHBOARD_INDEXES: dict[str, tuple[str, tuple[str, ...]]] = {
     "ix_runs_started_at": ("runs", ("started_at",)),
     "ix_runs_workflow_started": ("runs", ("workflow", "started_at")),
     "ix_runs_status_started": ("runs", ("status", "started_at")),
+    "ix_runs_workflow_status_started": ("runs", ("workflow", "status", "started_at")),
     "ix_metrics_run_key_step": ("metrics", ("run_id", "key", "step", "timestamp")),
     "ix_model_versions_run": ("model_versions", ("run_id",)),
     "ix_prediction_log_received": ("prediction_log", ("received_at",)),

@@ -20,6 +20,7 @@ INDEXES = {
     "ix_runs_started_at": ("runs", ["started_at"]),
     "ix_runs_workflow_started": ("runs", ["workflow", "started_at"]),
     "ix_runs_status_started": ("runs", ["status", "started_at"]),
+    "ix_runs_workflow_status_started": ("runs", ["workflow", "status", "started_at"]),
     "ix_metrics_run_key_step": ("metrics", ["run_id", "key", "step", "timestamp"]),
     "ix_model_versions_run": ("model_versions", ["run_id"]),
     "ix_prediction_log_received": ("prediction_log", ["received_at"]),
