@@ -23,7 +23,6 @@ from amml.federated.client import (
     load_client_data,
     train_locally,
 )
-from amml.federated.server import FederatedServer
 from amml.federated.spec import FederationSpec
 
 client = ClientApp()
@@ -84,6 +83,9 @@ def query(msg: Message, context: Context) -> Message:
 
 @server.main()
 def main(grid: Grid, context: Context) -> None:
+    # imported here: a ClientApp process (one per message) has no use for the server's
+    # registry, ledger and strategies
+    from amml.federated.server import FederatedServer
     from amml.store import open_store
 
     config = context.run_config

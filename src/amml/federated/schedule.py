@@ -123,7 +123,10 @@ class Schedule(BaseModel):
     @classmethod
     def _cron(cls, value: str | None) -> str | None:
         if value is not None:
-            Cron.parse(value)
+            try:
+                Cron.parse(value)
+            except ConfigurationError as exc:  # pydantic reports ValueErrors with the field
+                raise ValueError(str(exc)) from None
         return value
 
     @model_validator(mode="after")

@@ -83,8 +83,8 @@ class WireLog:
                 text.write(json.dumps(entry, default=str) + "\n")
 
 
-def _client_name(message: Any, known: dict[int, str]) -> str:
-    node = message.metadata.src_node_id
+def _client_name(message: Any, known: dict[int, str], node: int | None = None) -> str:
+    node = message.metadata.src_node_id if node is None else node
     if message.has_content() and "client" in message.content.config_records:
         known[node] = str(message.content.config_records["client"]["name"])
     return known.get(node, f"node-{node}")
@@ -111,6 +111,8 @@ class FederatedServer:
         model = new_model(self.plan)
         arrays = ArrayRecord(model.get_weights())
         version = 0
+        if self.plan.hello:
+            self._hello()
         for round_number in range(1, self.plan.rounds + 1):
             if self.plan.schedule is not None:
                 self.wait_until_due(round_number)
@@ -128,7 +130,7 @@ class FederatedServer:
             aggregated, _ = (self.strategy.aggregate_train(round_number, replies)
                              if len(trained) >= self.plan.min_clients else (None, None))
             trained_at = time.perf_counter()
-            reports, updates = self._reports(replies, asked)
+            reports, updates = self._reports(replies, asked, messages)
             self.fleet.record(round_number, reports)
             record: dict[str, Any] = {"round": round_number, "asked": len(asked),
                                       "answered": len(trained),
@@ -183,6 +185,16 @@ class FederatedServer:
                     return
             time.sleep(self.plan.poll_seconds)
 
+    def _hello(self) -> None:
+        """Ask every connected client for a health report before the first round: the fleet
+        table starts with them, and the server learns which client each node is (a client
+        that never answers a round is then still named in the round's record)."""
+        deadline = time.monotonic() + self.plan.round_timeout
+        while (len(list(self.grid.get_node_ids())) < self.plan.min_clients
+               and time.monotonic() < deadline):
+            time.sleep(1.0)
+        self._query_new_rows(1)
+
     def _query_new_rows(self, round_number: int) -> dict[str, int]:
         from flwr.app import Message, RecordDict
 
@@ -190,22 +202,30 @@ class FederatedServer:
                     for node in self.grid.get_node_ids()]
         replies = list(self.grid.send_and_receive(messages, timeout=self.plan.round_timeout))
         reports, _ = self._reports(replies, {m.metadata.dst_node_id for m in messages},
-                                   with_updates=False)
+                                   messages, with_updates=False)
         self.fleet.record(round_number - 1, reports)
         return {r["client"]: int(r["metrics"].get("health.new_rows", 0))
                 for r in reports if r["status"] == "ok"}
 
-    def _reports(self, replies: list[Any], asked: set[int], *, with_updates: bool = True
+    def _reports(self, replies: list[Any], asked: set[int], messages: list[Any], *,
+                 with_updates: bool = True
                  ) -> tuple[list[dict[str, Any]], list[ClientUpdate]]:
         reports, updates = [], []
         answered = set()
+        # an error reply the SuperLink writes for an unreachable node comes from the
+        # SuperLink: the message it answers says which node it was meant for
+        sent_to = {m.metadata.message_id: m.metadata.dst_node_id for m in messages}
         for reply in replies:
-            node = reply.metadata.src_node_id
+            node = sent_to.get(reply.metadata.reply_to_message_id,
+                               reply.metadata.src_node_id)
             answered.add(node)
-            name = _client_name(reply, self.names)
+            name = _client_name(reply, self.names, node)
             if reply.has_error():
                 reason = reply.error.reason or ""
-                status = "unavailable" if "availability window" in reason else "error"
+                # the client declined (outside its window), its node is gone (the
+                # SuperLink answers for a node that missed its heartbeats), or it failed
+                status = ("unavailable" if "availability window" in reason else
+                          "missing" if "Node Unavailable" in reason else "error")
                 reports.append({"client": name, "node_id": node, "status": status,
                                 "error": reason})
                 continue

@@ -89,7 +89,10 @@ class ClientSpec(_Strict):
     @classmethod
     def _window(cls, value: str | None) -> str | None:
         if value is not None:
-            AvailabilityWindow.parse(value)
+            try:
+                AvailabilityWindow.parse(value)
+            except ConfigurationError as exc:  # pydantic reports ValueErrors with the field
+                raise ValueError(str(exc)) from None
         return value
 
 
@@ -117,6 +120,8 @@ class FederationSpec(_Strict):
     clients: list[ClientSpec] = Field(default_factory=list)
     schedule: Schedule | None = None
     registry: RegisterSpec = Field(default_factory=RegisterSpec, alias="register")
+    hello: bool = Field(True, description="ask every client for a health report before "
+                                          "round 1 (names clients that never answer a round)")
     poll_seconds: float = Field(30.0, gt=0, description="how often a scheduled federation "
                                                          "checks whether a round is due")
 
