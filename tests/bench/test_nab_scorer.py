@@ -128,3 +128,22 @@ def test_corpus_sweep_uses_one_threshold_and_per_category_breakdown():
     assert result["per_category"]["x"]["raw"] == pytest.approx(1.0)
     assert result["per_category"]["x"]["score"] == pytest.approx(100.0)
     assert result["per_category"]["y"]["raw"] == pytest.approx(0.89)
+
+
+def test_leave_one_category_out_uses_the_other_categories_threshold():
+    from amml.bench.nab import STANDARD_PROFILES, score_corpus, score_corpus_loco
+
+    ts = pd.date_range("2020-01-01", periods=200, freq="min")
+    windows = {"a/x.csv": [(ts[100], ts[119])], "b/y.csv": [(ts[100], ts[119])]}
+    low = pd.DataFrame({"timestamp": ts, "anomaly_score": 0.0})
+    low.loc[100, "anomaly_score"] = 0.3  # category a finds its window at 0.3...
+    high = pd.DataFrame({"timestamp": ts, "anomaly_score": 0.0})
+    high.loc[100, "anomaly_score"] = 0.9  # ...b at 0.9, with a false alarm at 0.4
+    high.loc[170, "anomaly_score"] = 0.4
+    results = {"a/x.csv": low, "b/y.csv": high}
+    profiles = {"standard": STANDARD_PROFILES["standard"]}
+    whole = score_corpus(results, windows, profiles)["standard"]
+    loco = score_corpus_loco(results, windows, profiles)["standard"]
+    assert loco["thresholds"] == {"a": 0.9, "b": 0.3}
+    # a held out at b's threshold misses its window; b at a's threshold raises its false alarm
+    assert loco["score"] < whole["score"]

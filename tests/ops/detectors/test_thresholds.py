@@ -168,3 +168,21 @@ def test_config_is_strict_and_frozen() -> None:
         ThresholdConfig(min_gap=-1)
     with pytest.raises(ValidationError):
         ThresholdConfig().value = 0.1  # type: ignore[misc]
+
+
+def test_pot_extrapolates_beyond_the_largest_score():
+    rng = np.random.default_rng(0)
+    scores = rng.exponential(1.0, 20000)
+    level = thresholds.pot_threshold(scores, risk=1e-5)
+    assert level > scores.max() and abs(level - np.log(1e5)) < 1.5  # exact: 11.5
+    fresh = rng.exponential(1.0, 200000)
+    assert (fresh > level).mean() < 5e-5  # about risk (1e-5) of new normal values pass
+
+
+def test_spot_alarms_and_does_not_learn_alarms():
+    spot = thresholds.SPOT(risk=1e-3).fit(np.random.default_rng(1).normal(0, 1, 3000))
+    first = spot.threshold
+    assert 2.5 < first < 4.5
+    assert all(spot.update(9.0) for _ in range(50)) and spot.threshold == first
+    spot.update(float(np.quantile(np.random.default_rng(1).normal(0, 1, 3000), 0.99)))
+    assert spot.threshold != first  # a normal peak refits the tail

@@ -41,6 +41,13 @@ class Detector:
 
     name: ClassVar[str] = "detector"
     multivariate: ClassVar[bool] = False
+    #: Checks of :func:`amml.testing.check_detector` this detector skips, each with the reason
+    #: (scikit-learn's ``_xfail_checks`` in spirit): ``{"check name": "why it does not apply"}``.
+    skip_checks: ClassVar[dict[str, str]] = {}
+
+    def skipped_checks(self) -> dict[str, str]:
+        """The checks this detector (with these parameters) skips, with the reasons."""
+        return dict(self.skip_checks)
 
     def update(self, timestamp: Any, value: Value) -> float:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -96,9 +103,14 @@ def _detector_classes(obj: object) -> list[type[Detector]]:
 BUILTIN_DETECTORS: dict[str, str] = {
     "amml": "amml.ops.detectors.novelty",
     "autoencoder": "amml.ops.detectors.autoencoder",
+    "conv_autoencoder": "amml.ops.detectors.deep_autoencoders",
     "ensemble": "amml.ops.detectors.ensemble",
     "forecast_residual": "amml.ops.detectors.residual",
     "isolation_forest": "amml.ops.detectors.isolation",
+    "lstm_autoencoder": "amml.ops.detectors.deep_autoencoders",
+    "mset": "amml.ops.detectors.multivariate",
+    "pca_t2q": "amml.ops.detectors.multivariate",
+    "pyod": "amml.ops.detectors.pyod_models",
     "rolling_mad": "amml.ops.detectors.robust",
     "seasonal": "amml.ops.detectors.seasonal",
     "windowed_gaussian": "amml.ops.detectors.windowed_gaussian",

@@ -42,7 +42,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from amml._exceptions import OpError
 from amml._lazy import pandas as pd
 
-__all__ = ["ThresholdConfig", "alarm_metrics", "alarms", "choose_threshold", "runs"]
+__all__ = ["SPOT", "ThresholdConfig", "alarm_metrics", "alarms", "choose_threshold",
+           "pot_threshold", "runs"]
 
 #: Above this many candidate thresholds, event F1 is searched on a subset (evenly spaced by
 #: rank, plus every threshold at which an event is lost), to keep the search O(n * 2048).
@@ -230,3 +231,78 @@ def _best_event_f1(x: np.ndarray, y: np.ndarray) -> float:
         candidates = np.unique(np.r_[spread, losing])
     f1 = np.array([alarm_metrics(x >= t, y)["event_f1"] for t in candidates])
     return _pick(candidates, f1)
+
+
+# --------------------------------------------------------------------------- extreme values
+
+
+def _gpd_quantile(threshold: float, peaks: np.ndarray, n: int, risk: float) -> float:
+    """The level exceeded with probability ``risk`` by a value, from a generalised Pareto
+    fit of the ``peaks`` (excesses over ``threshold``) among ``n`` values (Siffer et al.)."""
+    from scipy.stats import genpareto
+
+    if peaks.size < 3 or np.ptp(peaks) <= 0:
+        return float(threshold + (peaks.max() if peaks.size else 0.0))
+    shape, _, scale = genpareto.fit(peaks, floc=0.0)
+    ratio = risk * n / peaks.size
+    if abs(shape) < 1e-6:
+        return float(threshold - scale * np.log(ratio))
+    return float(threshold + scale / shape * (ratio ** (-shape) - 1.0))
+
+
+def pot_threshold(scores: Iterable[float] | np.ndarray, risk: float = 1e-3,
+                  level: float = 0.98) -> float:
+    """Peaks-over-threshold (POT, Siffer et al., KDD 2017): the score a normal value exceeds
+    with probability ``risk``, extrapolated by a generalised Pareto fit of the excesses over
+    the ``level`` quantile. Unlike a plain quantile it can sit beyond the largest score seen.
+
+    >>> import numpy as np
+    >>> scores = np.random.default_rng(0).exponential(1.0, 5000)
+    >>> round(pot_threshold(scores, risk=1e-4), 1)  # exact: -log(1e-4) = 9.2; largest seen 8.7
+    9.3
+    """
+    array = np.asarray(scores, dtype=float)
+    array = array[np.isfinite(array)]
+    if array.size == 0:
+        raise OpError("pot_threshold: no finite score")
+    if not 0 < risk < 1 or not 0 < level < 1:
+        raise OpError(f"pot_threshold: risk and level must be in (0, 1), got {risk}, {level}")
+    base = float(np.quantile(array, level))
+    return _gpd_quantile(base, array[array > base] - base, array.size, risk)
+
+
+class SPOT:
+    """Streaming POT (SPOT): the threshold is initialised by :func:`pot_threshold` on a
+    calibration batch, then each normal value above the initial level refits the tail, while a
+    value above the current threshold is an alarm and is not learnt (Siffer et al., 2017).
+
+    >>> import numpy as np
+    >>> spot = SPOT(risk=1e-3).fit(np.random.default_rng(0).normal(0, 1, 2000))
+    >>> spot.update(0.5), spot.update(8.0)
+    (False, True)
+    """
+
+    def __init__(self, risk: float = 1e-3, level: float = 0.98) -> None:
+        self.risk, self.level = risk, level
+        self.threshold = float("nan")
+
+    def fit(self, scores: Iterable[float] | np.ndarray) -> SPOT:
+        array = np.asarray(scores, dtype=float)
+        array = array[np.isfinite(array)]
+        self._base = float(np.quantile(array, self.level))
+        self._peaks = list(array[array > self._base] - self._base)
+        self._n = int(array.size)
+        self.threshold = _gpd_quantile(self._base, np.array(self._peaks), self._n, self.risk)
+        return self
+
+    def update(self, score: float) -> bool:
+        """True (an alarm) when ``score`` passes the threshold; else learn from it."""
+        if not np.isfinite(score):
+            return False
+        if score > self.threshold:
+            return True
+        self._n += 1
+        if score > self._base:
+            self._peaks.append(score - self._base)
+            self.threshold = _gpd_quantile(self._base, np.array(self._peaks), self._n, self.risk)
+        return False

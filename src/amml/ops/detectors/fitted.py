@@ -1,0 +1,340 @@
+"""Detectors with two lives: ``fit(reference)`` then ``score(batch)``, or ``update`` one point
+at a time (PyOD's fit/decision_function and river's learn/score, in one object).
+
+``fit(reference)`` *freezes* everything a detector learns on a reference period believed to be
+normal: the per-column centre and scale, the model, and the threshold (``factor`` times the
+``quantile`` of the reference's raw scores, or a peaks-over-threshold extreme-value quantile,
+``threshold="pot"``). ``score(batch)`` then scores rows that follow the reference, in order,
+and never learns from them unless adaptation is asked for explicitly (``refit`` rows between
+refits on the last ``history`` rows). Scores are calibrated so that the frozen threshold sits at
+0.5 (``raw / (raw + threshold)``): ``alarms`` is ``score >= 0.5``, ``events`` its runs.
+
+In the streaming life a fresh detector collects ``warmup`` rows, fits on them, and scores every
+row after; the warm-up rows score NaN (not a score: nothing has been learnt yet), and so do
+the first rows of a batch when a windowed feature has no earlier rows to look back on.
+``score_series`` replays that stream, and gives what ``update`` gives one row at a time.
+
+A fitted detector is saved as safetensors (its arrays) with JSON metadata (its name,
+parameters and counters): :func:`save_detector` / :func:`load_detector`. Nothing is pickled;
+a model from a library that only pickles (PyOD, scikit-learn) is rebuilt by refitting it on the
+stored reference sample with its fixed seed.
+
+>>> import numpy as np
+>>> from amml.ops.detectors.base import make_detector
+>>> rng = np.random.default_rng(0)
+>>> reference = rng.normal(0, 1, (400, 3))
+>>> detector = make_detector("pca_t2q").fit(reference)
+>>> batch = rng.normal(0, 1, (50, 3))
+>>> batch[30] += 12.0
+>>> scores = detector.score(batch)
+>>> int(np.argmax(scores)), bool(scores[30] > 0.5)
+(30, True)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import deque
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from amml._exceptions import OpError, StoreError
+from amml.ops.detectors.base import DETECTORS, Detector, Value
+from amml.ops.detectors.thresholds import runs
+from amml.ops.detectors.windowed import check_int, check_share
+
+#: The metadata key of a saved detector (one key: canonical JSON, so equal state, equal bytes).
+METADATA_KEY = "amml_detector"
+
+
+class FittedDetector(Detector):
+    """Base of reference-fitted detectors (see the module docstring).
+
+    Subclasses keep the shared parameters (``warmup``, ``smooth``, ``threshold``, ``quantile``,
+    ``factor``, ``risk``, ``refit``, ``history``) in their ``__init__`` and implement
+    ``_fit_model`` (reference features -> fitted state), ``_raw`` (features -> raw scores,
+    higher is more anomalous, row by row: the same number whatever the batch) and, for saving,
+    ``_model_arrays`` / ``_set_model_arrays``. ``lookback`` is how many earlier rows a
+    feature needs beyond the smoothing window (a sliding-window model's window - 1).
+    """
+
+    multivariate = True
+    lookback: int = 0
+
+    warmup: int
+    smooth: int
+    threshold: str
+    quantile: float
+    factor: float
+    risk: float
+    refit: int
+    history: int
+
+    def _check_common(self) -> None:
+        check_int("smooth", self.smooth, 1)
+        check_int("refit", self.refit, 0)
+        check_int("history", self.history, 2)
+        if self.threshold not in ("quantile", "pot"):
+            raise OpError(f"threshold must be 'quantile' or 'pot', got {self.threshold!r}")
+        check_share("quantile", self.quantile)
+        check_share("risk", self.risk)
+        if not (isinstance(self.factor, int | float) and self.factor > 0):
+            raise OpError(f"factor must be a number > 0, got {self.factor!r}")
+        check_int("warmup", self.warmup, self.context + 2)
+        self._reset()
+
+    @property
+    def context(self) -> int:
+        """Earlier rows a row's features need."""
+        return self.smooth - 1 + self.lookback
+
+    # ------------------------------------------------------------------ state
+
+    def _reset(self) -> None:
+        self.fitted_ = False
+        self.center_: np.ndarray | None = None
+        self.scale_: np.ndarray | None = None
+        self.threshold_raw_ = math.nan
+        self._context = np.zeros((0, 0))
+        self._pending: list[np.ndarray] = []  # warm-up rows of the streaming life
+        self._last: np.ndarray | None = None
+        self._since_fit = 0
+        self._history: deque[np.ndarray] = deque(maxlen=self.history)
+
+    # ------------------------------------------------------------------ subclass hooks
+
+    def _fit_model(self, features: np.ndarray) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _raw(self, features: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _model_arrays(self) -> dict[str, np.ndarray]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _set_model_arrays(self, arrays: dict[str, np.ndarray]) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    def _features(self, z: np.ndarray) -> np.ndarray:
+        """Standardised rows -> one feature row per input row that has ``context`` earlier
+        rows: the mean of the last ``smooth`` rows (then a subclass may window them)."""
+        if self.smooth == 1:
+            return z
+        return sliding_window_view(z, self.smooth, axis=0).mean(axis=-1)
+
+    # ------------------------------------------------------------------ the two lives
+
+    def _rows(self, values: Any) -> np.ndarray:
+        rows = np.asarray(values, dtype=float)
+        if rows.ndim == 1:
+            rows = rows[:, None] if self._width() in (None, 1) else rows[None, :]
+        if rows.ndim != 2:
+            raise OpError(f"{self.name}: expected rows of values (a 2-D array), got "
+                          f"{rows.ndim} dimensions")
+        width = self._width()
+        if width is not None and rows.shape[1] != width:
+            raise OpError(f"{self.name}: got {rows.shape[1]} columns, expected {width} "
+                          "(as in the reference)")
+        # a gap in a stream is not an anomaly: carry the column's last finite value
+        out = rows.copy()
+        last = self._last if self._last is not None else np.zeros(rows.shape[1])
+        for i in range(len(out)):
+            row = out[i]
+            bad = ~np.isfinite(row)
+            if bad.any():
+                row[bad] = last[bad]
+            last = row
+        self._last = last.copy()
+        return out
+
+    def _width(self) -> int | None:
+        if self.center_ is not None:
+            return len(self.center_)
+        if self._pending:
+            return len(self._pending[0])
+        return None
+
+    def fit(self, reference: Any) -> FittedDetector:
+        """Learn centre, scale, model and threshold on ``reference`` (rows x columns), and
+        freeze them. Returns the detector."""
+        self._reset()
+        rows = self._rows(reference)
+        if len(rows) < self.context + 2:
+            raise OpError(f"{self.name}: the reference has {len(rows)} rows; it needs at least "
+                          f"{self.context + 2} (smooth - 1 + lookback + 2)")
+        self._fit_on(rows)
+        return self
+
+    def _fit_on(self, rows: np.ndarray) -> None:
+        center = rows.mean(axis=0)
+        scale = rows.std(axis=0)
+        scale = np.where(scale > 1e-9 * (1.0 + np.abs(center)), scale, 1.0)
+        self.center_, self.scale_ = center, scale
+        features = self._features((rows - center) / scale)
+        self._fit_model(features)
+        reference_raw = self._raw(features)
+        self.threshold_raw_ = self._threshold(reference_raw)
+        self._context = rows[len(rows) - self.context:] if self.context else rows[:0]
+        self._history = deque(list(rows), maxlen=self.history)
+        self._since_fit = 0
+        self.fitted_ = True
+
+    def _threshold(self, raw: np.ndarray) -> float:
+        raw = raw[np.isfinite(raw)]
+        if raw.size == 0:
+            raise OpError(f"{self.name}: the reference gave no finite score")
+        if self.threshold == "pot":
+            from amml.ops.detectors.thresholds import pot_threshold
+
+            base = pot_threshold(raw, risk=self.risk, level=self.quantile)
+        else:
+            base = float(np.quantile(raw, self.quantile))
+        return max(self.factor * base, 1e-12)
+
+    def score(self, batch: Any) -> np.ndarray:
+        """Calibrated scores of ``batch`` (rows that follow what was seen so far): the frozen
+        threshold is 0.5. Refits on the way only when ``refit`` > 0 (adaptation)."""
+        if not self.fitted_:
+            raise OpError(f"{self.name}: call fit(reference) before score(batch), or stream "
+                          f"{self.warmup} rows through update() first")
+        rows = self._rows(batch)
+        if self.refit <= 0:
+            return self._score_frozen(rows)
+        out = []
+        start = 0
+        while start < len(rows):
+            stop = min(len(rows), start + self.refit - self._since_fit)
+            out.append(self._score_frozen(rows[start:stop]))
+            self._history.extend(rows[start:stop])
+            self._since_fit += stop - start
+            if self._since_fit >= self.refit:  # adaptation, asked for: refit on the history
+                self._fit_on(np.array(self._history))
+            start = stop
+        return np.concatenate(out) if out else np.zeros(0)
+
+    def _score_frozen(self, rows: np.ndarray) -> np.ndarray:
+        full = np.concatenate([self._context, rows]) if len(self._context) else rows
+        missing = self.context - len(self._context)  # rows without enough look-back
+        scores = np.full(len(rows), np.nan)
+        if len(full) > self.context:
+            features = self._features((full - self.center_) / self.scale_)
+            raw = np.asarray(self._raw(features), dtype=float)
+            raw = np.where(np.isfinite(raw), raw, np.inf)
+            raw = np.maximum(raw, 0.0)
+            calibrated = raw / (raw + self.threshold_raw_)
+            calibrated[~np.isfinite(raw)] = 1.0
+            scores[max(missing, 0):] = calibrated[len(calibrated) - (len(rows) - max(missing, 0)):]
+        if self.context:
+            self._context = full[len(full) - self.context:]
+        return scores
+
+    def update(self, timestamp: Any, value: Value) -> float:
+        """Streaming life: NaN for the ``warmup`` rows (then fit on them), a score after."""
+        if not self.fitted_:
+            row = self._rows(np.atleast_1d(np.asarray(value, dtype=float))[None, :])[0]
+            self._pending.append(row)
+            if len(self._pending) >= self.warmup:
+                pending = np.array(self._pending)
+                self._fit_on(pending)
+                self._pending = []
+            return math.nan
+        return float(self.score(np.atleast_1d(np.asarray(value, dtype=float))[None, :])[0])
+
+    def score_series(self, values: Iterable[Value] | np.ndarray,
+                     timestamps: Iterable[Any] | None = None) -> np.ndarray:
+        """The streaming life on a whole series: NaN for the warm-up rows, then their fit
+        scores the rest (what ``update`` gives one row at a time)."""
+        rows = np.asarray(values, dtype=float)
+        rows = rows[:, None] if rows.ndim == 1 else rows
+        if timestamps is not None and len(list(timestamps)) != len(rows):
+            raise OpError(f"{len(list(timestamps))} timestamps for {len(rows)} values")
+        detector = self.clone()
+        assert isinstance(detector, FittedDetector)
+        scores = np.full(len(rows), np.nan)
+        if len(rows) < detector.warmup:
+            return scores
+        detector.fit(rows[:detector.warmup])
+        scores[detector.warmup:] = detector.score(rows[detector.warmup:])
+        return scores
+
+    # ------------------------------------------------------------------ alarms
+
+    @staticmethod
+    def alarms(scores: np.ndarray) -> np.ndarray:
+        """Point-level alarms: calibrated score at or above the frozen threshold (0.5)."""
+        with np.errstate(invalid="ignore"):
+            return (np.asarray(scores, dtype=float) >= 0.5).astype(np.int8)
+
+    @classmethod
+    def events(cls, scores: np.ndarray) -> list[tuple[int, int]]:
+        """Event-level alarms: ``(start, stop)`` of each run of point alarms."""
+        return runs(cls.alarms(scores))
+
+    # ------------------------------------------------------------------ state for the store
+
+    def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """``(metadata, arrays)`` of a fitted detector: all it needs to score as it would."""
+        if not self.fitted_:
+            raise OpError(f"{self.name}: only a fitted detector can be saved")
+        arrays = {"center": self.center_, "scale": self.scale_,
+                  "context": np.asarray(self._context, dtype=float).reshape(-1, len(self.center_)),
+                  "history": np.array(self._history, dtype=float).reshape(-1, len(self.center_)),
+                  "last": np.asarray(self._last, dtype=float)}
+        arrays.update({f"model.{k}": np.asarray(v) for k, v in self._model_arrays().items()})
+        meta = {"detector": self.name, "params": self.get_params(),
+                "threshold_raw": self.threshold_raw_, "since_fit": self._since_fit}
+        return meta, arrays
+
+    def set_state(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        self._reset()
+        self.center_, self.scale_ = arrays["center"], arrays["scale"]
+        self._context = arrays["context"]
+        self._history.extend(arrays["history"])
+        self._last = arrays["last"]
+        self.threshold_raw_ = float(meta["threshold_raw"])
+        self._since_fit = int(meta["since_fit"])
+        self._set_model_arrays({k[len("model."):]: v for k, v in arrays.items()
+                                if k.startswith("model.")})
+        self.fitted_ = True
+
+
+def detector_to_bytes(detector: FittedDetector) -> bytes:
+    """A fitted detector as safetensors bytes (arrays) with JSON metadata; no pickle."""
+    from safetensors.numpy import save as st_save
+
+    meta, arrays = detector.state()
+    tensors = {k: np.ascontiguousarray(v) for k, v in sorted(arrays.items())}
+    return st_save(tensors, metadata={METADATA_KEY: json.dumps(meta, sort_keys=True,
+                                                               separators=(",", ":"))})
+
+
+def detector_from_bytes(data: bytes) -> FittedDetector:
+    """Rebuild a fitted detector: the class is looked up by its registered name only."""
+    from safetensors.numpy import load as st_load
+
+    try:
+        size = int.from_bytes(data[:8], "little")
+        meta = json.loads(json.loads(data[8:8 + size])["__metadata__"][METADATA_KEY])
+        arrays = st_load(data)
+    except Exception as exc:  # any parse failure is one clear error
+        raise StoreError(f"not a saved AMML detector ({type(exc).__name__}: {exc})") from None
+    cls = DETECTORS.get(meta["detector"])
+    if not issubclass(cls, FittedDetector):
+        raise StoreError(f"detector '{meta['detector']}' cannot be loaded from the store")
+    detector = cls(**meta["params"])
+    detector.set_state(meta, arrays)
+    return detector
+
+
+def save_detector(detector: FittedDetector, store: Any) -> str:
+    """Save a fitted detector to an artifact store; returns its digest."""
+    return store.put_bytes(detector_to_bytes(detector))
+
+
+def load_detector(store: Any, digest: str) -> FittedDetector:
+    """The fitted detector saved under ``digest`` in ``store``."""
+    return detector_from_bytes(store.get_bytes(digest))
