@@ -11,7 +11,7 @@ import pytest
 from safetensors.numpy import save
 
 from amml._exceptions import OpError, StoreError
-from amml.ops.models.contract import ModelContractError, kind_names, make_model
+from amml.ops.models.contract import ForecastModel, ModelContractError, kind_names, make_model
 from amml.ops.stats import mad_scale, median
 from amml.ops.transforms.scaling import Scaler
 from amml.store.artifacts.model import SafetensorsModel
@@ -93,8 +93,13 @@ def test_set_weights_checks_count_and_shape_and_onnx_is_a_clear_error(tmp_path) 
         model.set_weights([np.zeros((2, 2))])
     with pytest.raises(ModelContractError, match="2 weight arrays"):
         model.set_weights([np.zeros((25, 6)), np.zeros(1)])
+    assert model.to_onnx(tmp_path / "m.onnx").stat().st_size > 0
+
+    class NoExport(ForecastModel):  # a kind without the export hook: a clear error
+        kind = "no_export"
+
     with pytest.raises(ModelContractError, match="ONNX is not implemented"):
-        model.to_onnx(tmp_path / "m.onnx")
+        NoExport(4, 2).to_onnx(tmp_path / "n.onnx")
 
 
 def test_scaler_on_tables_and_arrays() -> None:

@@ -175,10 +175,17 @@ class ForecastModel(SafetensorsModel):
             tensors[name] = new.astype(old.dtype, copy=False)
         self.load_tensors(tensors)
 
+    def export_module(self) -> Any:
+        """The hook ONNX export uses: a ``torch.nn.Module`` computing :meth:`predict_windows`
+        on float32 ``(N, lookback, columns)`` windows. Kinds with an ONNX path return one."""
+        raise ModelContractError(f"exporting '{self.kind}' models to ONNX is not implemented; "
+                                 "the safetensors artifact is the portable form")
+
     def to_onnx(self, path: str | Path) -> Path:
-        """ONNX export: not yet available for any kind."""
-        raise ModelContractError(f"exporting '{self.kind}' models to ONNX is not implemented "
-                                 "yet; the safetensors artifact is the portable form for now")
+        """Write this model as one ONNX file (see :mod:`amml.ops.models.onnx_export`)."""
+        from amml.ops.models.onnx_export import export_onnx
+
+        return export_onnx(self, path)
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(kind={self.kind!r}, lookback={self.lookback}, "

@@ -88,6 +88,10 @@ class TorchForecaster(ForecastModel):
         return {"best_epoch": history.best_epoch, "epochs_run": len(history.epochs),
                 "best_val_loss": history.best_val_loss, "rollbacks": len(history.rollbacks)}
 
+    def export_module(self) -> Any:
+        """The network itself, on the CPU and in eval mode (dropout off)."""
+        return self.net.to("cpu").eval()
+
     def get_tensors(self) -> dict[str, np.ndarray]:
         return {k: v.detach().cpu().numpy() for k, v in self.net.state_dict().items()}
 

@@ -12,10 +12,13 @@ True
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from amml.ops.models.channel import ChannelForecaster
 from amml.ops.models.contract import register_kind
+from amml.ops.models.onnx_export import channel_modules
 
 
 @register_kind
@@ -41,6 +44,9 @@ class Linear(ChannelForecaster):
     def predict_channel(self, x: np.ndarray) -> np.ndarray:
         design, last = self._design(x)
         return design @ self.weights + last
+
+    def export_module(self) -> Any:
+        return channel_modules().LastValueAffine(self.weights, self._picks())
 
     def get_tensors(self) -> dict[str, np.ndarray]:
         return {"weights": self.weights}

@@ -8,10 +8,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from amml.ops.models.channel import ChannelForecaster
 from amml.ops.models.contract import register_kind
+from amml.ops.models.onnx_export import channel_modules
 
 
 @register_kind
@@ -20,6 +23,9 @@ class Naive(ChannelForecaster):
 
     def predict_channel(self, x: np.ndarray) -> np.ndarray:
         return np.repeat(x[:, -1:], self.horizon, axis=1)
+
+    def export_module(self) -> Any:
+        return channel_modules().Gathered([self.lookback - 1] * self.horizon, self._picks())
 
     def get_tensors(self) -> dict[str, np.ndarray]:
         return {}
@@ -38,6 +44,12 @@ class SeasonalNaive(ChannelForecaster):
         season = x[:, -self.season:]
         reps = -(-self.horizon // season.shape[1])
         return np.tile(season, reps)[:, : self.horizon]
+
+    def export_module(self) -> Any:
+        season = min(self.season, self.lookback)  # as predict_channel: at most the window
+        start = self.lookback - season
+        return channel_modules().Gathered([start + h % season for h in range(self.horizon)],
+                                          self._picks())
 
     def get_tensors(self) -> dict[str, np.ndarray]:
         return {}

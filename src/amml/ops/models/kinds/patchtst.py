@@ -36,6 +36,14 @@ def _net_class() -> type:
             self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
             self.head = nn.Linear(patches * d_model, horizon)
             self.head_dropout = nn.Dropout(0.0)
+            #: (patches, patch_len) positions of each patch, set for ONNX export only: the
+            #: exporter cannot size ``unfold`` on a dynamic batch
+            self.patch_index: torch.Tensor | None = None
+
+        def patches(self, z: torch.Tensor) -> torch.Tensor:
+            if self.patch_index is not None:  # exporting: one Gather, which ONNX has
+                return z[:, self.patch_index]
+            return z.unfold(1, self.patch_len, self.stride)
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             batch, length, channels = x.shape
@@ -43,7 +51,7 @@ def _net_class() -> type:
             std = torch.sqrt(x.var(dim=1, keepdim=True, unbiased=False) + 1e-5)
             z = ((x - mean) / std).permute(0, 2, 1).reshape(batch * channels, length)
             z = torch.cat([z, z[:, -1:].repeat(1, self.stride)], dim=1)
-            tokens = z.unfold(1, self.patch_len, self.stride)  # (B*C, patches, patch_len)
+            tokens = self.patches(z)  # (B*C, patches, patch_len)
             hidden = self.encoder(self.dropout(self.embed(tokens) + self.position))
             out = self.head_dropout(self.head(hidden.flatten(1)))  # (B*C, H)
             out = out.reshape(batch, channels, -1).permute(0, 2, 1)
@@ -58,3 +66,12 @@ class PatchTST(TorchForecaster):
 
     def build_net(self, channels: int, target_index: int | None) -> Any:
         return _net_class()(self.lookback, self.horizon, target_index, **self.options)
+
+    def export_module(self) -> Any:
+        from amml.ops.models.torch_training import torch
+
+        net = super().export_module()
+        padded = self.lookback + net.stride
+        starts = torch.arange(0, padded - net.patch_len + 1, net.stride)
+        net.patch_index = starts[:, None] + torch.arange(net.patch_len)[None, :]
+        return net
