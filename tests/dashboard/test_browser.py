@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-WAIT_S = 30
+WAIT_S = 90
 
 
 class Session:
@@ -241,3 +241,13 @@ def demo_columns(base: str, demo: dict) -> list[str]:
     answer = httpx.get(f"{base}/v1/models/sensor",
                        headers={"X-API-Key": demo["keys"]["read"]}, timeout=10)
     return list(answer.json()["signature"]["columns"])
+
+
+def test_the_blank_check_refuses_an_empty_page(tmp_path: Path) -> None:
+    """What the screenshot check would say of a page that drew nothing."""
+    from PIL import Image
+
+    blank = tmp_path / "blank.png"
+    Image.new("RGB", (1400, 1000), "white").save(blank)
+    with pytest.raises(AssertionError, match="looks blank"):
+        assert_not_blank(blank)

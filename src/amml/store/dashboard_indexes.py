@@ -9,6 +9,7 @@ migration ``0010_dashboard_indexes`` agree (``tests/store/test_metadata.py`` com
   without statistics otherwise picks the status index and scans most runs);
 * the last value of each metric of fifty runs (the runs table's metric columns): the
   highest step per (run, key) and the points at it come from the index alone;
+* the newest detector steps (the anomalies page) among every step of every run;
 * model versions by run (the lineage graph: runs to the versions they registered);
 * the prediction log by time across models (the serving page's last hour).
 """
@@ -26,6 +27,7 @@ DASHBOARD_INDEXES: dict[str, tuple[str, tuple[str, ...]]] = {
     "ix_runs_status_started": ("runs", ("status", "started_at")),
     "ix_runs_workflow_status_started": ("runs", ("workflow", "status", "started_at")),
     "ix_metrics_run_key_step": ("metrics", ("run_id", "key", "step", "timestamp")),
+    "ix_steps_op_started": ("steps", ("op", "started_at")),
     "ix_model_versions_run": ("model_versions", ("run_id",)),
     "ix_prediction_log_received": ("prediction_log", ("received_at",)),
 }

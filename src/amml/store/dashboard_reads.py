@@ -208,7 +208,8 @@ def detection_outputs(meta: MetadataStore, *, limit: int = 30) -> list[dict[str,
                     lin.c.artifact_digest, art.c.size)
              .join(lin, (lin.c.run_id == st.c.run_id) & (lin.c.step_name == st.c.name))
              .join(art, art.c.digest == lin.c.artifact_digest)
-             .where((st.c.op == "detect") | st.c.op.like("detect.%"),
+             # a range, not LIKE (case-insensitive in SQLite, so never an index scan)
+             .where((st.c.op == "detect") | ((st.c.op > "detect.") & (st.c.op < "detect/")),
                     lin.c.direction == "out", art.c.type == "table")
              .order_by(st.c.started_at.desc()).limit(limit))
     return meta._rows(query)

@@ -22,6 +22,7 @@ INDEXES = {
     "ix_runs_status_started": ("runs", ["status", "started_at"]),
     "ix_runs_workflow_status_started": ("runs", ["workflow", "status", "started_at"]),
     "ix_metrics_run_key_step": ("metrics", ["run_id", "key", "step", "timestamp"]),
+    "ix_steps_op_started": ("steps", ["op", "started_at"]),
     "ix_model_versions_run": ("model_versions", ["run_id"]),
     "ix_prediction_log_received": ("prediction_log", ["received_at"]),
 }
