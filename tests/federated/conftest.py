@@ -35,7 +35,7 @@ federated:
   model: {kind: nlinear, target: y, lookback: 24, horizon: 6, epochs: 1, batch_size: 32}
   rounds: ROUNDS
   min_clients: 1
-  round_timeout: 150
+  round_timeout: 600
   clients:
     - {name: alpha, params: {path: alpha.csv}}
     - {name: beta, params: {path: beta.csv}}

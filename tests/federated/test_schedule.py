@@ -54,3 +54,16 @@ def test_availability_windows_including_past_midnight() -> None:
     assert night.contains(time(23)) and night.contains(time(5)) and not night.contains(time(12))
     with pytest.raises(ConfigurationError, match="HH:MM-HH:MM"):
         AvailabilityWindow.parse("8-18h")
+
+
+def test_a_client_outside_its_window_declines_to_train(tmp_path) -> None:
+    from amml.federated.client import ClientIdentity, ClientUnavailable
+
+    me = ClientIdentity.from_node_config({"client": "a", "home": str(tmp_path),
+                                          "available": "22:00-06:00", "params.path": "a.csv"})
+    assert me.params == {"path": "a.csv"}
+    me.check_available(datetime(2026, 1, 1, 23, 0))  # inside: nothing happens
+    with pytest.raises(ClientUnavailable, match="outside its availability window"):
+        me.check_available(datetime(2026, 1, 1, 12, 0))
+    with pytest.raises(ConfigurationError, match="'client' and 'home'"):
+        ClientIdentity.from_node_config({"params.path": "a.csv"})
