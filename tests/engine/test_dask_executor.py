@@ -48,8 +48,8 @@ def slow_double(table: pd.DataFrame, *, marker_dir: str, seconds: float = 0.0) -
         restrictions = get_worker().state.tasks[thread_state.key].resource_restrictions
     except (ImportError, ValueError, AttributeError, KeyError):
         pass
-    (marker / f"attempt-{os.getpid()}-{time.monotonic_ns()}").write_text(
-        json.dumps({"pid": os.getpid(), "resources": restrictions}))
+    (marker / f"attempt-{os.getpid()}-{time.time_ns()}").write_text(
+        json.dumps({"pid": os.getpid(), "resources": restrictions, "at": time.time_ns()}))
     time.sleep(seconds)
     return table[["temperature"]] * 2
 """
@@ -99,7 +99,8 @@ def _digests(result) -> dict[str, tuple[str, dict[str, str]]]:
 
 
 def _attempts(tmp_path: Path) -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted((tmp_path / "markers").glob("attempt-*"))]
+    found = [json.loads(p.read_text()) for p in (tmp_path / "markers").glob("attempt-*")]
+    return sorted(found, key=lambda attempt: attempt["at"])  # in the order they started
 
 
 def test_a_worker_killed_mid_step_is_survived(cluster, ops_folder: Path, tmp_path: Path) -> None:
@@ -109,11 +110,14 @@ def test_a_worker_killed_mid_step_is_survived(cluster, ops_folder: Path, tmp_pat
     for marker in (tmp_path / "markers").glob("*"):
         marker.unlink()
     killed: list[int] = []
+    finished = threading.Event()
 
     def kill_the_first_attempt() -> None:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not killed:
-            attempts = _attempts(tmp_path)
+        while not finished.is_set() and not killed:
+            try:
+                attempts = _attempts(tmp_path)
+            except json.JSONDecodeError:  # caught mid-write: look again
+                continue
             if attempts:
                 killed.append(attempts[0]["pid"])
                 os.kill(attempts[0]["pid"], signal.SIGKILL)
@@ -122,8 +126,11 @@ def test_a_worker_killed_mid_step_is_survived(cluster, ops_folder: Path, tmp_pat
     killer = threading.Thread(target=kill_the_first_attempt)
     killer.start()
     with DaskExecutor(workers=2, scheduler=cluster.scheduler_address) as executor:
-        result = run_workflow(workflow, store=open_store(tmp_path / "dask"), executor=executor,
-                              raise_on_failure=False)
+        try:
+            result = run_workflow(workflow, store=open_store(tmp_path / "dask"),
+                                  executor=executor, raise_on_failure=False)
+        finally:
+            finished.set()
     killer.join()
     assert killed, "the step never started"
     assert result.status == "succeeded", {n: o.error for n, o in result.steps.items()}

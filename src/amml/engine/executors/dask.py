@@ -177,12 +177,24 @@ class DaskExecutor(Executor):
         return [dict(worker.get("resources") or {}) for worker in info["workers"].values()]
 
     def _unplaceable(self, wanted: Mapping[str, float]) -> str | None:
+        """Why no worker can run a task that wants ``wanted`` (None: one can, or no worker
+        has joined yet, when the task waits in the scheduler's queue as any task does)."""
         if not wanted:
             return None
-        if self._worker_resources is None:
+
+        def fits() -> bool:
+            return any(all(have.get(k, 0.0) >= v for k, v in wanted.items())
+                       for have in self._worker_resources or ())
+
+        if self._worker_resources is None or not fits():  # workers come and go: look again
             self._worker_resources = self.worker_resources()
-        if any(all(have.get(k, 0.0) >= v for k, v in wanted.items())
-               for have in self._worker_resources):
+        if not self._worker_resources:
+            try:  # a cluster still starting, or a restarting worker
+                self.client.wait_for_workers(1, timeout=60)
+            except TimeoutError:
+                return None
+            self._worker_resources = self.worker_resources()
+        if not self._worker_resources or fits():
             return None
         offered = "; ".join(sorted({", ".join(f"{k}={v:g}" for k, v in sorted(have.items()))
                                     or "nothing" for have in self._worker_resources}))
