@@ -85,8 +85,11 @@ def test_container_pipeline_runs_amml_step_in_the_image(tmp_path: Path) -> None:
 def test_lightweight_pipeline_runs_locally_with_amml_runs_digests(tmp_path: Path) -> None:
     from kfp import local
 
-    _compile(tmp_path, "--lightweight", "--store-home", str(tmp_path / "kfp-store"))
-    whole = _invoke("run", "flow.yaml", "--json", "--home", str(tmp_path / "run-store"))
+    # a parameter's default changed at compile time reaches every task, as -p reaches amml run
+    _compile(tmp_path, "--lightweight", "--store-home", str(tmp_path / "kfp-store"),
+             "-p", "periods=90", periods=90)
+    whole = _invoke("run", "flow.yaml", "--json", "--home", str(tmp_path / "run-store"),
+                    "-p", "periods=90")
     assert whole.exit_code == 0, whole.output
     expected = {s["name"]: s["outputs"] for s in json.loads(whole.stdout)["steps"]}
     local.init(runner=local.SubprocessRunner(use_venv=False),
