@@ -41,6 +41,7 @@ every alarm is a false alarm and nothing can be missed. Per detector: mean delay
 detected drifts, false alarms per 10,000 live points, misses.
 
     python benchmarks/drift.py [--streams a,b] [--datasets ../shared/datasets]
+                               [--fit 3000 --reference 2000 --live 6000 --drift 3000]
 """
 
 from __future__ import annotations
@@ -292,7 +293,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", type=Path, default=Path("../shared/datasets"))
     parser.add_argument("--streams", default=None, help="comma-separated subset")
+    parser.add_argument("--fit", type=int, default=FIT)
+    parser.add_argument("--reference", type=int, default=REFERENCE)
+    parser.add_argument("--live", type=int, default=LIVE)
+    parser.add_argument("--drift", type=int, default=DRIFT)
     args = parser.parse_args()
+    global FIT, REFERENCE, LIVE, DRIFT  # the stream builders and detectors read them
+    FIT, REFERENCE, LIVE, DRIFT = args.fit, args.reference, args.live, args.drift
+    print(f"drift setup fit={FIT} reference={REFERENCE} live={LIVE} drift_at={DRIFT}",
+          flush=True)
     streams = [*river_streams(), *etth1_streams(args.datasets), *air_streams(args.datasets)]
     if args.streams:
         wanted = set(args.streams.split(","))
