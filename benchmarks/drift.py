@@ -290,6 +290,7 @@ def score(alarms: list[int], drift: int | None) -> tuple[bool, int | None, int]:
 
 
 def main() -> None:
+    global FIT, REFERENCE, LIVE, DRIFT  # the stream builders and detectors read them
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", type=Path, default=Path("../shared/datasets"))
     parser.add_argument("--streams", default=None, help="comma-separated subset")
@@ -298,7 +299,6 @@ def main() -> None:
     parser.add_argument("--live", type=int, default=LIVE)
     parser.add_argument("--drift", type=int, default=DRIFT)
     args = parser.parse_args()
-    global FIT, REFERENCE, LIVE, DRIFT  # the stream builders and detectors read them
     FIT, REFERENCE, LIVE, DRIFT = args.fit, args.reference, args.live, args.drift
     print(f"drift setup fit={FIT} reference={REFERENCE} live={LIVE} drift_at={DRIFT}",
           flush=True)
