@@ -164,6 +164,9 @@ def browser() -> Iterator[Any]:
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(180)
+    # selenium's own HTTP client gives chromedriver 120 s per command: a first page (4.8 MB of
+    # plotly.min.js to parse) on a machine shared by many test runs can take longer
+    driver.command_executor._client_config.timeout = 300
     try:
         yield driver
     finally:
