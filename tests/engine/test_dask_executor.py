@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import distributed
 import pytest
 from typer.testing import CliRunner
 
@@ -23,8 +24,6 @@ from amml.cli.main import app
 from amml.engine.executors import SequentialExecutor
 from amml.engine.executors.dask import SCHEDULER_ENV, DaskExecutor
 from amml.store import open_store
-
-distributed = pytest.importorskip("distributed")
 
 #: An op that says which process ran it (and, on a GPU-hinted step, what Dask was asked
 #: for), then takes its time: long enough to kill its worker in the middle.

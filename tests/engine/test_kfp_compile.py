@@ -8,15 +8,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 import yaml
+from kfp import components
 from typer.testing import CliRunner
 
 from amml.cli.main import app
 from amml.store import open_store
-
-kfp = pytest.importorskip("kfp")
-from kfp import components  # noqa: E402
 
 FLOW = """\
 name: kfp-round-trip
