@@ -87,6 +87,13 @@ class FittedDetector(Detector):
         check_int("warmup", self.warmup, self.context + 2)
         self._reset()
 
+    def skipped_checks(self) -> dict[str, str]:
+        skipped = super().skipped_checks()
+        if self.smooth > 1:
+            skipped.setdefault("finds_spike", "scores average the last `smooth` rows: a spike "
+                                              "raises all of them, and the top may be any")
+        return skipped
+
     @property
     def context(self) -> int:
         """Earlier rows a row's features need."""
