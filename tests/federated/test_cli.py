@@ -39,7 +39,7 @@ def test_fleet_shows_each_client_and_exports_prometheus(tmp_path: Path) -> None:
     shown = runner.invoke(app, ["federated", "fleet", "toy", "--home", str(home)],
                           env={"COLUMNS": "200"})
     assert shown.exit_code == 0, shown.output
-    assert "alpha" in shown.output and "missing" in shown.output and "v0" in shown.output
+    assert "alpha" in shown.output and "missing" in shown.output and "initial" in shown.output
     rows = json.loads(runner.invoke(app, ["federated", "fleet", "--json", "--home",
                                           str(home)]).output)
     assert {(r["client"], r["status"]) for r in rows} == {("alpha", "ok"), ("beta", "missing")}

@@ -209,7 +209,8 @@ def fleet(name: Annotated[str | None, typer.Argument(help="The federation (defau
         table.add_row(escape(r["federation"]), escape(r["client"]), r["status"], str(r["round"]),
                       _num(r["cpu_percent"]), _num(r["memory_mb"]), _num(r["rows"]),
                       _num(r["new_rows"]), age, _num(r["local_loss"]),
-                      "" if r["model_version"] is None else f"v{r['model_version']}",
+                      "" if r["model_version"] is None else
+                      "initial" if r["model_version"] == 0 else f"v{r['model_version']}",
                       _ago(now - r["reported_at"]) + " ago")
     out.print(table)
 
