@@ -248,6 +248,25 @@ def run_plain(deployment: Deployment, plan: FederationSpec, root: Path, timeout:
     return json.loads(results.read_text())
 
 
+def overhead_only(deployment: Deployment, plan: FederationSpec, root: Path,
+                  timeout: float) -> None:
+    """AMML, plain, AMML, plain on one deployment: drifts in the machine's load hit both."""
+    amml_rounds: list[float] = []
+    plain_rounds: list[float] = []
+    try:
+        deployment.up(plan.clients)
+        for turn in range(2):
+            document = run_amml(deployment, plan, root, f"overhead-{turn}", timeout)
+            amml_rounds += [r["seconds"] for r in document["rounds"]]
+            plain_rounds += run_plain(deployment, plan, root, timeout)["round_seconds"]
+    finally:
+        deployment.down()
+    amml_round, plain_round = float(np.mean(amml_rounds)), float(np.mean(plain_rounds))
+    print(f"federated overhead amml_round_seconds={','.join(f'{s:.1f}' for s in amml_rounds)} "
+          f"plain_round_seconds={','.join(f'{s:.1f}' for s in plain_rounds)} "
+          f"overhead_pct={100 * (amml_round - plain_round) / plain_round:.1f}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2]
@@ -259,6 +278,9 @@ def main() -> None:
                         help="first rows of each station only (development runs)")
     parser.add_argument("--round-timeout", type=float, default=300.0)
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder")
+    parser.add_argument("--overhead-only", action="store_true",
+                        help="only AMML's FedAvg and the plain Flower app, alternately "
+                             "(a quicker measurement of the overhead alone)")
     args = parser.parse_args()
 
     root = Path(tempfile.mkdtemp(prefix="amml-federated-bench-"))
@@ -273,6 +295,11 @@ def main() -> None:
     print(f"federated setup stations={len(stations)} rounds={args.rounds} "
           f"local_epochs={args.epochs} model=nlinear lookback={LOOKBACK} horizon={HORIZON} "
           f"rows={'all' if not args.max_rows else args.max_rows} scratch={root}", flush=True)
+    if args.overhead_only:
+        overhead_only(deployment, fedavg, root, run_timeout)
+        if not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
+        return
     probe = ServingProbe(root / "store-fedavg")
     try:
         started = time.perf_counter()
