@@ -142,7 +142,7 @@ def _client(home: Path | None, *, read_only: bool = True) -> Iterator[Client]:
 # Static on purpose: listing the registry here would import the engine for every command,
 # ``amml --help`` included; ``amml executors`` lists it, and a wrong name lists it too.
 EXECUTOR_HELP = ("How steps are dispatched: a registered executor, built in: thread, process, "
-                 "sequential ('amml executors' lists all, plugins included).")
+                 "sequential, dask ('amml executors' lists all, plugins included).")
 
 
 @app.command()
@@ -154,6 +154,9 @@ def run(
         "--rerun", help="Run this step even if cached (repeatable).")] = None,
     workers: Annotated[int | None, typer.Option(help="Parallel steps (default: CPUs).")] = None,
     executor: Annotated[str, typer.Option(help=EXECUTOR_HELP)] = "thread",
+    scheduler: Annotated[str | None, typer.Option(
+        "--scheduler", envvar="AMML_DASK_SCHEDULER",
+        help="With --executor dask: an existing cluster's scheduler, tcp://HOST:PORT.")] = None,
     traceback: Annotated[bool, typer.Option("--traceback", help="Show failed steps' "
                                             "tracebacks.")] = False,
     json_output: JsonOption = False,
@@ -166,7 +169,9 @@ def run(
 
     workflow = _compile(file, param)
     try:
-        chosen = make_executor(executor, workers=workers)
+        # the variable may be set for every command; only the Dask executor takes it
+        extra = {"scheduler": scheduler} if scheduler and executor == "dask" else {}
+        chosen = make_executor(executor, workers=workers, **extra)
     except AMMLError as exc:
         raise _fail(f"--executor: {exc}", 2) from None
     store = _open_store(home)
