@@ -51,8 +51,15 @@ from sqlalchemy.exc import IntegrityError
 
 from amml._exceptions import ConfigurationError, RegistryError
 from amml.store import Store
-from amml.store.api_keys import hash_secret
 from amml.store.metadata.schema import metadata
+
+
+def hash_secret(secret: str) -> str:
+    # imported on use: the schema imports this module while amml.store.api_keys (which
+    # imports the schema) may still be loading
+    from amml.store.api_keys import hash_secret as api_hash
+
+    return api_hash(secret)
 
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
