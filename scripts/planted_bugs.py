@@ -96,6 +96,13 @@ BUGS = (
         "tmp = folder / digest",
         ("tests/store/test_artifact_integrity.py",)),
     PlantedBug(
+        "store-import-cycle", "every store module imports first (no circular import)",
+        "src/amml/store/devices.py",
+        "from amml.store.metadata.schema import metadata\n",
+        "from amml.store.api_keys import hash_secret as _cycle  # noqa\n"
+        "from amml.store.metadata.schema import metadata\n",
+        ("tests/store/test_import_order.py",)),
+    PlantedBug(
         "nab-probation", "the NAB scorer's probationary period matches NAB's (>=)",
         "src/amml/bench/nab.py",
         "counted = idx >= probationary_length(n, percent)",
