@@ -307,3 +307,24 @@ def test_plot_errors() -> None:
         AnomalyPlot(label="truth").run(StepContext(), out)
     with pytest.raises(OpError, match=r"columns \['c'\] not found"):
         AnomalyPlot(columns=["c"]).run(StepContext(), out)
+
+
+def test_detect_op_runs_a_reference_fitted_detector_with_nan_warmup():
+    import numpy as np
+    import pandas as pd
+
+    from amml.ops.base import StepContext
+    from amml.ops.detectors.detect import Detect
+
+    rng = np.random.default_rng(2)
+    frame = pd.DataFrame(rng.normal(0, 1, (600, 3)), columns=["a", "b", "c"])
+    frame.loc[500:509, "b"] += 9.0
+    frame["label"] = 0
+    frame.loc[500:509, "label"] = 1
+    result = Detect(detector="pca_t2q", params={"warmup": 300}, label="label"
+                    ).run(StepContext(), frame)
+    out, report = result["out"], result["report"]
+    assert out["score"].iloc[:300].isna().all()  # warm-up: no score, and no alarm
+    assert out["alarm"].iloc[:300].sum() == 0
+    assert set(np.flatnonzero(out["alarm"].to_numpy())) >= set(range(500, 510))
+    assert report["threshold"] == 0.5 and report["metrics"]["recall"] == 1.0
