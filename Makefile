@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint bench clean mutation planted-bugs
+.PHONY: demo test lint bench bench-edge bench-federated clean mutation planted-bugs
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,17 @@ bench: $(STAMP)  ## engine overhead, tracking throughput, serving
 	$(BIN)/python benchmarks/serving.py
 	$(BIN)/python benchmarks/startup.py
 	$(BIN)/amml bench nab --data ../shared/datasets/nab --out .amml/nab-results
+	$(BIN)/python benchmarks/skab.py --data ../shared/datasets/skab
+	$(BIN)/python benchmarks/explain.py
+	$(BIN)/python benchmarks/drift.py --fit 2000 --reference 1500 --live 3000 --drift 1500
+	$(BIN)/python benchmarks/scale.py
+	$(BIN)/python benchmarks/dashboard.py
+
+bench-edge: $(STAMP)  ## ONNX fp32/int8 per model kind on ETTh1: size, latency, accuracy, runner memory
+	$(BIN)/python benchmarks/edge.py --epochs 1 --stride 8
+
+bench-federated: $(STAMP)  ## Flower deployment on 8 stations (slow: tens of minutes on 2 cores)
+	$(BIN)/python benchmarks/federated.py
 
 planted-bugs: $(STAMP)  ## plant each bug of the headline-claims table; a test must fail
 	$(BIN)/python scripts/planted_bugs.py

@@ -248,6 +248,10 @@ def _as_written(command: str, extra: str = "") -> Action:
 SENSOR_RUN = f"amml run {SENSORS}"
 MAKE_REASON = "make creates .venv and installs AMML; its amml commands are run below"
 OIL_EXTRA = "-p csv={etth1} " + OIL_OVERRIDES
+FEDERATED_REASON = ("starts Flower's superlink and supernodes: tests/federated/test_deployment.py "
+                    "runs a real federation, kills a client and checks the rounds")
+EDGE_REASON = ("exports ONNX variants of the oil model (a minute of export and calibration): "
+               "tests/edge/test_export.py checks every kind and format")
 
 #: README command -> what the test does, in the README's order.
 PLAN: list[tuple[str, Action]] = [
@@ -313,8 +317,33 @@ PLAN: list[tuple[str, Action]] = [
      run("amml ledger head {oil_run}/model --out head.json")),
     ("amml ledger verify --against head.json", run("amml ledger verify --against head.json")),
     ("amml ledger key | trust PUBKEY | rotate-key", _ledger_trust),
+    ("amml run FILE --executor dask --workers 4",
+     run(f"{SENSOR_RUN} {SENSOR_OVERRIDES} --executor dask --workers 2")),
+    ("amml run FILE --executor dask --scheduler tcp://host:8786",
+     skip("needs a running Dask cluster: tests/engine/test_dask_executor.py starts one")),
+    ("amml step FILE STEP --run-id ID", run(f"amml step {SENSORS} sensors {SENSOR_OVERRIDES}")),
+    ("amml compile kfp FILE -o pipeline.yaml --image amml:latest",
+     run(f"amml compile kfp {SENSORS} -o pipeline.yaml --image amml:latest")),
+    ("amml compile kfp FILE -o pipeline.yaml --lightweight",
+     run(f"amml compile kfp {SENSORS} -o pipeline-light.yaml --lightweight")),
+    *[(command, skip(FEDERATED_REASON)) for command in (
+        "amml federated up workflow.yaml", "amml federated run workflow.yaml",
+        "amml federated status NAME", "amml federated fleet [NAME] [--prometheus]",
+        "amml federated down NAME")],
+    ("amml edge export oil@champion --format int8 --data ETTh1.csv --train-rows 0:8640 "
+     "--eval-rows 11184:14400", skip(EDGE_REASON)),
+    ("amml edge register pump-7 --group pumps", run("amml edge register pump-7 --group pumps")),
+    ("amml edge assign pumps oil@champion --format int8", skip(EDGE_REASON)),
+    ("amml-edge --server URL --token KEY --trust-key HEX --broker host:1883 --topic "
+     "plant/pump7 --out plant/pump7/forecast",
+     skip("a long-running device process: tests/edge/test_runner_mqtt.py runs it against a "
+          "real broker, restarts the broker and swaps its model")),
+    ("amml edge devices", run("amml edge devices")),
     ("make bench", skip("benchmarks take minutes and need the servers; each benchmark's "
                         "fallbacks are its own concern")),
+    ("make planted-bugs", skip("plants each bug and runs its tests: minutes, not part of "
+                               "the suite")),
+    ("make mutation", skip("mutation testing takes hours on 2 cores; not part of the suite")),
 ]
 
 #: Python snippets that are excerpts of a file the plan runs, not programs.
