@@ -83,8 +83,28 @@ def test_bench_nab_prints_cited_peers_as_ratios_on_their_subset(tmp_path, monkey
     result = CliRunner().invoke(app, ["bench", "nab", "--data", str(tmp_path / "nab"),
                                       "--out", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
-    line = re.search(r"^nab cited=ARTime \(24-series subset\) standard=68\.8 ratio=(-?\d+\.\d+)",
-                     result.output, re.M)
+    line = re.search(r"^nab scored_here=ARTime \(its published result files, this scorer, "
+                     r"24-series subset\) standard=68\.8 ratio=(-?\d+\.\d+)", result.output, re.M)
     score = re.search(r"^nab profile=standard score=(-?\d+\.\d)", result.output, re.M)
     assert line and score, result.output
     assert float(line.group(1)) == pytest.approx(float(score.group(1)) / 68.8, abs=2e-3)
+
+
+def test_published_result_files_are_scored_like_a_run(tmp_path):
+    """``--score-results`` scores a results folder in NAB's layout (how the peers' subset
+    figures are made) and gives exactly what running the same detector gave."""
+    _corpus(tmp_path / "nab")
+    ran = CliRunner().invoke(app, ["bench", "nab", "--data", str(tmp_path / "nab"), "--out",
+                                   str(tmp_path / "out"), "--json"])
+    assert ran.exit_code == 0, ran.output
+    scored = CliRunner().invoke(app, ["bench", "nab", "--data", str(tmp_path / "nab"),
+                                      "--score-results", str(tmp_path / "out" / "amml"),
+                                      "--json"])
+    assert scored.exit_code == 0, scored.output
+    first, again = json.loads(ran.stdout), json.loads(scored.stdout)
+    assert again["detector"] == "amml"
+    assert again["profiles"]["standard"]["score"] == first["profiles"]["standard"]["score"]
+    (tmp_path / "out" / "amml" / "catB" / "amml_two.csv").unlink()
+    missing = CliRunner().invoke(app, ["bench", "nab", "--data", str(tmp_path / "nab"),
+                                       "--score-results", str(tmp_path / "out" / "amml")])
+    assert missing.exit_code == 2 and "amml_two.csv" in missing.output

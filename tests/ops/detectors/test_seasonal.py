@@ -53,16 +53,18 @@ def test_detect_period_finds_nothing_without_a_season():
 
 
 def test_period_is_detected_at_the_end_of_the_warm_up_and_refined():
-    # with 5 seasons this noise makes the first guess 97; twice as many rows correct it
+    # Five seasons of a noisy sine give a rough first estimate near the true 96 (within two
+    # rows: not a value copied from the implementation); with twice the rows it is exact.
     values = sine(1100, 96, seed=8)
-    assert detect_period(values[:512], 128) == 97
+    first_guess = detect_period(values[:512], 128)
+    assert abs(first_guess - 96) <= 2
     detector = make_detector("seasonal")
     stream(detector, values[:511])
-    assert detector.period_ is None
+    assert detector.period_ is None  # still warming up
     stream(detector, values[511:512])
-    assert detector.period_ == 97
+    assert detector.period_ == first_guess  # detected on the warm-up rows, at their end
     stream(detector, values[512:1023])
-    assert detector.period_ == 97
+    assert detector.period_ == first_guess  # kept until the refinement point
     stream(detector, values[1023:])
     assert detector.period_ == 96
 
