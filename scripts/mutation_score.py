@@ -19,6 +19,8 @@ import sys
 
 LINE = re.compile(r"^\s*(?P<module>[\w.]+?)\.(?:x_|xǁ)\S*__mutmut_\d+: (?P<status>[\w ]+)$")
 KILLED = {"killed", "timeout", "segfault"}
+#: a mutant in code no selected test runs is not caught: it counts as a survivor
+SURVIVED = {"survived", "no tests"}
 
 
 def main() -> int:
@@ -32,7 +34,9 @@ def main() -> int:
         match = LINE.match(line)
         if match:
             status = match["status"].strip()
-            counts[match["module"]]["killed" if status in KILLED else status] += 1
+            counts[match["module"]][
+                "killed" if status in KILLED else "survived" if status in SURVIVED else status
+            ] += 1
     if not counts:
         print("mutation: no results (run 'mutmut run' first)", file=sys.stderr)
         return 1

@@ -91,3 +91,27 @@ def test_subset_covers_and_equality() -> None:
     assert scaler.subset(["y", "q"]).columns == ["y"]
     assert Scaler(scaler) == scaler and Scaler(scaler.to_json()) == scaler
     assert scaler != Scaler({})
+
+
+def test_a_scale_below_one_is_kept_and_only_zero_becomes_one() -> None:
+    frame = pd.DataFrame({"x": [0.0, 0.25, 0.5]})
+    assert fit_scaler(frame, "minmax")["x"] == {"kind": "minmax", "offset": 0.0, "scale": 0.5}
+    assert Scaler.fit(frame, "minmax").transform(frame)["x"].tolist() == [0.0, 0.5, 1.0]
+
+
+def test_a_table_scales_only_the_columns_asked_for() -> None:
+    scaler = Scaler(fit_scaler(_frame(), "robust", ["x", "y"]))
+    only_x = scaler.transform(_frame(), columns=["x"])
+    assert only_x["x"].tolist() == [(v - 3.0) / 2.0 for v in VALUES]
+    assert only_x["y"].tolist() == _frame()["y"].tolist()
+
+
+def test_errors_name_what_exists() -> None:
+    with pytest.raises(OpError, match=r"columns: x, y, name, flag\)"):
+        numeric_columns(_frame(), include=["z"])
+    with pytest.raises(OpError, match=r"it scales: x\)"):
+        Scaler({"x": {"offset": 0.0, "scale": 1.0}}).offsets_scales(["z"])
+    with pytest.raises(OpError, match=r"it scales: nothing\)"):
+        Scaler({}).offsets_scales(["z"])
+    with pytest.raises(OpError, match=r"no columns \['z'\]"):  # inverse refuses too
+        Scaler({"x": {"offset": 0.0, "scale": 1.0}}).inverse(np.array([[1.0, 2.0]]), ["x", "z"])
