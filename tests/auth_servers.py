@@ -225,6 +225,14 @@ def postgres_auth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthServ
                                 stdout=out, stderr=subprocess.STDOUT)
     try:
         _wait_listening(port, proc, log)
+        # the port opens before the server accepts sessions ("the database system is
+        # starting up"): wait until pg_isready says it accepts connections
+        for _ in range(600):
+            ready = subprocess.run([str(bindir / "pg_isready"), "-h", "127.0.0.1", "-p",
+                                    str(port), "-q"], check=False)
+            if ready.returncode == 0:
+                break
+            time.sleep(0.1)
         yield AuthServer("127.0.0.1", port, lambda pw: (
             f"postgresql+psycopg://{USER}:{quote(pw, safe='')}@127.0.0.1:{port}/postgres"))
     finally:
