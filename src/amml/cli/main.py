@@ -463,7 +463,7 @@ def list_executors(json_output: JsonOption = False) -> None:
 COMMAND_MODULES = ("amml.cli.ledger", "amml.cli.models", "amml.cli.keys", "amml.cli.serve",
                    "amml.cli.bench", "amml.cli.artifact", "amml.cli.store", "amml.cli.ops",
                    "amml.cli.step", "amml.cli.compile", "amml.cli.monitor", "amml.cli.labels",
-                   "amml.cli.ui", "amml.cli.federated", "amml.cli.edge")
+                   "amml.cli.ui", "amml.cli.federated", "amml.cli.edge", "amml.cli.agent")
 
 
 def _add_subcommands() -> None:

@@ -461,7 +461,8 @@ def create_app(config: ServeConfig | None = None, *, store: Store | None = None)
 #: Route modules beside the prediction routes, each with ``attach(app, state)``; one not
 #: written yet is skipped, so a capability (explanations, labels, edge devices) adds its
 #: routes in its own module without touching this file.
-EXTENSIONS = ("amml.serve.explain", "amml.serve.labels", "amml.serve.devices")
+EXTENSIONS = ("amml.serve.explain", "amml.serve.labels", "amml.serve.devices",
+              "amml.serve.cards")
 
 
 def _attach_extensions(app: FastAPI, state: ServerState) -> None:

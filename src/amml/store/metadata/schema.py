@@ -222,7 +222,7 @@ IDEMPOTENT = frozenset({"artifacts", "cache_entries", "params"})
 #: ``metadata``; importing them here makes every table known wherever the schema is (the
 #: migration check, ``create_all`` in tests). A module not written yet is skipped.
 TABLE_MODULES = ("amml.store.drift_events", "amml.store.devices", "amml.store.fleet",
-                 "amml.store.labels")
+                 "amml.store.labels", "amml.store.operations")
 
 
 def _import_table_modules() -> None:

@@ -36,7 +36,7 @@ from amml.store.metadata import schema
 from amml.store.metadata.reads import MetricReads
 from amml.store.metadata.writer import GroupCommitWriter
 
-HEAD_REVISION = "0010"
+HEAD_REVISION = "0011"
 COPY_THRESHOLD = 200  # rows; PostgreSQL batches at least this big go through COPY
 MIGRATIONS = Path(__file__).with_name("migrations")
 TABLES = {t.name: t for t in schema.metadata.sorted_tables}
