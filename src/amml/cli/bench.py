@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -28,6 +28,22 @@ CITED_SUBSET = {
 CITED_SUBSET_SHAPE = (24, 39)  # series, windows: the subset those figures belong to
 
 
+def _params(items: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` options as detector parameters (VALUE as JSON where it parses)."""
+    from amml.cli.main import _fail
+
+    params: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise _fail(f"--param takes KEY=VALUE, got {item!r}", 2)
+        try:
+            params[key.strip()] = json.loads(text)
+        except json.JSONDecodeError:
+            params[key.strip()] = text
+    return params
+
+
 def attach(main: typer.Typer) -> None:
     main.add_typer(app, name="bench")
 
@@ -40,6 +56,9 @@ def nab(
         "--out", help="Where the results go, in NAB's layout (default: nab-results in the "
         "store's home, ./.amml/nab-results).")] = None,
     detector: Annotated[str, typer.Option("--detector", help="Streaming detector name.")] = "amml",
+    param: Annotated[list[str] | None, typer.Option(
+        "--param", "-p", help="A detector parameter, KEY=VALUE (VALUE read as JSON, else as "
+        "text); repeatable. The same parameters the detect op takes.")] = None,
     score_results: Annotated[Path | None, typer.Option(
         "--score-results", help="Score a detector's published result files instead of running "
         "one: a folder in NAB's results layout (results/NAME/CATEGORY/NAME_FILE.csv).")] = None,
@@ -65,6 +84,14 @@ def nab(
         out_dir = (home or default_home()) / "nab-results"
     if score_results is None and detector not in detector_names():
         raise _fail(f"unknown detector '{detector}' (known: {', '.join(detector_names())})", 2)
+    params = _params(param or [])
+    if score_results is None:
+        from amml._exceptions import OpError
+
+        try:
+            make_detector(detector, **params)
+        except OpError as exc:
+            raise _fail(str(exc), 2) from None
     try:
         corpus = load_corpus(data)
     except FileNotFoundError as exc:
@@ -90,7 +117,7 @@ def nab(
             results[name] = frame.assign(
                 anomaly_score=published["anomaly_score"].to_numpy(dtype=float))
     for name, frame in ({} if score_results is not None else corpus.series).items():
-        model = make_detector(detector)
+        model = make_detector(detector, **params)
         scores = model.score_series(frame["value"].to_numpy(dtype=float),
                                     frame["timestamp"].tolist())
         windows = corpus.windows.get(name, [])
@@ -105,7 +132,8 @@ def nab(
                                                            if p not in PROFILE_ORDER]
     if json_output:
         out.print_json(json.dumps({
-            "detector": detector, "series": len(results), "windows": corpus.n_windows,
+            "detector": detector, "params": params, "series": len(results),
+            "windows": corpus.n_windows,
             "runtime_s": runtime, "detect_s": detect_s, "out": str(out_dir / detector),
             "profiles": {p: scored[p] for p in ordered},
             "leave_one_category_out": {p: loco[p] for p in ordered}}))
@@ -148,5 +176,10 @@ def nab(
                     cells.append(f"{profile}={cited[profile]:.1f} ratio={ratio:.3f}")
             out.print(f"nab scored_here={peer.replace(' ', '_')} (its published result files, "
                       "this scorer, 24-series subset) " + " ".join(cells), highlight=False)
+    import os
+
+    load = ",".join(f"{v:.2f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "-"
+    out.print(f"nab detector={detector} params={json.dumps(params, sort_keys=True)} "
+              f"cpus={os.cpu_count()} load_average={load}", highlight=False)
     out.print(f"nab runtime_s={runtime:.2f} series={len(results)} windows={corpus.n_windows} "
               f"results={out_dir / detector}", highlight=False)

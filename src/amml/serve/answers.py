@@ -1,5 +1,9 @@
 """The answers to prediction requests: forecasts, and forecast-residual anomaly scores, as
-JSON-able payloads that hold only finite numbers (``Infinity`` and ``NaN`` are not JSON)."""
+JSON-able payloads that hold only finite numbers (``Infinity`` and ``NaN`` are not JSON).
+
+``/detect`` scores with the same detector object a workflow's ``detect`` op and ``amml bench``
+use: :class:`~amml.ops.detectors.residual.ForecastResidualDetector` in ``window`` scoring
+(:func:`detector_for`), fed the served model's forecasts."""
 
 from __future__ import annotations
 
@@ -8,16 +12,18 @@ from typing import Any
 
 import numpy as np
 
-from amml.ops.stats import mad_scale
+from amml.ops.detectors.base import make_detector
+from amml.ops.detectors.residual import MIN_SCALE, SCALE_FLOOR, ForecastResidualDetector
 from amml.serve.bodies import BodyError, Windows, future_timestamps
 from amml.serve.models import ServedModel
 
-#: ``/detect``'s scale is at least this fraction of the lookback's level (its median's
-#: magnitude) and of the training data's standard deviation (the signature's scaler), and at
-#: least ``MIN_SCALE``: a constant lookback otherwise divides by ~0 and scores ~1e7.
-SCALE_FLOOR = 1e-3
+#: ``/detect``'s scale is at least ``SCALE_FLOOR`` of the lookback's level (its median's
+#: magnitude), this fraction of the training data's standard deviation (the signature's
+#: scaler), and at least ``MIN_SCALE``: a constant lookback otherwise divides by ~0 and scores
+#: ~1e7. (``SCALE_FLOOR`` and ``MIN_SCALE`` are the detector's.)
 TRAINING_SCALE_FLOOR = 1e-2
-MIN_SCALE = 1e-6
+__all__ = ["MIN_SCALE", "SCALE_FLOOR", "TRAINING_SCALE_FLOOR", "check_finite", "detect_payload",
+           "detector_for", "forecast_payload", "to_json"]
 
 def check_finite(values: np.ndarray, inputs: np.ndarray, outputs: tuple[str, ...],
                  what: str) -> None:
@@ -61,13 +67,25 @@ def forecast_payload(served: ServedModel, windows: Windows) -> dict[str, Any]:
     return payload
 
 
+def detector_for(served: ServedModel, threshold: float) -> ForecastResidualDetector:
+    """The detector ``/detect`` scores with: ``forecast_residual`` in ``window`` scoring at
+    ``threshold``, with the served model's lookback (the same object a workflow's ``detect``
+    step builds with ``detector: forecast_residual, params: {scoring: window}``)."""
+    detector = make_detector("forecast_residual", scoring="window", threshold=threshold,
+                             lookback=served.spec.lookback, scale_floor=SCALE_FLOOR,
+                             warmup=served.spec.lookback + 2, history=served.spec.lookback + 2)
+    assert isinstance(detector, ForecastResidualDetector)
+    return detector
+
+
 def detect_payload(served: ServedModel, windows: Windows, threshold: float
                    ) -> dict[str, Any]:
     """Forecast the last ``horizon`` rows from the first ``lookback``; score each actual
-    value by its distance from the forecast in units of the lookback window's robust scale
-    (1.4826 times the median absolute deviation; the standard deviation where that is 0),
-    floored at ``SCALE_FLOOR`` of the lookback's level and ``TRAINING_SCALE_FLOOR`` of the
-    training data's standard deviation (where the signature has a scaler)."""
+    value with :func:`detector_for`'s detector: its distance from the forecast in units of the
+    lookback window's robust scale (1.4826 times the median absolute deviation; the standard
+    deviation where that is 0), floored at ``SCALE_FLOOR`` of the lookback's level and
+    ``TRAINING_SCALE_FLOOR`` of the training data's standard deviation (where the signature
+    has a scaler). Alarms are raw scores above ``threshold`` (calibrated score above 0.5)."""
     spec = served.spec
     missing = [o for o in spec.outputs if o not in spec.columns]
     if missing:
@@ -81,13 +99,10 @@ def detect_payload(served: ServedModel, windows: Windows, threshold: float
     with np.errstate(over="ignore", invalid="ignore"):
         forecast = served.forecast(np.ascontiguousarray(x[:, : spec.lookback, :]))
         check_finite(forecast, x, spec.outputs, "forecast")
-        median = np.median(history, axis=1, keepdims=True)
-        scale = mad_scale(history, median, axis=1)
-        scale = np.where(scale > 0, scale, history.std(axis=1))
-        scale = np.maximum(scale, np.maximum(SCALE_FLOOR * np.abs(median[:, 0, :]),
-                                             _training_floor(served)))
+        detector = detector_for(served, threshold)
+        scores, scale = detector.score_windows(history, actual, forecast,
+                                               _training_floor(served))
         check_finite(scale[:, None, :], x, spec.outputs, "lookback's scale")
-        scores = np.abs(actual - forecast) / scale[:, None, :]
         check_finite(scores, x, spec.outputs, "anomaly score")
     results = []
     for i in range(len(x)):

@@ -30,9 +30,10 @@ def test_level_shift_is_caught_where_it_starts(kind):
     values[1000:] += 2.5  # well inside the usual range of the series
     detector = make_detector("forecast_residual", forecaster=kind, season=PERIOD)
     scores = detector.score_series(values)
-    assert int(np.argmax(scores[300:])) + 300 in range(1000, 1003)
+    assert int(np.nanargmax(scores[300:])) + 300 in range(1000, 1003)
     assert scores[1000:1003].max() > 0.9
     assert scores[300:990].max() < 0.75
+    assert np.isnan(scores[:detector.warmup]).all()  # warm-up: no score, not 0
 
 
 def test_out_of_phase_value_is_caught_where_a_value_detector_is_not():
@@ -41,14 +42,15 @@ def test_out_of_phase_value_is_caught_where_a_value_detector_is_not():
     values[trough] = 13.0  # the level of a peak: a usual value at an unusual time
     residual = make_detector("forecast_residual").score_series(values)
     gaussian = make_detector("windowed_gaussian").score_series(values)
-    assert int(np.argmax(residual[300:])) + 300 == trough and residual[trough] > 0.9
-    assert int(np.argmax(gaussian[300:])) + 300 != trough
+    assert int(np.nanargmax(residual[300:])) + 300 == trough and residual[trough] > 0.9
+    assert int(np.nanargmax(gaussian[300:])) + 300 != trough
 
 
 @pytest.mark.parametrize("params", [
     {"forecaster": "linear", "refit": 150, "history": 400},
     {"forecaster": "naive", "refit": 0},
     {"forecaster": "seasonal_naive", "season": PERIOD, "lookback": 8},
+    {"forecaster": "linear", "scoring": "window", "threshold": 6.0},
 ])
 def test_batch_equals_streaming_with_gaps_and_refits(params):
     values = seasonal(900, seed=3)
@@ -57,8 +59,13 @@ def test_batch_equals_streaming_with_gaps_and_refits(params):
     detector = make_detector("forecast_residual", **params)
     batch = detector.score_series(values)
     np.testing.assert_allclose(batch, streamed(detector, values), rtol=0, atol=1e-9)
-    assert batch[[100, 250, 251, 600]].max() == 0.0  # a gap is not an anomaly
-    assert np.all((batch >= 0) & (batch <= 1)) and int(np.argmax(batch)) == 700
+    # a gap during the warm-up has no score; one after it is no anomaly
+    gaps = batch[[100, 250, 251, 600]]
+    assert np.isnan(gaps[0]) and np.nanmax(gaps[1:]) == 0.0
+    scored = batch[np.isfinite(batch)]
+    assert np.all((scored >= 0) & (scored <= 1)) and int(np.nanargmax(batch)) == 700
+    first = int(np.argmax(np.isfinite(batch)))
+    assert first >= 192 and np.isfinite(batch[first:]).all()
 
 
 def test_prefitted_forecaster_is_wrapped_not_refitted():
@@ -71,8 +78,8 @@ def test_prefitted_forecaster_is_wrapped_not_refitted():
     scores = detector.score_series(values)
     # no fitting: scoring starts once a lookback window (and the statistics) are there,
     # long before the warmup the detector would have needed to fit a model itself
-    assert scores[:PERIOD].max() == 0.0 and scores[PERIOD:200].max() > 0.0
-    assert int(np.argmax(scores)) == 400 and scores[400] > 0.9
+    assert np.isnan(scores[:PERIOD]).all() and np.nanmax(scores[PERIOD:200]) > 0.0
+    assert int(np.nanargmax(scores)) == 400 and scores[400] > 0.9
     np.testing.assert_array_equal(model.weights, weights)
     np.testing.assert_allclose(scores, streamed(detector, values), rtol=0, atol=1e-9)
     assert detector.clone().get_params()["model"] is model
@@ -89,7 +96,7 @@ def test_deep_forecasters_fitted_online_and_prefitted():
     detector = make_detector("forecast_residual", forecaster="nlinear", lookback=PERIOD,
                              warmup=300, refit=0, epochs=3, seed=7)
     scores = detector.score_series(values)
-    assert int(np.argmax(scores[300:])) + 300 in range(550, 553) and scores[550] > 0.9
+    assert int(np.nanargmax(scores[300:])) + 300 in range(550, 553) and scores[550] > 0.9
     np.testing.assert_allclose(scores, streamed(detector, values), rtol=0, atol=1e-9)
     np.testing.assert_array_equal(scores, detector.score_series(values))  # seeded
 
@@ -101,7 +108,7 @@ def test_deep_forecasters_fitted_online_and_prefitted():
                                 patience=None, device="cpu"))
     before = {k: v.copy() for k, v in model.get_tensors().items()}
     wrapped = make_detector("forecast_residual", model=model).score_series(values)
-    assert int(np.argmax(wrapped[200:])) + 200 in range(550, 553) and wrapped[550] > 0.9
+    assert int(np.nanargmax(wrapped[200:])) + 200 in range(550, 553) and wrapped[550] > 0.9
     assert all(np.array_equal(v, before[k]) for k, v in model.get_tensors().items())
     assert next(model.net.parameters()).dtype == torch.float32  # the caller's net untouched
 
@@ -112,6 +119,8 @@ def test_deep_forecasters_fitted_online_and_prefitted():
     ({"refit": -1}, "refit must be >= 0"),
     ({"span": 0}, "span must be at least 1"),
     ({"model": object()}, "model must be a fitted Forecaster"),
+    ({"scoring": "median"}, "scoring must be one of online, window"),
+    ({"threshold": 0}, "threshold must be a finite number > 0"),
 ])
 def test_bad_parameters_are_clear_errors(params, message):
     with pytest.raises(OpError, match=message):

@@ -10,6 +10,13 @@ Each value is compared with the one-step-ahead forecast made from the ``lookback
 before it, so the score is causal and catches what a distribution-based detector cannot: a
 value in the usual range at the wrong phase, a level shift, a broken pattern.
 
+Two ways to turn a residual into a score (``scoring``): ``online`` learns the residuals'
+statistics as it goes and calibrates their surprise; ``window`` divides it by the robust scale
+of the lookback window it was forecast from (:func:`window_scores`, what the server's
+``/detect`` answers, so ``amml serve`` and a workflow's ``detect`` score alike) and calibrates
+it against the fixed ``threshold`` (``raw / (raw + threshold)``: 0.5 at the threshold). Rows
+before the first score (no model yet, or too few residuals to trust) are NaN, never 0.
+
 >>> import numpy as np
 >>> from amml.ops.detectors.base import make_detector
 >>> t = np.arange(1000)
@@ -36,10 +43,35 @@ from amml.ops.models.channel import ChannelForecaster
 from amml.ops.models.contract import MODEL_KINDS, Training, kind_names, make_model
 from amml.ops.models.torch_model import TorchForecaster
 from amml.ops.models.windows import windows
+from amml.ops.stats import mad_scale
 
 _MIN_RESIDUALS = 20  # residuals seen before the residual statistics are trusted
+#: ``window`` scoring's scale is at least this fraction of the lookback's level (its median's
+#: magnitude), and at least ``MIN_SCALE``: a constant lookback would divide by ~0 otherwise.
+SCALE_FLOOR = 1e-3
+MIN_SCALE = 1e-6
+SCORINGS = ("online", "window")
 _WINSOR = 4.0  # residuals beyond mean +- this many scales update the statistics clipped
 _RAW_CAP = 1e6
+
+
+def window_scores(history: np.ndarray, actual: np.ndarray, forecast: np.ndarray,
+                  floor: float | np.ndarray = MIN_SCALE, level_floor: float = SCALE_FLOOR
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Residuals in units of their lookback window's robust scale: ``(scores, scale)``.
+
+    ``history`` is ``(windows, lookback, columns)``, ``actual`` and ``forecast``
+    ``(windows, steps, columns)``. The scale is 1.4826 times the lookback's median absolute
+    deviation (its standard deviation where that is 0), floored at ``level_floor`` of the
+    lookback's level and at ``floor`` (per column, or one number). Scores are
+    ``|actual - forecast| / scale``, ``(windows, steps, columns)``; scale ``(windows, columns)``.
+    """
+    median = np.median(history, axis=1, keepdims=True)
+    scale = mad_scale(history, median, axis=1)
+    scale = np.where(scale > 0, scale, history.std(axis=1))
+    scale = np.maximum(scale, np.maximum(level_floor * np.abs(median[:, 0, :]),
+                                         np.maximum(floor, MIN_SCALE)))
+    return np.abs(actual - forecast) / scale[:, None, :], scale
 
 
 class _DeepOneStep:
@@ -78,17 +110,23 @@ class ForecastResidualDetector(Detector):
     3. calibration: :class:`~amml.ops.detectors.calibration.Likelihood`, so ~0.5 and more
        means very unusual, as for the other detectors.
 
-    Missing values (nan/inf) score 0 and enter the forecast windows as the last finite value.
+    With ``scoring="window"`` steps 2 and 3 are :func:`window_scores` (the lookback's robust
+    scale, floored at ``scale_floor`` of its level) and ``raw / (raw + threshold)``.
+
+    Rows before the first score are NaN (warm-up). Missing values (nan/inf) after it score 0
+    and enter the forecast windows as the last finite value.
     """
 
     name = "forecast_residual"
 
     def __init__(self, forecaster: str = "linear", lookback: int = 32, season: int = 24,
                  warmup: int = 192, refit: int = 500, history: int = 2000, span: int = 200,
-                 epochs: int = 5, seed: int = 0, model: Any = None) -> None:
+                 epochs: int = 5, seed: int = 0, model: Any = None, scoring: str = "online",
+                 threshold: float = 4.0, scale_floor: float = SCALE_FLOOR) -> None:
         self.forecaster, self.lookback, self.season = forecaster, lookback, season
         self.warmup, self.refit, self.history, self.span = warmup, refit, history, span
         self.epochs, self.seed, self.model = epochs, seed, model
+        self.scoring, self.threshold, self.scale_floor = scoring, threshold, scale_floor
         self._validate()
         self._predict: Any = None  # (N, L) windows -> (N,) forecasts, once a model exists
         self._window = self._model_lookback() if model is not None else self._fit_lookback()
@@ -101,6 +139,7 @@ class ForecastResidualDetector(Detector):
         self._mean = 0.0
         self._var = 0.0
         self._calibrate = Likelihood()
+        self._started = False  # a first score was given: rows from then on are scored
 
     # ----------------------------------------------------------------- configuration
 
@@ -113,6 +152,15 @@ class ForecastResidualDetector(Detector):
                 raise OpError(f"forecast_residual: {key} must be at least 1")
         if self.refit < 0:
             raise OpError("forecast_residual: refit must be >= 0 (0: never refit)")
+        if self.scoring not in SCORINGS:
+            raise OpError(f"forecast_residual: scoring must be one of {', '.join(SCORINGS)}, "
+                          f"got {self.scoring!r}")
+        for key in ("threshold", "scale_floor"):
+            value = getattr(self, key)
+            if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0
+                    and (value > 0 or key == "scale_floor")):
+                raise OpError(f"forecast_residual: {key} must be a finite number "
+                              f"{'>= 0' if key == 'scale_floor' else '> 0'}, got {value!r}")
         if self.model is None:
             need = self._fit_lookback() + 2
             if self.warmup < need or self.history < need:
@@ -177,14 +225,28 @@ class ForecastResidualDetector(Detector):
 
     # ----------------------------------------------------------------- scoring
 
+    def score_windows(self, history: np.ndarray, actual: np.ndarray, forecast: np.ndarray,
+                      floor: float | np.ndarray = MIN_SCALE) -> tuple[np.ndarray, np.ndarray]:
+        """``window`` scoring of whole windows (what ``/detect`` answers): raw scores in units
+        of the lookback's robust scale, and that scale (:func:`window_scores`)."""
+        return window_scores(history, actual, forecast, floor, self.scale_floor)
+
+    def calibrate(self, raw: np.ndarray) -> np.ndarray:
+        """``window`` raw scores -> ``[0, 1]``, 0.5 at ``threshold``."""
+        raw = np.asarray(raw, dtype=float)
+        with np.errstate(invalid="ignore", over="ignore"):
+            out = raw / (raw + self.threshold)
+        return np.where(np.isinf(raw), 1.0, out)
+
     def _score(self, residual: float) -> float:
-        """Residual -> calibrated score, learning the residual statistics online."""
+        """Residual -> calibrated score, learning the residual statistics online (NaN while
+        too few residuals were seen to trust them)."""
         if not math.isfinite(residual):
-            return 0.0
+            return 0.0 if self._started else math.nan
         self._count += 1
         if self._count == 1:
             self._mean, self._var = residual, 0.0
-            return 0.0
+            return math.nan
         scale = max(math.sqrt(self._var), 1e-9 * (1.0 + abs(self._mean)))
         raw = min(abs(residual - self._mean) / scale, _RAW_CAP)
         if self._count > _MIN_RESIDUALS:
@@ -197,7 +259,8 @@ class ForecastResidualDetector(Detector):
         self._mean += rate * delta
         self._var = (1.0 - rate) * (self._var + rate * delta * delta)
         if self._count <= _MIN_RESIDUALS:
-            return 0.0
+            return math.nan
+        self._started = True
         return self._calibrate.update(raw)
 
     def _push(self, value: float) -> None:
@@ -209,15 +272,25 @@ class ForecastResidualDetector(Detector):
         if self._fit_due(self._seen):
             self._predict = self._fit(np.asarray(self._values[-self.history:]))
 
+    def _window_score(self, window: np.ndarray, value: float, forecast: float) -> float:
+        raw, _ = self.score_windows(window[:, :, None], np.array([[[value]]]),
+                                    np.array([[[forecast]]]))
+        self._started = True
+        return float(self.calibrate(raw[0, 0, 0]))
+
     def update(self, timestamp: Any, value: float) -> float:
         missing = not math.isfinite(value)
         if missing:
             value = self._last
         self._last = value
-        score = 0.0
+        score = 0.0 if self._started else math.nan
         if not missing and self._predict is not None and len(self._values) >= self._window:
             window = np.asarray(self._values[-self._window:], dtype=np.float64)[None, :]
-            score = self._score(value - float(self._predict(window)[0]))
+            forecast = float(self._predict(window)[0])
+            if self.scoring == "window":
+                score = self._window_score(window, value, forecast)
+            else:
+                score = self._score(value - forecast)
         self._push(value)
         return score
 
@@ -240,8 +313,9 @@ class ForecastResidualDetector(Detector):
         # the model used for row i was fitted after row f - 1 for the largest due f <= i
         starts = [0] if self.model is not None else [
             f for f in range(1, n) if det._fit_due(f)]
-        scores = np.zeros(n)
+        scores = np.full(n, np.nan)
         residuals = np.full(n, np.nan)
+        scales = np.full(n, np.nan)
         view = sliding_window_view(filled, lookback) if n >= lookback else None
         for k, start in enumerate(starts):
             stop = starts[k + 1] if k + 1 < len(starts) else n
@@ -250,11 +324,25 @@ class ForecastResidualDetector(Detector):
             first = max(start, lookback)
             if view is None or first >= stop:
                 continue
-            forecast = det._predict(np.ascontiguousarray(view[first - lookback:stop - lookback]))
+            history = np.ascontiguousarray(view[first - lookback:stop - lookback])
+            forecast = det._predict(history)
             residuals[first:stop] = filled[first:stop] - forecast
+            if self.scoring == "window":
+                _, scale = det.score_windows(history[:, :, None], forecast[:, None, None],
+                                             forecast[:, None, None])
+                scales[first:stop] = scale[:, 0]
+        if self.scoring == "window":
+            scored = ~missing & ~np.isnan(residuals)
+            if scored.any():
+                first = int(np.argmax(scored))
+                scores[first:] = 0.0
+                scores[scored] = det.calibrate(np.abs(residuals[scored]) / scales[scored])
+            return scores
         for i in range(n):
-            if not missing[i] and not np.isnan(residuals[i]):
+            if not np.isnan(residuals[i]) and not missing[i]:
                 scores[i] = det._score(float(residuals[i]))
+            elif det._started:
+                scores[i] = 0.0
         return scores
 
 
