@@ -10,6 +10,7 @@ import sys
 # socks: paho-mqtt imports PySocks when it happens to be installed (proxy support)
 ALLOWED_THIRD_PARTY = {"numpy", "onnxruntime", "paho", "socks"}
 ALLOWED_AMML = {"amml", "amml._exceptions", "amml._lazy", "amml.edge", "amml.edge.ed25519",
+                "amml.edge.memory",
                 "amml.edge.runner"}
 
 PROBE = """

@@ -13,7 +13,13 @@ What it does:
   message is ``{"values": {"col": 1.0, ...}}``, ``{"values": [1.0, ...]}`` in column order, or
   a bare number for one column);
 * once the window is full, publishes each forecast (original units) with the anomaly score of
-  the newest row against the previous forecast to ``--out``;
+  the newest row against the previous forecast to ``--out``; a detector's graph (manifest
+  ``task: detect``, :mod:`amml.edge.detector_export`) publishes its calibrated anomaly score
+  of the newest row instead (0.5 at the detector's frozen threshold);
+* batches windows that arrive together: MQTT's thread only appends rows and queues the full
+  windows; a worker runs everything queued since its last call as one batch (``--max-batch``),
+  so a burst costs one session call, not one per row; a message may carry several rows
+  (``{"rows": [[...], ...]}``);
 * publishes health to ``--out/health`` (retained; ``offline`` as its last will) and reports it
   to the server (``POST /v1/edge/report``) every ``--report-every`` seconds;
 * polls the assignment every ``--poll`` seconds and swaps the model in place when it changes
@@ -21,8 +27,12 @@ What it does:
 * survives a broker restart: paho reconnects, the subscription is renewed on each connect,
   the window lives in this process.
 
-Memory stays bounded: the window is a deque of ``lookback`` rows, latencies a deque of 256,
-and paho's outgoing queue is capped.
+Memory stays bounded: the window is a deque of ``lookback`` rows, the queue of windows waiting
+for the worker holds at most ``4 x max_batch`` (the oldest are dropped and counted), latencies
+a deque of 256, and paho's outgoing queue is capped. ONNX Runtime runs on one thread without
+its memory arena or memory-pattern planning (buffers go back to the allocator after each call),
+and after each model load the clean pages of the shared libraries that importing and session
+creation touched once are released (:mod:`amml.edge.memory`; ``--keep-pages`` keeps them).
 """
 
 from __future__ import annotations
@@ -45,10 +55,13 @@ from typing import Any
 import numpy as np
 
 from amml.edge.ed25519 import verify
+from amml.edge.memory import release_library_pages, rss_mb, status_mb
 
 log = logging.getLogger("amml.edge")
-#: Values of the newest row that do not parse leave the row out; this many in a row is logged.
+#: paho's outgoing queue, messages.
 MAX_QUEUED = 1000
+#: Windows run in one session call at most (``--max-batch``).
+MAX_BATCH = 64
 
 
 class EdgeError(Exception):
@@ -85,11 +98,23 @@ class LoadedModel:
     def outputs(self) -> list[str]:
         return list(self.manifest["outputs"])
 
+    @property
+    def task(self) -> str:
+        """``forecast`` (a forecaster's graph) or ``detect`` (a detector's: scores out)."""
+        return str(self.manifest.get("task", "forecast"))
+
+    def run(self, windows: np.ndarray) -> np.ndarray:
+        """``(N, lookback, columns)`` original units, one session call: forecasts
+        ``(N, horizon, outputs)`` in original units, or a detector's scores ``(N,)``."""
+        x = ((windows - self.offset) / self.scale).astype(np.float32)
+        out = self.session.run(None, {"windows": x})[0]
+        if self.task == "detect":
+            return out
+        return out * self.out_scale + self.out_offset
+
     def forecast(self, window: np.ndarray) -> np.ndarray:
         """``(lookback, columns)`` original units -> ``(horizon, outputs)`` original units."""
-        x = ((window - self.offset) / self.scale).astype(np.float32)[None]
-        out = self.session.run(None, {"windows": x})[0][0]
-        return out * self.out_scale + self.out_offset
+        return self.run(window[None])[0]
 
 
 def load_verified(model_bytes: bytes, manifest_text: str, signature_hex: str,
@@ -113,6 +138,10 @@ def load_verified(model_bytes: bytes, manifest_text: str, signature_hex: str,
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
+    # small models, one window or a few at a time: no arena kept between calls, no
+    # pre-planned memory pattern (each held a few MB more, measured in benchmarks/edge.py)
+    options.enable_cpu_mem_arena = False
+    options.enable_mem_pattern = False
     session = ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
     scaler = manifest.get("scaler") or {}
 
@@ -141,6 +170,8 @@ class Settings:
     report_every: float = 10.0
     client_id: str = ""
     threads: int = 1
+    max_batch: int = MAX_BATCH
+    release_pages: bool = True
 
 
 @dataclass
@@ -152,25 +183,17 @@ class Counters:
     disconnects: int = 0
     swaps: int = 0
     refused: int = 0
+    batches: int = 0
+    largest_batch: int = 0
+    dropped: int = 0
+    released_mb: float = 0.0
     latencies_ms: deque = field(default_factory=lambda: deque(maxlen=256))
 
 
-def rss_mb() -> float:
-    """This process's resident memory, MB (Linux ``/proc``; else the peak from getrusage)."""
-    try:
-        with open("/proc/self/status") as handle:
-            for line in handle:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 class Runner:
-    """The device loop: assignment polling in the calling thread, MQTT in paho's thread."""
+    """The device loop: assignment polling in the calling thread, MQTT in paho's thread
+    (rows into the window, full windows onto the queue), the model in a worker thread (what
+    is queued, as one batch)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -178,9 +201,13 @@ class Runner:
         self.window: deque = deque(maxlen=1)
         self.previous: np.ndarray | None = None  # the last forecast, for the next score
         self.lock = threading.Lock()
+        self.ready = threading.Condition(self.lock)
+        # (model, window, newest row) waiting for the worker, oldest first
+        self.pending: deque = deque(maxlen=4 * max(1, settings.max_batch))
         self.counters = Counters()
         self.stopping = threading.Event()
         self.client: Any = None
+        self.worker: threading.Thread | None = None
         self.assigned_digest: str | None = None
 
     # -- the server ------------------------------------------------------------------------
@@ -215,13 +242,20 @@ class Runner:
             self.counters.refused += 1
             raise
         self.assigned_digest = digest
+        del data  # the session holds its own copy of the graph
+        if self.settings.release_pages:
+            model.run(np.zeros((1, model.lookback, len(model.columns))))  # warm the session
         with self.lock:
             old = self.model
             keep = old is not None and old.columns == model.columns
             rows = list(self.window) if keep else []
             self.window = deque(rows[-model.lookback:], maxlen=model.lookback)
             self.model, self.previous = model, None
+            self.pending.clear()
             self.counters.swaps += 1
+        del old
+        if self.settings.release_pages:
+            self.counters.released_mb += release_library_pages()
         log.info("amml-edge: running %s (window kept: %s)", model.label, keep)
         return True
 
@@ -236,7 +270,10 @@ class Runner:
                 "lookback": model.lookback if model else None, "messages": c.messages,
                 "bad_messages": c.bad_messages, "forecasts": c.forecasts,
                 "connects": c.connects, "disconnects": c.disconnects, "swaps": c.swaps,
-                "refused": c.refused, "rss_mb": round(rss_mb(), 2),
+                "refused": c.refused, "batches": c.batches, "largest_batch": c.largest_batch,
+                "dropped": c.dropped, "rss_mb": round(rss_mb(), 2),
+                "rss_anon_mb": round(status_mb().get("RssAnon", 0.0), 2),
+                "released_mb": round(c.released_mb, 2),
                 "latency_ms_p50": lat[len(lat) // 2] if lat else None,
                 "latency_ms_p99": lat[min(len(lat) - 1, int(len(lat) * 0.99))] if lat
                 else None, "time": time.time()}
@@ -249,52 +286,101 @@ class Runner:
         self._request("/v1/edge/report", body)
 
     # -- MQTT -------------------------------------------------------------------------------
-    def _row(self, payload: bytes, columns: list[str]) -> np.ndarray | None:
+    def _rows(self, payload: bytes, columns: list[str]) -> list[np.ndarray] | None:
+        """The rows of one message (see the module docstring); None when any is unusable."""
         try:
             value = json.loads(payload)
-            if isinstance(value, dict):
-                value = value.get("values", value)
-            if isinstance(value, dict):
-                row = [float(value[c]) for c in columns]
-            elif isinstance(value, list):
-                row = [float(v) for v in value]
+            if isinstance(value, dict) and "rows" in value:
+                items = value["rows"]
+                if not isinstance(items, list):
+                    return None
             else:
-                row = [float(value)]
-        except (ValueError, KeyError, TypeError):
+                items = [value.get("values", value) if isinstance(value, dict) else value]
+            rows = []
+            for item in items:
+                if isinstance(item, dict):
+                    row = [float(item[c]) for c in columns]
+                elif isinstance(item, list):
+                    row = [float(v) for v in item]
+                else:
+                    row = [float(item)]
+                if len(row) != len(columns) or not all(np.isfinite(row)):
+                    return None
+                rows.append(np.array(row))
+        except (ValueError, KeyError, TypeError, AttributeError):
             return None
-        if len(row) != len(columns) or not all(np.isfinite(row)):
-            return None
-        return np.array(row)
+        return rows
 
     def on_message(self, _client: Any, _userdata: Any, message: Any) -> None:
+        """paho's thread: rows into the window; each full window onto the worker's queue."""
         self.counters.messages += 1
         with self.lock:
             model = self.model
             if model is None:
                 return
-            row = self._row(message.payload, model.columns)
-            if row is None:
+            rows = self._rows(message.payload, model.columns)
+            if rows is None:
                 self.counters.bad_messages += 1
                 return
-            self.window.append(row)
-            if len(self.window) < model.lookback:
-                return
-            window = np.stack(self.window)
-            previous = self.previous
-            started = time.perf_counter()
-            forecast = model.forecast(window)
-            self.counters.latencies_ms.append((time.perf_counter() - started) * 1000)
-            self.previous = forecast
+            for row in rows:
+                self.window.append(row)
+                if len(self.window) < model.lookback:
+                    continue
+                if len(self.pending) == self.pending.maxlen:
+                    self.counters.dropped += 1  # the oldest window goes unforecast
+                self.pending.append((model, np.stack(self.window), row))
+            self.ready.notify()
+
+    def _take(self) -> list[tuple[LoadedModel, np.ndarray, np.ndarray]]:
+        """What is queued (up to ``max_batch`` windows of one model); waits a little."""
+        with self.ready:
+            if not self.pending:
+                self.ready.wait(0.5)
+            batch: list[tuple[LoadedModel, np.ndarray, np.ndarray]] = []
+            while self.pending and len(batch) < self.settings.max_batch:
+                if batch and self.pending[0][0] is not batch[0][0]:
+                    break
+                batch.append(self.pending.popleft())
+            return batch
+
+    def work(self) -> None:
+        """The worker thread: run each batch in one session call and publish its results."""
+        while not self.stopping.is_set():
+            batch = self._take()
+            if batch:
+                try:
+                    self.process(batch)
+                except Exception:  # a bad batch must not end the device's loop
+                    log.exception("amml-edge: a batch of %d windows failed", len(batch))
+
+    def process(self, batch: list[tuple[LoadedModel, np.ndarray, np.ndarray]]) -> None:
+        model = batch[0][0]
+        started = time.perf_counter()
+        results = model.run(np.stack([window for _, window, _ in batch]))
+        per_window = (time.perf_counter() - started) * 1000 / len(batch)
+        c = self.counters
+        c.batches += 1
+        c.largest_batch = max(c.largest_batch, len(batch))
+        c.latencies_ms.extend([per_window] * min(len(batch), 8))
         picks = [model.columns.index(o) for o in model.outputs]
-        scores = None
-        if previous is not None:  # the newest row against what was forecast for it
-            residual = (row[picks] - previous[0]) / model.out_scale
-            scores = (np.abs(residual) / model.residual_scale).tolist()
-        self.counters.forecasts += 1
-        body = {"model": model.label, "outputs": model.outputs,
-                "forecast": forecast.tolist(), "score": max(scores) if scores else None,
-                "scores": scores, "window": len(window), "seq": self.counters.forecasts}
-        self.client.publish(self.settings.out, json.dumps(body), qos=0)
+        for (_, window, row), result in zip(batch, results, strict=True):
+            c.forecasts += 1
+            body: dict[str, Any] = {"model": model.label, "window": len(window),
+                                    "seq": c.forecasts, "batch": len(batch)}
+            if model.task == "detect":
+                score = float(result)
+                body.update(score=score, scores=[score])
+            else:
+                with self.lock:
+                    previous = self.previous if self.model is model else None
+                    self.previous = result
+                scores = None
+                if previous is not None:  # the newest row against what was forecast for it
+                    residual = (row[picks] - previous[0]) / model.out_scale
+                    scores = (np.abs(residual) / model.residual_scale).tolist()
+                body.update(outputs=model.outputs, forecast=result.tolist(),
+                            score=max(scores) if scores else None, scores=scores)
+            self.client.publish(self.settings.out, json.dumps(body), qos=0)
 
     def on_connect(self, client: Any, _userdata: Any, _flags: Any, reason: Any,
                    _properties: Any = None) -> None:
@@ -334,6 +420,9 @@ class Runner:
                     log.warning("amml-edge: %s", exc)
                 next_poll = now + self.settings.poll
             if self.client is None and self.model is not None:
+                self.worker = threading.Thread(target=self.work, name="amml-edge-worker",
+                                               daemon=True)
+                self.worker.start()
                 self.connect()
             if now >= next_report and self.model is not None:
                 try:
@@ -347,6 +436,8 @@ class Runner:
                                 json.dumps({"status": "offline"}), qos=1, retain=True)
             self.client.loop_stop()
             self.client.disconnect()
+        if self.worker is not None:
+            self.worker.join(5)
 
 
 def parse_args(argv: list[str] | None = None) -> Settings:
@@ -365,6 +456,11 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     parser.add_argument("--poll", type=float, default=5.0, help="assignment poll, seconds")
     parser.add_argument("--report-every", type=float, default=10.0, help="health, seconds")
     parser.add_argument("--client-id", default="", help="MQTT client id")
+    parser.add_argument("--max-batch", type=int, default=MAX_BATCH,
+                        help="windows run in one session call at most")
+    parser.add_argument("--keep-pages", action="store_true",
+                        help="keep the library pages loading touched resident (see "
+                        "amml.edge.memory)")
     args = parser.parse_args(argv)
     if not args.token:
         parser.error("give the device key: --token or AMML_EDGE_TOKEN")
@@ -379,7 +475,8 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     host, _, port = args.broker.partition(":")
     return Settings(server=args.server, token=args.token, trusted=trusted, broker=host,
                     port=int(port or 1883), topic=args.topic, out=args.out, poll=args.poll,
-                    report_every=args.report_every, client_id=args.client_id)
+                    report_every=args.report_every, client_id=args.client_id,
+                    max_batch=max(1, args.max_batch), release_pages=not args.keep_pages)
 
 
 def main(argv: list[str] | None = None) -> int:
