@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextvars
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import Any
@@ -21,6 +21,7 @@ from typing import Any
 from amml._exceptions import WorkflowError
 from amml.lang.ir import IR_VERSION, STEP_NAME_RE, LoadedWorkflow, SourceMap, StepIR, WorkflowIR
 from amml.lang.spec import OpSpec
+from amml.lang.triggers import TriggerIR, TriggerLike, normalise
 
 _active: contextvars.ContextVar[Workflow | None] = contextvars.ContextVar(
     "amml_active_workflow", default=None
@@ -112,8 +113,10 @@ class Workflow:
     """A workflow declared in Python. Use as a context manager, then run or export it."""
 
     def __init__(self, name: str, params: Mapping[str, Any] | None = None, *,
-                 description: str = "", imports: list[str] | None = None) -> None:
+                 description: str = "", imports: list[str] | None = None,
+                 triggers: Iterable[TriggerLike] = ()) -> None:
         self.name = name
+        self._triggers: list[TriggerLike] = list(triggers)
         self.description = description
         self.imports = list(imports or [])
         self._params = dict(params or {})
@@ -147,6 +150,11 @@ class Workflow:
                 seen[id(value.node)] = var
                 if STEP_NAME_RE.match(var):
                     value.node.inferred_name = var
+
+    def trigger(self, *triggers: TriggerLike) -> None:
+        """Add triggers (:class:`~amml.lang.triggers.Cron`, ``Drift``, ``Labels``,
+        ``NewData``, or the YAML form as a mapping) to the workflow."""
+        self._triggers.extend(triggers)
 
     # -- recording -------------------------------------------------------------------------
     def add_step(self, op: OpSpec, args: tuple[Any, ...], kwargs: dict[str, Any],
@@ -219,12 +227,27 @@ class Workflow:
             if node.location:
                 source.positions[("steps", node.name)] = (node.location[1], None)
         params = {k: _to_ir_value(v, f"parameter '{k}'") for k, v in self._params.items()}
+        triggers = [self._trigger_ir(index, t) for index, t in enumerate(self._triggers)]
         ir = WorkflowIR(amml=IR_VERSION, name=self.name, description=self.description,
-                        params=params, imports=self.imports, steps=steps)
+                        params=params, imports=self.imports, steps=steps, triggers=triggers)
         return LoadedWorkflow(ir=ir, source=source)
 
     def to_ir(self) -> WorkflowIR:
         return self.to_loaded().ir
+
+    def _trigger_ir(self, index: int, trigger: TriggerLike) -> TriggerIR:
+        data = trigger if isinstance(trigger, dict) else getattr(trigger, "to_trigger", None)
+        if callable(data):
+            data = data()
+        if not isinstance(data, dict):
+            raise WorkflowError(f"workflow '{self.name}': trigger {index} must be Cron(...), "
+                                f"Drift(...), Labels(...), NewData(...) or a mapping, got "
+                                f"{type(trigger).__name__}")
+        kind, fields, problems = normalise(_to_ir_value(data, f"trigger {index}"))
+        if kind is None or fields is None:
+            raise WorkflowError(f"workflow '{self.name}': trigger {index}: {problems[0][1]}")
+        # field problems (a bad cron schedule) are reported by validation with the others
+        return TriggerIR(kind=kind, with_=fields)
 
 
 def _to_ir_value(value: Any, where: str) -> Any:

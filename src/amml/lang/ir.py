@@ -15,6 +15,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from amml.lang.triggers import TriggerIR
+
 IR_VERSION = 1
 STEP_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]*$"
 STEP_NAME_RE = re.compile(STEP_NAME_PATTERN)
@@ -56,6 +58,8 @@ class WorkflowIR(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
     imports: list[str] = Field(default_factory=list)
     steps: dict[str, StepIR]
+    #: When ``amml agent`` runs the workflow by itself (:mod:`amml.lang.triggers`).
+    triggers: list[TriggerIR] = Field(default_factory=list)
 
     def to_data(self) -> dict[str, Any]:
         data: dict[str, Any] = {"amml": self.amml, "name": self.name}
@@ -66,6 +70,8 @@ class WorkflowIR(BaseModel):
         if self.imports:
             data["imports"] = list(self.imports)
         data["steps"] = {name: step.to_data() for name, step in self.steps.items()}
+        if self.triggers:  # absent when empty: workflows without triggers keep their IR bytes
+            data["triggers"] = [trigger.to_data() for trigger in self.triggers]
         return data
 
     def canonical_json(self) -> str:

@@ -25,6 +25,7 @@ from amml.lang.params import (
     substitute,
 )
 from amml.lang.spec import OpCatalog, OpSpec
+from amml.lang.triggers import check as check_trigger
 from amml.lang.yaml_limits import INT_MAX, INT_MIN
 
 InputBinding = tuple[str, str]  # (step, output)
@@ -106,13 +107,37 @@ def validate(
             resolved[name] = ResolvedStep(name, spec, config, inputs, upstream)
 
     order = _check_cycles(ir, issue)
+    _check_triggers(ir, issue)
     if issues:
         issues.sort(key=lambda i: (i.line is None, i.line or 0, i.column or 0))
         raise WorkflowValidationError(issues)
     final_ir = WorkflowIR(amml=ir.amml, name=ir.name, description=ir.description,
-                          params=ir.params, imports=ir.imports, steps=normalized)
+                          params=ir.params, imports=ir.imports, steps=normalized,
+                          triggers=ir.triggers)
     return ValidatedWorkflow(final_ir, params, resolved, tuple(order), source.file,
                              dict(overrides or {}))
+
+
+def _check_triggers(ir: WorkflowIR, issue) -> None:
+    """Each trigger's fields (again: a Python workflow did not pass the YAML loader) and the
+    step a ``data`` trigger watches, which must be a source of this workflow."""
+    for index, trigger in enumerate(ir.triggers):
+        for path, message, hint in check_trigger(trigger.kind, dict(trigger.with_)):
+            where = ("triggers", index, *path)
+            issue(where, message, hint, field_name=".".join(map(str, where)))
+        step = trigger.with_.get("step") if trigger.kind == "data" else None
+        if not isinstance(step, str):
+            continue
+        where = ("triggers", index, "data", "step")
+        field_name = ".".join(map(str, where))
+        if step not in ir.steps:
+            hint = did_you_mean(step, ir.steps) or f"steps: {', '.join(ir.steps)}"
+            issue(where, f"data trigger watches unknown step '{step}'", hint,
+                  field_name=field_name)
+        elif not ir.steps[step].op.startswith("source."):
+            issue(where, f"data trigger watches step '{step}' (op '{ir.steps[step].op}'), "
+                  "which is not a source", "name a step whose op is a source.* op",
+                  field_name=field_name)
 
 
 def _check_integers(roots: list[tuple[tuple[Any, ...], Any, str | None]], issue) -> None:

@@ -28,6 +28,7 @@ from amml._exceptions import ValidationIssue, WorkflowError, WorkflowValidationE
 from amml.lang.ir import IR_VERSION, STEP_NAME_RE, LoadedWorkflow, SourceMap, StepIR, WorkflowIR
 from amml.lang.params import PARAM_NAME, did_you_mean
 from amml.lang.resources import parse_resources
+from amml.lang.triggers import TriggerIR, normalise
 from amml.lang.yaml_limits import (
     DocumentLimits,
     DocumentProblem,
@@ -35,7 +36,7 @@ from amml.lang.yaml_limits import (
     check_expanded,
 )
 
-TOP_LEVEL_KEYS = ("amml", "name", "description", "params", "imports", "steps")
+TOP_LEVEL_KEYS = ("amml", "name", "description", "params", "imports", "steps", "triggers")
 STEP_KEYS = ("op", "with", "inputs", "resources")
 
 
@@ -209,14 +210,34 @@ def _build_ir(data: Any, issue) -> WorkflowIR | None:
             step = _build_step(step_name, step_data, issue)
             if step is not None:
                 steps[str(step_name)] = step
+    triggers = _build_triggers(data.get("triggers"), issue) if "triggers" in data else []
     if not isinstance(name, str) or not steps:
         return None
     try:
         return WorkflowIR(amml=IR_VERSION, name=name, description=description or "",
-                          params=params, imports=imports, steps=steps)
+                          params=params, imports=imports, steps=steps, triggers=triggers)
     except Exception as exc:  # structure was checked above; this is a safety net
         issue((), f"invalid workflow: {exc}")
         return None
+
+
+def _build_triggers(data: Any, issue) -> list[TriggerIR]:
+    """``triggers:``: a list of one-key mappings; each problem names its item and field."""
+    if data is None:
+        return []
+    if not isinstance(data, list):
+        issue(("triggers",), f"'triggers' must be a list such as "
+              f"[{{cron: '0 * * * *'}}, {{drift: my-model}}], got {_type_name(data)}",
+              "write each trigger as a list item: '- cron: \"0 * * * *\"'")
+        return []
+    found: list[TriggerIR] = []
+    for index, item in enumerate(data):
+        kind, fields, problems = normalise(item)
+        for path, message, hint in problems:
+            issue(("triggers", index, *path), message, hint)
+        if kind is not None and fields is not None and not problems:
+            found.append(TriggerIR(kind=kind, with_=fields))
+    return found
 
 
 def _build_step(name: Any, data: Any, issue) -> StepIR | None:
