@@ -390,7 +390,9 @@ def _region(region: dict[str, Any], i: int, default: str) -> dict[str, Any]:
                          f"{region!r} ({exc})") from None
     if end < start:
         raise LabelError(f"region {i}: its end is before its start")
-    out = {"start": start, "end": end, "label": str(region.get("label") or default)}
+    # milliseconds, the resolution timestamps are joined and exported at
+    out = {"start": round(start, 3), "end": round(end, 3),
+           "label": str(region.get("label") or default)}
     if region.get("column"):
         out["column"] = str(region["column"])
     return out

@@ -89,6 +89,7 @@ class ServedWindow:
     """One window a server answered: its inputs, its forecast and the forecast's times."""
 
     log_id: int
+    index: int  # the window's place in its request (0 for a single window)
     model: str
     version: int
     endpoint: str
@@ -195,7 +196,8 @@ def _windows_of(row: Any, signatures: _Signatures) -> Iterator[ServedWindow]:
         stamps_list = [None] * len(results)
     if len(results) != len(items):
         return
-    for item, result, stamps in zip(items, results, stamps_list, strict=True):
+    for index, (item, result, stamps) in enumerate(zip(items, results, stamps_list,
+                                                       strict=True)):
         parsed = _parse_item(item, top_columns, default_columns)
         if parsed is None or not isinstance(result.get("forecast"), dict):
             continue
@@ -203,7 +205,7 @@ def _windows_of(row: Any, signatures: _Signatures) -> Iterator[ServedWindow]:
         forecast = {str(k): [float(x) for x in v] for k, v in result["forecast"].items()}
         horizon = max((len(v) for v in forecast.values()), default=0)
         served = ServedWindow(
-            log_id=int(row["id"]), model=row["model"], version=int(row["version"]),
+            log_id=int(row["id"]), index=index, model=row["model"], version=int(row["version"]),
             endpoint=endpoint, received_at=float(row["received_at"]), columns=columns,
             window=window, timestamps=timestamps, outputs=outputs or list(forecast),
             forecast=forecast, forecast_ts=None)
