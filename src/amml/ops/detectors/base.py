@@ -108,6 +108,7 @@ BUILTIN_DETECTORS: dict[str, str] = {
     "forecast_residual": "amml.ops.detectors.residual",
     "isolation_forest": "amml.ops.detectors.isolation",
     "lstm_autoencoder": "amml.ops.detectors.deep_autoencoders",
+    "matrix_profile": "amml.ops.detectors.matrix_profile",
     "mset": "amml.ops.detectors.multivariate",
     "pca_t2q": "amml.ops.detectors.multivariate",
     "pyod": "amml.ops.detectors.pyod_models",

@@ -23,7 +23,7 @@ before the first score (no model yet, or too few residuals to trust) are NaN, ne
 >>> values = np.sin(2 * np.pi * t / 50) + np.random.default_rng(0).normal(0, 0.1, 1000)
 >>> values[812] = -values[812]  # a trough value at a peak: in range, but at the wrong time
 >>> scores = make_detector("forecast_residual").score_series(values)
->>> bool(scores[812] == scores.max() and scores[812] > 0.5)
+>>> bool(scores[812] == np.nanmax(scores) and scores[812] > 0.5)
 True
 """
 
