@@ -1,4 +1,5 @@
-"""``amml models``: list, show, alias, promote, delete registered model versions.
+"""``amml models``: list, show, alias, promote, delete registered model versions, and write
+a version's model card (``amml models card NAME@ALIAS --out DIR``).
 
 References are ``NAME`` (newest version), ``NAME@3`` or ``NAME@champion``. Alias moves and
 promotions are recorded with who (``AMML_USER`` or the login name), when and why; ``amml
@@ -324,3 +325,50 @@ def history(
         return
     out.print(_history_table(events, f"alias history of {name}"
                              + (f"@{alias_name}" if alias_name else "")))
+
+
+@app.command()
+def card(
+    reference: Annotated[str, typer.Argument(
+        help="NAME (newest version), NAME@VERSION or NAME@ALIAS.")],
+    out_dir: Annotated[Path | None, typer.Option(
+        "--out", help="Write card.md, card.html, card.json and the PNG plots here.")] = None,
+    output_format: Annotated[str, typer.Option(
+        "--format", help="What to print without --out: md, html or json.")] = "md",
+    json_output: JsonOption = False,
+    home: HomeOption = None,
+) -> None:
+    """The model card of a version: intended use, lineage and time ranges, training
+    configuration and code version, test metrics overall and per slice (hour of day, station
+    or device), explanation summary, drift history, ledger heads, known limits and checks.
+    Exit code 1 when a check failed."""
+    from amml.cli.main import _fail
+    from amml.registry.cards import build_card
+
+    out, err = _console()
+    chosen = "json" if json_output else output_format
+    if chosen not in ("md", "html", "json"):
+        raise _fail(f"--format must be md, html or json, got '{output_format}'", 2)
+    with _registry(home, read_only=True) as registry:
+        made = build_card(registry.store, reference, plots=out_dir is not None
+                          or chosen == "html")
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "card.md").write_text(made.to_markdown(), encoding="utf-8")
+        (out_dir / "card.html").write_text(made.to_html(), encoding="utf-8")
+        (out_dir / "card.json").write_text(json.dumps(made.to_json(), indent=1, default=str),
+                                           encoding="utf-8")
+        for name, data in made.plots.items():
+            (out_dir / f"{name}.png").write_bytes(data)
+        err.print(f"card of {made.ref} written to {out_dir} (card.md, card.html, card.json, "
+                  f"{len(made.plots)} plot(s))", highlight=False)
+    elif chosen == "json":
+        out.print_json(json.dumps(made.to_json(), default=str))
+    elif chosen == "html":
+        typer.echo(made.to_html())
+    else:
+        typer.echo(made.to_markdown(plot_prefix=None))
+    if not made.passed:
+        failed = ", ".join(c.name for c in made.failed_checks)
+        err.print(f"[yellow]{made.ref}: failed checks:[/] {escape(failed)}", highlight=False)
+        raise typer.Exit(1)
