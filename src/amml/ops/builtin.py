@@ -15,6 +15,8 @@ CATALOG: dict[str, str] = {
     "source.redis": "amml.ops.sources.redis.op",
     "source.mqtt": "amml.ops.sources.mqtt",
     "source.logs": "amml.ops.sources.logs.op",
+    "source.prediction_log": "amml.ops.sources.prediction_log",
+    "source.labels": "amml.ops.sources.labels",
     "preprocess": "amml.ops.transforms.preprocess",
     "resample": "amml.ops.transforms.resample",
     "align": "amml.ops.transforms.align",

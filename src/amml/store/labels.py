@@ -60,10 +60,10 @@ from amml._exceptions import StoreError
 from amml.store import served as _served
 from amml.store.metadata.schema import BigId, metadata
 
-__all__ = ["KINDS", "LIVE_COLUMNS", "LabelError", "actuals", "actuals_frame", "add_label",
-           "add_task", "count_labels", "get_task", "label_history", "label_intervals",
-           "label_tasks", "labelled_inputs", "labels", "latest_labels", "live_window",
-           "record_actuals", "tasks"]
+__all__ = ["KINDS", "LIVE_COLUMNS", "POINT_COLUMNS", "LabelError", "actuals", "actuals_frame",
+           "add_label", "add_task", "count_labels", "get_task", "label_history",
+           "label_intervals", "label_tasks", "labelled_inputs", "labels", "latest_labels",
+           "live_window", "record_actuals", "served_points", "tasks"]
 
 #: What put a task in the queue.
 KINDS = ("alarm", "drift", "uncertain", "manual", "import")
@@ -188,34 +188,51 @@ def live_window(store: Any, model: str, *, since: float | None = None,
     :data:`LIVE_COLUMNS`; where several served forecasts cover a timestamp, the latest one
     counts. The actual is the latest recorded one; a ``detect`` request carries the values it
     is scored against, and those count as actuals where none was recorded."""
+    points = served_points(store, model, since=since, until=until, column=column)
+    found = points[points["actual"].notna()][LIVE_COLUMNS]
+    return found.reset_index(drop=True)
+
+
+#: The columns of :func:`served_points`'s frame.
+POINT_COLUMNS = [*LIVE_COLUMNS, "step", "endpoint"]
+
+
+def served_points(store: Any, model: str, *, since: float | None = None,
+                  until: float | None = None, column: str | None = None,
+                  keep: str = "latest") -> Any:
+    """Every forecast point served for ``model`` (received in ``[since, until)``), with its
+    actual where one is known (else NaN): columns :data:`POINT_COLUMNS` (``step``: how many
+    steps ahead it was forecast, 1 for the first), sorted by time. ``keep="latest"`` keeps
+    the latest served forecast of each timestamp and column; ``"all"`` keeps every one."""
     import pandas as pd
 
-    points = _served_points(store, model, since, until, column)
-    if not points:
-        return pd.DataFrame({name: [] for name in LIVE_COLUMNS}).astype(
-            {"ts": float, "column": object, "predicted": float, "actual": float,
-             "version": int, "received_at": float})
-    frame = pd.DataFrame(points, columns=LIVE_COLUMNS)
-    return frame.sort_values(["ts", "column"], kind="stable").reset_index(drop=True)
-
-
-def _served_points(store: Any, model: str, since: float | None, until: float | None,
-                   column: str | None) -> list[tuple[Any, ...]]:
+    if keep not in ("latest", "all"):
+        raise LabelError(f"keep must be 'latest' or 'all', got '{keep}'")
     windows = [w for w in _served.served_windows(store, model, since=since, until=until)
                if w.forecast_ts]
-    if not windows:
-        return []
-    truth = _truth(store, model, windows, column)
-    latest: dict[tuple[int, str], tuple[Any, ...]] = {}
-    for w in windows:
-        for name, values in w.forecast.items():
-            if column is not None and name != column:
-                continue
-            for ts, predicted in zip(w.forecast_ts or (), values, strict=False):
-                key = (_served.ts_key(ts), name)
-                if key in truth:
-                    latest[key] = (ts, name, predicted, truth[key], w.version, w.received_at)
-    return list(latest.values())
+    rows: list[tuple[Any, ...]] = []
+    if windows:
+        truth = _truth(store, model, windows, column)
+        latest: dict[tuple[int, str], tuple[Any, ...]] = {}
+        for w in windows:
+            for name, values in w.forecast.items():
+                if column is not None and name != column:
+                    continue
+                for step, (ts, predicted) in enumerate(
+                        zip(w.forecast_ts or (), values, strict=False), start=1):
+                    key = (_served.ts_key(ts), name)
+                    point = (ts, name, predicted, truth.get(key, float("nan")), w.version,
+                             w.received_at, step, w.endpoint)
+                    if keep == "all":
+                        rows.append(point)
+                    else:
+                        latest[key] = point
+        rows.extend(latest.values())
+    frame = pd.DataFrame(rows, columns=POINT_COLUMNS).astype(
+        {"ts": float, "column": object, "predicted": float, "actual": float, "version": int,
+         "received_at": float, "step": int, "endpoint": object})
+    return frame.sort_values(["ts", "column", "received_at"], kind="stable"
+                             ).reset_index(drop=True)
 
 
 def _truth(store: Any, model: str, windows: list[_served.ServedWindow],
