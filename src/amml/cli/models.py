@@ -367,7 +367,7 @@ def card(
     elif chosen == "html":
         typer.echo(made.to_html())
     else:
-        typer.echo(made.to_markdown(plot_prefix=None))
+        typer.echo(made.to_markdown(plot_link=None))
     if not made.passed:
         failed = ", ".join(c.name for c in made.failed_checks)
         err.print(f"[yellow]{made.ref}: failed checks:[/] {escape(failed)}", highlight=False)

@@ -118,9 +118,9 @@ class ModelCard:
                 "generated_at": self.generated_at}
 
     # -- Markdown ------------------------------------------------------------------------
-    def to_markdown(self, plot_prefix: str | None = "") -> str:
-        """The card as Markdown; plots are linked as ``{plot_prefix}{name}.png`` (None: no
-        plot links)."""
+    def to_markdown(self, plot_link: str | None = "{name}.png") -> str:
+        """The card as Markdown; each plot is linked as ``plot_link`` with its name filled
+        in (None: no plot links)."""
         lines = [f"# Model card: {self.ref}", ""]
         status = "all checks pass" if self.passed else \
             f"{len(self.failed_checks)} check(s) FAILED"
@@ -169,8 +169,8 @@ class ModelCard:
             lines += _md_table(["slice", "points", "mse", "mae", "vs the rest"],
                                [[str(r["slice"]), str(r["points"]), _fmt(r["mse"]),
                                  _fmt(r["mae"]), f"{r['ratio']:.2f}x"] for r in shown])
-            if plot_prefix is not None and title in self.plots:
-                lines += ["", f"![{title}]({plot_prefix}{title}.png)"]
+            if plot_link is not None and title in self.plots:
+                lines += ["", f"![{title}]({plot_link.format(name=title)})"]
             lines.append("")
         if self.explanation:
             lines += ["## Explanation summary", ""]
@@ -189,8 +189,8 @@ class ModelCard:
                                [[_iso(e["detected_at"]), str(e["version"]), e["detector"],
                                  _fmt(e["confidence"]), _iso(e["drift_point"])]
                                 for e in self.drift[-10:]])
-            if plot_prefix is not None and "drift" in self.plots:
-                lines += ["", f"![drift]({plot_prefix}drift.png)"]
+            if plot_link is not None and "drift" in self.plots:
+                lines += ["", f"![drift]({plot_link.format(name='drift')})"]
         else:
             lines.append("No drift events recorded.")
         lines.append("")
@@ -217,7 +217,7 @@ class ModelCard:
         """One self-contained page: the Markdown's content, plots inlined as data URLs."""
         body: list[str] = []
         in_table = False
-        for line in self.to_markdown(plot_prefix=None).splitlines():
+        for line in self.to_markdown(plot_link=None).splitlines():
             if line.startswith("|"):
                 cells = [html.escape(c.strip()) for c in line.strip("|").split("|")]
                 if set("".join(cells)) <= set("-: "):
