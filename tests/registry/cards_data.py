@@ -38,16 +38,17 @@ steps:
 
 
 def oil_frame(days: int = 60, *, noisy_station: float = 0.0, shift: float = 0.0,
-              seed: int = 0) -> pd.DataFrame:
-    """Hourly OT = daily cycle + noise; two stations alternating every two days, the second
-    with ``noisy_station`` more noise; ``shift`` added to every value."""
+              seed: int = 0, period: float = 24.0, start: str = "2025-01-01"
+              ) -> pd.DataFrame:
+    """Hourly OT = a cycle of ``period`` hours + noise; two stations alternating every two
+    days, the second with ``noisy_station`` more noise; ``shift`` added to every value."""
     n = 24 * days
     rng = np.random.default_rng(seed)
     station = np.where((np.arange(n) // 48) % 2 == 0, 1, 2)
-    ot = 10 + shift + 3 * np.sin(2 * np.pi * np.arange(n) / 24) + rng.normal(0, 0.2, n)
+    ot = 10 + shift + 3 * np.sin(2 * np.pi * np.arange(n) / period) + rng.normal(0, 0.2, n)
     ot = ot + np.where(station == 2, rng.normal(0, noisy_station, n) if noisy_station else 0,
                        0)
-    return pd.DataFrame({"time": pd.date_range("2025-01-01", periods=n, freq="h"), "OT": ot,
+    return pd.DataFrame({"time": pd.date_range(start, periods=n, freq="h"), "OT": ot,
                          "station_id": station})
 
 

@@ -372,3 +372,50 @@ def card(
         failed = ", ".join(c.name for c in made.failed_checks)
         err.print(f"[yellow]{made.ref}: failed checks:[/] {escape(failed)}", highlight=False)
         raise typer.Exit(1)
+
+
+@app.command()
+def policy(
+    name: NameArg,
+    candidate: Annotated[str, typer.Option(
+        "--from", help="The candidate: an alias or a version number.")] = "challenger",
+    target: Annotated[str, typer.Option("--to", help="The alias to move.")] = "champion",
+    metric: Annotated[str, typer.Option(help="The test-split metric compared.")] = "mse",
+    min_points: Annotated[int, typer.Option(
+        help="Labelled forecast points needed in the recent window.", min=1)] = 50,
+    tolerance: Annotated[float, typer.Option(
+        help="How much worse (a fraction) the candidate's test metric may be.",
+        min=0.0)] = 0.10,
+    live_gain: Annotated[float, typer.Option(
+        help="How much better (a fraction) its live MSE must be.", min=0.0)] = 0.0,
+    window: Annotated[float | None, typer.Option(
+        help="Seconds of served requests to judge on (default: all).", min=1.0)] = None,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Decide and print; move nothing, record nothing.")] = False,
+    json_output: JsonOption = False,
+    home: HomeOption = None,
+) -> None:
+    """Promote by policy: the candidate must beat the champion on the recent labelled window
+    (served requests with actuals) and stay within --tolerance on the test split, with at
+    least --min-points labelled points and a model card with no failed check. A promotion is
+    a signed entry of the ledger promotions/NAME. Exit code 1 when not promoted."""
+    from amml.registry.policy import PromotionPolicy, apply, decide
+
+    out, err = _console()
+    rule = PromotionPolicy(metric=metric, min_points=min_points, test_tolerance=tolerance,
+                           min_live_gain=live_gain, window_s=window)
+    with _registry(home, read_only=dry_run) as registry:
+        chosen = decide if dry_run else apply
+        decision = chosen(registry.store, name, candidate=candidate, target=target,
+                          policy=rule)
+    if json_output:
+        out.print_json(json.dumps(decision.to_json(), default=str))
+    elif decision.promoted:
+        verb = "would promote" if dry_run else "promoted"
+        entry = f" (ledger {decision.ledger} #{decision.ledger_seq})" if decision.ledger else ""
+        out.print(f"[green]{verb}[/] {name}@{decision.candidate_version} to [bold]{target}[/]: "
+                  f"{escape(decision.reason)}{entry}", highlight=False)
+    else:
+        err.print(f"[yellow]not promoted:[/] {escape(decision.reason)}", highlight=False)
+    if not decision.promoted:
+        raise typer.Exit(1)
