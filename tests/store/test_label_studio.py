@@ -67,3 +67,31 @@ def test_labeling_config_names_the_controls_the_export_uses() -> None:
                  'valueType="json"', 'timeColumn="time"', '<Channel column="load"/>',
                  '<Choices name="verdict" toName="ts"', '<Label value="anomaly"/>'):
         assert part in text
+
+
+def test_forecast_errors_far_from_the_usual_are_queued(store: Store) -> None:
+    import json
+
+    from amml.store.label_queue import queue_forecast_errors, refresh_queue
+    from amml.store.prediction_log import PredictionLogTable
+
+    stamps = [T0 + h * 3600 for h in range(12)]
+    answer = {"model": "oil", "version": 4, "horizon": 12, "outputs": ["OT"],
+              "forecast": {"OT": [0.0] * 12}, "timestamps": stamps}
+    PredictionLogTable(store).append([dict(
+        model="oil", version=4, endpoint="forecast", received_at=1.0, latency_ms=1.0,
+        status=200, request=json.dumps({"window": [[0.0]] * 4}),
+        response=json.dumps(answer))])
+    # median 0.075, robust deviation 1.4826 x 0.15: 9 and 9.5 score ~40, 0.85 ~3.5
+    errors = [0.1, -0.1, 0.2, -0.2, 0.0, 0.1, -0.1, 9.0, 9.5, 0.05, 0.85, -0.05]
+    record_actuals(store, "oil", [{"ts": t, "column": "OT", "value": e}
+                                  for t, e in zip(stamps, errors, strict=True)])
+    found = queue_forecast_errors(store, "oil")
+    assert len(found["alarm"]) == 1 and len(found["uncertain"]) == 1
+    alarm = next(t for t in tasks(store) if t["kind"] == "alarm")
+    assert (alarm["start"], alarm["end"]) == (stamps[7], stamps[8])  # one run, one task
+    assert alarm["details"]["versions"] == [4] and alarm["score"] > 4.0
+    uncertain = next(t for t in tasks(store) if t["kind"] == "uncertain")
+    assert uncertain["start"] == uncertain["end"] == stamps[10]
+    assert refresh_queue(store) == {"alarm": 1, "uncertain": 1, "drift": 0}
+    assert len(tasks(store)) == 2  # queued once

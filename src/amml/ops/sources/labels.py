@@ -46,13 +46,17 @@ class LabelsSource(Op):
         column: str = Field("label", description="The name of the label column")
         series: str | None = Field(None, description="Only labels about this data column "
                                                      "(and the whole model's)")
-        positive: list[str] = Field(default_factory=lambda: ["anomaly"])
-        negative: list[str] = Field(default_factory=lambda: ["normal"])
+        positive: list[str] = Field(default_factory=lambda: ["anomaly"],
+                                    description="Classes marked 1")
+        negative: list[str] = Field(default_factory=lambda: ["normal"],
+                                    description="Classes marked 0")
         freq: str | None = Field(None, description="Grid of rows without a table input")
-        start: float | str | None = None
-        end: float | str | None = None
-        store: str | None = None
-        store_url: str | None = None
+        start: float | str | None = Field(None, description="No label before (date, epoch "
+                                                            "s, '-7d')")
+        end: float | str | None = Field(None, description="No label after")
+        store: str | None = Field(None, description="A store folder (default: the "
+                                                     "workflow's store)")
+        store_url: str | None = Field(None, description="A store's database URL")
 
     def source_state(self) -> str | None:
         c = self.config

@@ -47,7 +47,10 @@ class PredictionLogSource(Op):
 
     class Config(OpConfig):
         model: str = Field(description="The served model's name")
-        view: Literal["forecasts", "inputs", "points"] = "forecasts"
+        view: Literal["forecasts", "inputs", "points"] = Field(
+            "forecasts", description="forecasts: one row per forecast time, with actual and "
+                                     "error; inputs: the served input rows; points: every "
+                                     "served forecast point")
         since: Bound = Field(None, description="Served at or after (date, epoch s, '-2h')")
         until: Bound = Field(None, description="Served before")
         start: Bound = Field(None, description="Rows at or after this data timestamp")
@@ -55,8 +58,9 @@ class PredictionLogSource(Op):
         column: str | None = Field(None, description="Only this output (forecasts, points)")
         window: int | None = Field(None, ge=1, description="Rolling live MSE/MAE over N "
                                                            "points with an actual")
-        store: str | None = None
-        store_url: str | None = None
+        store: str | None = Field(None, description="A store folder (default: the "
+                                                     "workflow's store)")
+        store_url: str | None = Field(None, description="A store's database URL")
 
     def source_state(self) -> str | None:
         c = self.config
