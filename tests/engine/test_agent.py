@@ -138,3 +138,25 @@ def test_a_workflow_without_triggers_is_refused(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["agent", str(path), "--once",
                                       "--home", str(tmp_path / "h")])
     assert result.exit_code == 2 and "declares no triggers" in result.output
+
+
+def test_agent_promote_applies_the_policy_after_a_triggered_run(tmp_path: Path) -> None:
+    from amml.registry import ModelRegistry
+    from amml.store.ledger import Ledger
+    from tests.registry.cards_data import WORKFLOW, oil_frame
+
+    oil_frame(days=30).to_csv(tmp_path / "oil.csv", index=False)
+    path = tmp_path / "train.yaml"
+    path.write_text(WORKFLOW.format(kind="linear") + "triggers:\n  - data: raw\n")
+    home = tmp_path / "home"
+    command = ["agent", str(path), "--once", "--promote", "oil", "--home", str(home),
+               "-p", f"csv={tmp_path / 'oil.csv'}"]
+    runner = CliRunner()
+    assert runner.invoke(app, command).exit_code == 0  # first sight of the file
+    oil_frame(days=31).to_csv(tmp_path / "oil.csv", index=False)  # a new day of data
+    result = runner.invoke(app, command)
+    assert result.exit_code == 0, result.output
+    assert "oil: promoted (no champion yet: oil@1 becomes champion)" in result.output
+    with open_store(home) as store:
+        assert ModelRegistry(store).resolve("oil@champion").version == 1
+        assert [e.kind for e in Ledger(store, "promotions/oil").entries()] == ["promotion"]

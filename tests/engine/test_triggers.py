@@ -121,3 +121,19 @@ def test_labels_fire_after_count_new_labels(store: Store, tmp_path: Path) -> Non
     fired = evaluate(store, wf, time.time())
     assert fired.fired and "3 new labels of oil" in fired.reason
     assert not evaluate(store, wf, time.time()).fired  # counted from the firing on
+
+
+def test_a_drift_trigger_can_wait_for_the_new_regime(store: Store, tmp_path: Path) -> None:
+    import time
+
+    wf = workflow(tmp_path, "  - drift: {model: oil, wait_s: 30}")
+    records = DriftRecords(store)
+    now = time.time()
+    assert not evaluate(store, wf, now).fired
+    records.add_event(model="oil", version=1, detector="error", detected_at=T0,
+                      drift_point=T0, confidence=0.99, score=2.0, threshold=1.0)
+    assert not evaluate(store, wf, now + 10).fired  # recorded 10 s ago: waits
+    assert not evaluate(store, wf, now + 20).fired
+    fired = evaluate(store, wf, now + 40)
+    assert fired.fired and "drift event 1" in fired.reason
+    assert not evaluate(store, wf, now + 50).fired

@@ -1,7 +1,8 @@
 """``amml agent``: run workflows when their triggers (cron, drift, labels, data) fire.
 
 ``amml agent retrain.yaml other.yaml`` keeps evaluating every ``--interval`` seconds;
-``--once`` evaluates once, runs what fired and exits (for tests and cron); ``--history``
+``--once`` evaluates once, runs what fired and exits (for tests and cron); ``--promote
+NAME`` applies the promotion policy to NAME after each successful run; ``--history``
 prints the recorded trigger runs (why each run started, attempts, status). Exit codes: 0
 done, 1 a triggered run failed after its retries (``--once``), 2 a malformed command line
 or workflow.
@@ -38,6 +39,11 @@ def agent(
     history: Annotated[bool, typer.Option(
         "--history", help="Print the recorded trigger runs (of FILES' workflows, or all) "
         "and exit.")] = False,
+    promote: Annotated[list[str] | None, typer.Option(
+        "--promote", help="After a triggered run succeeds, apply the promotion policy to "
+        "this model (challenger vs champion; repeatable).")] = None,
+    min_points: Annotated[int, typer.Option(
+        help="With --promote: labelled points the policy needs.", min=1)] = 50,
     param: Annotated[list[str] | None, typer.Option(
         "--param", "-p", help="NAME=VALUE for every workflow (repeatable).")] = None,
     json_output: JsonOption = False,
@@ -65,7 +71,9 @@ def agent(
     store = _open_store(home)
     try:
         try:
-            runner = Agent(store, workflows, retries=retries, backoff_s=backoff)
+            runner = Agent(store, workflows, retries=retries, backoff_s=backoff,
+                           on_success=_promoter(store, promote, min_points) if promote
+                           else None)
         except Exception as exc:
             raise _fail(str(exc), 2) from None
         if once:
@@ -91,6 +99,23 @@ def agent(
         store.close()
 
 
+def _promoter(store, models: list[str], min_points: int):
+    """After a successful run: the promotion policy on each model, its decisions in words."""
+    from amml.registry.policy import PromotionPolicy, apply
+
+    policy = PromotionPolicy(min_points=min_points)
+
+    def promote(_workflow, _run_id) -> str:
+        said = []
+        for model in models:
+            decision = apply(store, model, policy=policy, actor="amml agent")
+            said.append(f"{model}: {'promoted' if decision.promoted else 'not promoted'} "
+                        f"({decision.reason})")
+        return "; ".join(said)
+
+    return promote
+
+
 def _print_outcome(outcome) -> None:
     from amml.cli.main import err, out
 
@@ -108,6 +133,8 @@ def _print_outcome(outcome) -> None:
     tail = f" — {escape(outcome.error)}" if outcome.error and outcome.status == "failed" else ""
     out.print(f"{outcome.workflow}: [{colour}]{outcome.status}[/] after {outcome.attempts} "
               f"attempt(s), run {outcome.run_id or '-'} ({why}){tail}", highlight=False)
+    if outcome.note:
+        out.print(f"  {escape(outcome.note)}", highlight=False)
 
 
 def _print_history(rows: list[dict], json_output: bool) -> None:

@@ -7,7 +7,9 @@ up to ``retries`` times, waiting ``backoff_s`` and then twice as long each time 
 ``max_backoff_s``); each attempt is a row of its own. A workflow runs one at a time: an agent
 runs it in one thread, and a lock row in the store (``agent_locks``) keeps a second agent on
 the same store from starting it meanwhile (it is then evaluated again on the next tick, its
-triggers' cursors untouched). Different workflows run side by side.
+triggers' cursors untouched). Different workflows run side by side. ``on_success`` runs
+after each successful run (``amml agent --promote NAME`` applies the promotion policy
+there, :mod:`amml.registry.policy`).
 
 :meth:`Agent.run_once` (``amml agent --once``) evaluates, runs what fired and returns: the
 form to test, and to call from cron.
@@ -61,6 +63,7 @@ class AgentOutcome:
     attempts: int = 0
     run_id: str | None = None
     error: str | None = None
+    note: str | None = None  # what ``on_success`` said (a promotion decision, say)
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -72,7 +75,9 @@ class Agent:
     def __init__(self, store: Store, workflows: Iterable[ValidatedWorkflow], *,
                  retries: int = 2, backoff_s: float = 1.0, max_backoff_s: float = 60.0,
                  lock_ttl_s: float = 3600.0, run: RunFunction | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep,
+                 on_success: Callable[[ValidatedWorkflow, str | None], str | None]
+                 | None = None) -> None:
         if retries < 0:
             raise AMMLError(f"retries must be 0 or more, got {retries}")
         self.store = store
@@ -90,6 +95,7 @@ class Agent:
         self.lock_ttl_s = lock_ttl_s
         self.run_function = run or run_with_engine
         self.sleep = sleep
+        self.on_success = on_success
         self.records = OperationsRecords(store)
         self._running: set[str] = set()
         self._guard = threading.Lock()
@@ -141,6 +147,12 @@ class Agent:
             outcome.error = error
             if status == "succeeded":
                 log.info("amml agent: %s ran (%s): run %s", name, reason, run_id)
+                if self.on_success is not None:
+                    try:
+                        outcome.note = self.on_success(workflow, run_id)
+                    except Exception as exc:  # the run stands; say what followed failed
+                        outcome.note = f"after the run: {type(exc).__name__}: {exc}"
+                        log.error("amml agent: %s: %s", name, outcome.note)
                 return
             log.warning("amml agent: %s attempt %d failed: %s", name, attempt, error)
             if attempt <= self.retries:

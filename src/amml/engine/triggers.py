@@ -4,7 +4,8 @@ Each trigger keeps a cursor in the store (``trigger_cursors``) of what it has al
 
 * ``cron``: the last time it was checked; fires when a scheduled minute falls after it.
 * ``drift``: the last drift event id seen; fires on a newer event of the model (and
-  detector, at ``min_confidence`` or above) that ``amml monitor`` recorded.
+  detector, at ``min_confidence`` or above) that ``amml monitor`` recorded, once it was
+  recorded ``wait_s`` seconds ago.
 * ``labels``: the time labels were last counted from; fires once ``count`` labels
   (:func:`amml.store.labels.count_labels`) and actuals (ground truth of served forecasts)
   arrived since.
@@ -74,7 +75,7 @@ def check_trigger(store: Store, workflow: ValidatedWorkflow, trigger: TriggerIR,
                   else "")
         return TriggerCheck(name, trigger, due is not None, reason, {"checked": now})
     if trigger.kind == "drift":
-        return _check_drift(store, name, trigger, cursor)
+        return _check_drift(store, name, trigger, cursor, now)
     if trigger.kind == "labels":
         return _check_labels(store, name, trigger, cursor, now)
     if trigger.kind == "data":
@@ -83,7 +84,7 @@ def check_trigger(store: Store, workflow: ValidatedWorkflow, trigger: TriggerIR,
 
 
 def _check_drift(store: Store, name: str, trigger: TriggerIR,
-                 cursor: dict[str, Any] | None) -> TriggerCheck:
+                 cursor: dict[str, Any] | None, now: float) -> TriggerCheck:
     w = trigger.with_
     events = DriftRecords(store).events(w["model"])
     seen = int(cursor["event_id"]) if cursor else None
@@ -93,15 +94,19 @@ def _check_drift(store: Store, name: str, trigger: TriggerIR,
     fresh = [e for e in events if int(e["id"]) > seen
              and (not w.get("detector") or e["detector"] == w["detector"])
              and e["confidence"] >= float(w.get("min_confidence") or 0.0)]
-    new_cursor = {"event_id": max(newest, seen)}
-    if not fresh:
-        return TriggerCheck(name, trigger, False, "", new_cursor, newest > seen)
-    first = fresh[0]
-    more = f" (and {len(fresh) - 1} more)" if len(fresh) > 1 else ""
+    wait = float(w.get("wait_s") or 0.0)
+    ready = [e for e in fresh if now - float(e["recorded_at"]) >= wait]
+    if not ready:  # keep the cursor before an event still waiting
+        waiting = min((int(e["id"]) for e in fresh), default=None)
+        keep = newest if waiting is None else max(seen, waiting - 1)
+        return TriggerCheck(name, trigger, False, "", {"event_id": keep}, keep != seen)
+    first = ready[0]
+    more = f" (and {len(ready) - 1} more)" if len(ready) > 1 else ""
     reason = (f"drift event {first['id']} of {first['model']}@{first['version']}: "
               f"{first['detector']}, confidence {first['confidence']:.3g}, drift point "
               f"{_iso(first['drift_point'])}{more}")
-    return TriggerCheck(name, trigger, True, reason, new_cursor)
+    return TriggerCheck(name, trigger, True, reason,
+                        {"event_id": max(int(e["id"]) for e in ready)})
 
 
 def _count_labels(store: Store, model: str | None, since: float) -> int:

@@ -8,6 +8,8 @@ A workflow may declare ``triggers:``, a list of one-key mappings (YAML) or trigg
     triggers:
       - cron: "*/30 * * * *"                  # a five-field schedule, UTC (amml.lang.cron)
       - drift: {model: oil, detector: attribution}   # a new drift event of the model
+      - drift: {model: oil, wait_s: 30}       # ... once it is 30 s old (the new regime has
+                                              #     data to learn from by then)
       - labels: {count: 50, model: oil}       # 50 new labels (or actuals) since the last run
       - data: raw                             # the source step 'raw' reads something new
 
@@ -40,7 +42,7 @@ KINDS: tuple[str, ...] = ("cron", "drift", "labels", "data")
 #: Each kind's fields: name -> (required, short form's field)
 FIELDS: dict[str, dict[str, bool]] = {
     "cron": {"schedule": True},
-    "drift": {"model": True, "detector": False, "min_confidence": False},
+    "drift": {"model": True, "detector": False, "min_confidence": False, "wait_s": False},
     "labels": {"count": True, "model": False},
     "data": {"step": True},
 }
@@ -133,6 +135,12 @@ def check(kind: str, fields: dict[str, Any]) -> list[Problem]:
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
             problems.append(((kind, "count"), f"'count' must be a whole number of at least 1, "
                              f"got {count!r}", "e.g. 'labels: {count: 50}'"))
+    if kind == "drift" and value("wait_s") is not None:
+        wait = value("wait_s")
+        if (isinstance(wait, bool) or not isinstance(wait, int | float)
+                or not math.isfinite(wait) or wait < 0):
+            problems.append(((kind, "wait_s"), f"'wait_s' must be a number of seconds, 0 or "
+                             f"more, got {wait!r}", None))
     if kind == "drift" and value("min_confidence") is not None:
         confidence = value("min_confidence")
         if (isinstance(confidence, bool) or not isinstance(confidence, int | float)
@@ -155,18 +163,19 @@ class Cron:
 
 @dataclass(frozen=True)
 class Drift:
-    """Run when ``amml monitor`` records a new drift event of ``model``."""
+    """Run when ``amml monitor`` records a new drift event of ``model`` (of ``detector``,
+    at ``min_confidence`` or above), once it is ``wait_s`` seconds old."""
 
     model: str
     detector: str | None = None
     min_confidence: float | None = None
+    wait_s: float | None = None
 
     def to_trigger(self) -> dict[str, Any]:
         fields: dict[str, Any] = {"model": self.model}
-        if self.detector is not None:
-            fields["detector"] = self.detector
-        if self.min_confidence is not None:
-            fields["min_confidence"] = self.min_confidence
+        for name in ("detector", "min_confidence", "wait_s"):
+            if getattr(self, name) is not None:
+                fields[name] = getattr(self, name)
         return {"drift": fields}
 
 
