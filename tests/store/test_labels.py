@@ -176,3 +176,24 @@ def test_bad_labels_and_tasks_are_refused(store) -> None:
     with pytest.raises(LabelError, match="region 0"):
         add_label(store, task, "anomaly", regions=[{"end": T0}])
     assert label_history(store, task) == [] and count_labels(store) == 0
+
+
+def test_window_columns_come_from_the_request_or_the_signature(store) -> None:
+    from amml.ops.models.forecaster import Forecaster
+    from amml.store.model_registry import ModelRegistry
+
+    body = {"window": [1.0, 2.0], "timestamps": [iso(T0), iso(T0 + HOUR)]}  # no columns
+    answer = {"model": "oil", "version": 1, "horizon": 1, "outputs": ["OT"],
+              "forecast": {"OT": [3.0]}, "timestamps": [iso(T0 + 2 * HOUR)]}
+    PredictionLogTable(store).append([dict(
+        model="oil", version=1, endpoint="forecast", received_at=1.0, latency_ms=1.0,
+        status=200, request=json.dumps(body), response=json.dumps(answer))])
+    record_actuals(store, "oil", [{"ts": T0 + 2 * HOUR, "column": "OT", "value": 3.5}])
+    assert labelled_inputs(store, "oil") == []  # which column the values were: unknown
+    assert live_window(store, "oil")["actual"].tolist() == [3.5]  # the forecast still is
+    ModelRegistry(store).register("oil", Forecaster("naive", 2, 1, columns=["OT"],
+                                                    outputs=["OT"]),
+                                  signature={"columns": ["OT"], "outputs": ["OT"],
+                                             "lookback": 2, "horizon": 1, "freq": "1h"})
+    (item,) = labelled_inputs(store, "oil")
+    assert item["columns"] == ["OT"] and item["window"] == [[1.0], [2.0]]

@@ -258,7 +258,7 @@ def labelled_inputs(store: Any, model: str, *, since: float | None = None,
     "received_at"}``, oldest first: the inputs the champion answered, with what came true,
     so a challenger can be scored on the same recent data."""
     windows = [w for w in _served.served_windows(store, model, since=since, until=until)
-               if w.forecast_ts]
+               if w.forecast_ts and w.columns is not None]  # unnamed columns: unusable
     if not windows:
         return []
     truth = _truth(store, model, windows, None)
