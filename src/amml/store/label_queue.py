@@ -157,5 +157,5 @@ def _series(window: ServedWindow) -> dict[str, list[float]] | None:
         return None
     series: dict[str, list[float]] = {"time": list(window.timestamps)}
     for j, name in enumerate(window.columns):
-        series[name] = [row[j] for row in window.window]
+        series[name] = window.window[:, j].tolist()
     return series

@@ -167,7 +167,7 @@ def _inputs(store: Any, model: str, since: float | None, until: float | None
         if w.timestamps is None or w.columns is None:
             continue
         columns += [n for n in w.columns if n not in columns]
-        for ts, values in zip(w.timestamps, w.window, strict=False):
+        for ts, values in zip(w.timestamps, w.window.tolist(), strict=False):
             rows[ts_key(ts)] = (ts, dict(zip(w.columns, values, strict=False)), w.version)
     if not rows:
         return pd.DataFrame({name: pd.Series([], dtype=float) for name in columns},
