@@ -183,6 +183,7 @@ def test_the_label_routes_are_in_the_openapi_document(served: Served) -> None:
     schema = paths["/v1/labels/{task_id}"]["post"]["requestBody"]["content"][
         "application/json"]["schema"]
     assert "label" in schema["required"]
+    assert "201" in paths["/v1/labels/{task_id}"]["post"]["responses"]
     assert schema["properties"]["regions"]["items"]["properties"]["start"]
     config = served.get("/v1/labels/config?model=oil").json()["label_config"]
     assert '<Channel column="OT"/>' in config and 'name="verdict"' in config

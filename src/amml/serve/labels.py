@@ -292,7 +292,7 @@ def attach(app: FastAPI, state: ServerState) -> None:
 
         return await answer(request, "read", work)
 
-    @app.post("/v1/labels/{task_id}", tags=["labels"], responses=_ERRORS,
+    @app.post("/v1/labels/{task_id}", tags=["labels"], responses=_ERRORS, status_code=201,
               openapi_extra=_body(LabelBody, {"label": "anomaly", "regions": [
                   {"start": "2024-01-01T08:00:00", "end": "2024-01-01T10:00:00",
                    "label": "anomaly"}], "reason": "pump failure"}),
