@@ -137,3 +137,30 @@ def test_a_drift_trigger_can_wait_for_the_new_regime(store: Store, tmp_path: Pat
     fired = evaluate(store, wf, now + 40)
     assert fired.fired and "drift event 1" in fired.reason
     assert not evaluate(store, wf, now + 50).fired
+
+
+def test_a_drift_trigger_can_watch_only_the_serving_version(store: Store,
+                                                           tmp_path: Path) -> None:
+    from amml.ops.models.forecaster import Forecaster
+    from amml.registry import ModelRegistry
+
+    registry = ModelRegistry(store)
+    for _ in range(2):
+        registry.register("oil", Forecaster("naive", 4, 2))
+    registry.set_alias("oil", "champion", 1)
+    wf = workflow(tmp_path, "  - drift: {model: oil, alias: champion}")
+    records = DriftRecords(store)
+
+    def event(version: int) -> None:
+        records.add_event(model="oil", version=version, detector="input-ks", detected_at=T0,
+                          drift_point=T0, confidence=1.0, score=1.0, threshold=0.5)
+
+    assert not evaluate(store, wf, T0).fired
+    event(1)
+    assert evaluate(store, wf, T0 + 1).fired
+    registry.set_alias("oil", "champion", 2)  # promoted: v1's drift is history now
+    event(1)
+    assert not evaluate(store, wf, T0 + 2).fired
+    event(2)
+    fired = evaluate(store, wf, T0 + 3)
+    assert fired.fired and "of oil@2" in fired.reason

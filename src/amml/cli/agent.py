@@ -44,6 +44,9 @@ def agent(
         "this model (challenger vs champion; repeatable).")] = None,
     min_points: Annotated[int, typer.Option(
         help="With --promote: labelled points the policy needs.", min=1)] = 50,
+    policy_window: Annotated[float | None, typer.Option(
+        help="With --promote: judge on the requests served in the last N seconds "
+        "(default: all).", min=1.0)] = None,
     param: Annotated[list[str] | None, typer.Option(
         "--param", "-p", help="NAME=VALUE for every workflow (repeatable).")] = None,
     json_output: JsonOption = False,
@@ -72,7 +75,8 @@ def agent(
     try:
         try:
             runner = Agent(store, workflows, retries=retries, backoff_s=backoff,
-                           on_success=_promoter(store, promote, min_points) if promote
+                           on_success=_promoter(store, promote, min_points, policy_window)
+                           if promote
                            else None)
         except Exception as exc:
             raise _fail(str(exc), 2) from None
@@ -91,19 +95,18 @@ def agent(
         stop = threading.Event()
         try:
             runner.run_forever(interval_s=interval, stop=stop,
-                               on_outcome=(lambda o: out.print_json(json.dumps(o.to_json())))
-                               if json_output else _print_outcome)
+                               on_outcome=_print_json if json_output else _print_outcome)
         except KeyboardInterrupt:
             stop.set()
     finally:
         store.close()
 
 
-def _promoter(store, models: list[str], min_points: int):
+def _promoter(store, models: list[str], min_points: int, window_s: float | None):
     """After a successful run: the promotion policy on each model, its decisions in words."""
     from amml.registry.policy import PromotionPolicy, apply
 
-    policy = PromotionPolicy(min_points=min_points)
+    policy = PromotionPolicy(min_points=min_points, window_s=window_s)
 
     def promote(_workflow, _run_id) -> str:
         said = []
@@ -114,6 +117,13 @@ def _promoter(store, models: list[str], min_points: int):
         return "; ".join(said)
 
     return promote
+
+
+def _print_json(outcome) -> None:
+    from amml.cli.main import out
+
+    if outcome.fired or outcome.status != "idle":  # one line per run, not per evaluation
+        out.print(json.dumps(outcome.to_json()), soft_wrap=True, highlight=False)
 
 
 def _print_outcome(outcome) -> None:

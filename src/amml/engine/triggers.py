@@ -5,7 +5,8 @@ Each trigger keeps a cursor in the store (``trigger_cursors``) of what it has al
 * ``cron``: the last time it was checked; fires when a scheduled minute falls after it.
 * ``drift``: the last drift event id seen; fires on a newer event of the model (and
   detector, at ``min_confidence`` or above) that ``amml monitor`` recorded, once it was
-  recorded ``wait_s`` seconds ago.
+  recorded ``wait_s`` seconds ago; with ``alias``, only events of the version the alias
+  points at when the trigger is evaluated.
 * ``labels``: the time labels were last counted from; fires once ``count`` labels
   (:func:`amml.store.labels.count_labels`) and actuals (ground truth of served forecasts)
   arrived since.
@@ -91,9 +92,15 @@ def _check_drift(store: Store, name: str, trigger: TriggerIR,
     newest = max((int(e["id"]) for e in events), default=0)
     if seen is None:
         return TriggerCheck(name, trigger, False, "", {"event_id": newest})
+    serving = None
+    if w.get("alias"):
+        from amml.store.model_registry import ModelRegistry
+
+        serving = ModelRegistry(store).alias_version(w["model"], w["alias"])
     fresh = [e for e in events if int(e["id"]) > seen
              and (not w.get("detector") or e["detector"] == w["detector"])
-             and e["confidence"] >= float(w.get("min_confidence") or 0.0)]
+             and e["confidence"] >= float(w.get("min_confidence") or 0.0)
+             and (serving is None or int(e["version"]) == int(serving))]
     wait = float(w.get("wait_s") or 0.0)
     ready = [e for e in fresh if now - float(e["recorded_at"]) >= wait]
     if not ready:  # keep the cursor before an event still waiting

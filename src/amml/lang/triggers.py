@@ -10,6 +10,7 @@ A workflow may declare ``triggers:``, a list of one-key mappings (YAML) or trigg
       - drift: {model: oil, detector: attribution}   # a new drift event of the model
       - drift: {model: oil, wait_s: 30}       # ... once it is 30 s old (the new regime has
                                               #     data to learn from by then)
+      - drift: {model: oil, alias: champion}  # ... only events of the version serving now
       - labels: {count: 50, model: oil}       # 50 new labels (or actuals) since the last run
       - data: raw                             # the source step 'raw' reads something new
 
@@ -42,7 +43,8 @@ KINDS: tuple[str, ...] = ("cron", "drift", "labels", "data")
 #: Each kind's fields: name -> (required, short form's field)
 FIELDS: dict[str, dict[str, bool]] = {
     "cron": {"schedule": True},
-    "drift": {"model": True, "detector": False, "min_confidence": False, "wait_s": False},
+    "drift": {"model": True, "detector": False, "min_confidence": False, "wait_s": False,
+              "alias": False},
     "labels": {"count": True, "model": False},
     "data": {"step": True},
 }
@@ -125,7 +127,7 @@ def check(kind: str, fields: dict[str, Any]) -> list[Problem]:
             problems.append(((kind, "schedule"), f"invalid cron schedule: {exc}",
                              "five fields: minute hour day-of-month month day-of-week, "
                              "e.g. '*/15 * * * *'"))
-    for name in ("model", "detector", "step"):
+    for name in ("model", "detector", "step", "alias"):
         if name in known and value(name) is not None and (
                 not isinstance(value(name), str) or not value(name)):
             problems.append(((kind, name), f"'{name}' must be a non-empty string, "
@@ -164,16 +166,19 @@ class Cron:
 @dataclass(frozen=True)
 class Drift:
     """Run when ``amml monitor`` records a new drift event of ``model`` (of ``detector``,
-    at ``min_confidence`` or above), once it is ``wait_s`` seconds old."""
+    at ``min_confidence`` or above), once it is ``wait_s`` seconds old; with ``alias`` only
+    events of the version that alias points at (a drift of a version no longer served is
+    history)."""
 
     model: str
     detector: str | None = None
     min_confidence: float | None = None
     wait_s: float | None = None
+    alias: str | None = None
 
     def to_trigger(self) -> dict[str, Any]:
         fields: dict[str, Any] = {"model": self.model}
-        for name in ("detector", "min_confidence", "wait_s"):
+        for name in ("detector", "min_confidence", "wait_s", "alias"):
             if getattr(self, name) is not None:
                 fields[name] = getattr(self, name)
         return {"drift": fields}
