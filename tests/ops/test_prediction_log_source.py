@@ -170,3 +170,26 @@ def test_labels_without_a_table_regions_and_classes(store: Store) -> None:
     assert LabelsSource(model="gas").run(ctx).empty
     with pytest.raises(Exception, match="both positive and negative"):
         LabelsSource(positive=["anomaly"], negative=["anomaly"]).run(ctx)
+
+
+def test_ground_truth_from_another_source_joins_by_timestamp(store: Store, tmp_path) -> None:
+    _serve_and_send_actuals(store, tmp_path)
+    truth = tmp_path / "truth.csv"
+    # 12:00 corrects the posted actual, 13:00 had none; 'other' is no output of the model
+    truth.write_text("time,OT,other\n2024-01-01 12:00:00,20,1\n2024-01-01 13:00:00,21,1\n")
+    workflow = load_yaml_text(f"""\
+name: truth
+steps:
+  truth:
+    op: source.csv
+    with: {{path: {truth}, time: time}}
+  served:
+    op: source.prediction_log
+    inputs: {{actuals: truth}}
+    with: {{model: oil}}
+""")
+    result = run_workflow(workflow, store=store)
+    table = _output(store, result, "served")
+    assert table["OT_actual"].tolist() == [8.0, 9.0, 10.0, 11.0, 20.0, 21.0]
+    assert table["OT_error"].tolist()[-2:] == [11.0, 12.0]
+    assert "other_actual" not in table.columns

@@ -15,6 +15,10 @@ in ``[since, until)`` (dates, epoch seconds or durations back from now such as `
 * ``points``: one row per forecast point (every served forecast, not only the latest), long
   form: ``column, predicted, actual, error, version, received_at, step, endpoint``.
 
+Ground truth from any other source joins too: an ``actuals`` input (a time-indexed table
+whose columns are named like the model's outputs, from ``source.mqtt``, ``source.sql``...)
+gives the actual of each timestamp it has, before the store's.
+
 The store read is the workflow's own unless ``store`` (a store folder) or ``store_url`` (its
 database URL) names another. Timestamps are UTC.
 """
@@ -29,6 +33,7 @@ from pydantic import Field
 
 from amml._exceptions import OpError
 from amml._lazy import pandas as pd
+from amml.lang.spec import Input
 from amml.ops.base import Op, OpConfig, StepContext
 from amml.ops.registry import register
 from amml.ops.sources.served_store import is_relative, moment, opened_store, store_state
@@ -41,7 +46,8 @@ class PredictionLogSource(Op):
     """Served inputs and forecasts of one model, joined with the actuals that arrived."""
 
     name = "source.prediction_log"
-    inputs = {}
+    inputs = {"actuals": Input("table", required=False,
+                               doc="Ground truth by time, columns named like the outputs")}
     outputs = {"out": "table"}
     path_fields = {"store": "file"}
 
@@ -82,7 +88,7 @@ class PredictionLogSource(Op):
 
         return store_state(c.store, c.store_url, state)
 
-    def run(self, ctx: StepContext) -> pd.DataFrame:
+    def run(self, ctx: StepContext, actuals: pd.DataFrame | None = None) -> pd.DataFrame:
         from amml.store.labels import served_points
 
         c = self.config
@@ -96,12 +102,37 @@ class PredictionLogSource(Op):
             points = served_points(store, c.model, since=since, until=until,
                                    column=c.column,
                                    keep="all" if c.view == "points" else "latest")
+        if actuals is not None:
+            points = _join(points, actuals)
         if start is not None:
             points = points[points["ts"] >= start - 1e-3]
         if end is not None:
             points = points[points["ts"] <= end + 1e-3]
         _log_error(ctx, points)
         return _long(points) if c.view == "points" else _wide(points, c.window)
+
+
+def _join(points: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
+    """``points`` with the actual of each (timestamp, column) that ``truth`` has."""
+    from amml.store.served import ts_key
+
+    if not isinstance(truth.index, pd.DatetimeIndex):
+        raise OpError("source.prediction_log: the actuals input needs a time index (a "
+                      f"DatetimeIndex), got {type(truth.index).__name__}")
+    index = truth.index
+    if index.tz is not None:
+        index = index.tz_convert("UTC").tz_localize(None)
+    keys = [ts_key(t) for t in index.as_unit("ns").asi8 / 1e9]
+    points = points.copy()
+    point_keys = [ts_key(t) for t in points["ts"]]
+    for name in truth.columns:
+        known = pd.to_numeric(truth[name], errors="coerce")
+        values = {k: v for k, v in zip(keys, known.to_numpy(float), strict=True) if v == v}
+        rows = points["column"] == name
+        found = np.array([values.get(k, np.nan) for k in point_keys])
+        use = rows.to_numpy() & ~np.isnan(found)
+        points.loc[use, "actual"] = found[use]
+    return points
 
 
 def _index(seconds: Any) -> pd.DatetimeIndex:
