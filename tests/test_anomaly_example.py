@@ -38,7 +38,7 @@ def test_runs_end_to_end_then_fully_cached(tmp_path: Path) -> None:
     assert metrics["event_recall"] >= 0.5 and metrics["precision"] >= 0.3
     assert report["metrics"]["event_recall"] == metrics["event_recall"]
     reference = out["score"].to_numpy()[: int(len(out) * 0.3)]
-    assert report["threshold"] == np.quantile(reference, 0.995)
+    assert report["threshold"] == np.nanquantile(reference, 0.995)  # warm-up rows: NaN
 
     png = first.output("plot")
     assert png.startswith(b"\x89PNG\r\n\x1a\n")

@@ -120,14 +120,16 @@ def window_labels(timestamps, windows) -> np.ndarray:
 
 def write_results(out: str | Path, detector: str, name: str, frame: pd.DataFrame,
                   scores: np.ndarray, windows) -> Path:
-    """Write ``OUT/<detector>/<category>/<detector>_<file>.csv`` as NAB does."""
+    """Write ``OUT/<detector>/<category>/<detector>_<file>.csv`` as NAB does. NAB's files
+    hold a number in every row: a warm-up row (NaN: no score) is written as 0, which never
+    passes a threshold, as NaN never does here (the scorer reads NaN as 0 too)."""
     category, file = name.split("/", 1)
     path = Path(out) / detector / category / f"{detector}_{file}"
     path.parent.mkdir(parents=True, exist_ok=True)
     result = pd.DataFrame({
         "timestamp": frame["timestamp"].to_numpy(),
         "value": frame["value"].to_numpy(),
-        "anomaly_score": np.asarray(scores, dtype=float),
+        "anomaly_score": np.nan_to_num(np.asarray(scores, dtype=float), nan=0.0),
         "label": window_labels(frame["timestamp"], windows),
     })
     result.to_csv(path, index=False)

@@ -19,7 +19,10 @@ from amml.testing.checks import check_detector, check_fitted_detector, detector_
 
 FITTED = [("pca_t2q", {}), ("mset", {}), ("pca_t2q", {"smooth": 4, "threshold": "pot",
                                                       "quantile": 0.9}),
-          ("pyod", {"model": "KNN"})]
+          ("pyod", {"model": "KNN"}),
+          # the deep autoencoders with small training (as in test_conformance): same checks
+          ("conv_autoencoder", {"window": 16, "epochs": 4, "batch_size": 64}),
+          ("lstm_autoencoder", {"hidden": 8, "epochs": 4, "batch_size": 64})]
 
 
 @pytest.mark.parametrize(("name", "params"), FITTED)

@@ -20,7 +20,7 @@ def test_a_pattern_break_inside_the_usual_range_is_found():
     values = _oscillation()
     values[1500:1540] = values[1500]  # the oscillation freezes mid-range
     scores = make_detector("amml").score_series(values)
-    top = int(np.argmax(scores[400:])) + 400
+    top = int(np.nanargmax(scores[400:])) + 400
     assert 1500 <= top < 1545 and scores[top] > 0.5
     mad = make_detector("rolling_mad").score_series(values)
     assert mad[1500:1545].max() < scores[top]

@@ -13,7 +13,7 @@ Parameters live in ``__init__`` and are read back from its signature (scikit-lea
 >>> from amml.ops.detectors.base import make_detector
 >>> values = np.r_[np.random.default_rng(0).normal(0, 1, 600), 25.0, np.zeros(5)]
 >>> scores = make_detector("amml").score_series(values)
->>> bool(scores[600] == scores.max())
+>>> bool(scores[600] == np.nanmax(scores))
 True
 """
 
@@ -151,6 +151,9 @@ def make_detector(name: str = "amml", **params: Any) -> Detector:
 
 
 def clip01(score: float) -> float:
+    """``score`` clipped to ``[0, 1]``; NaN (no score yet: a warm-up row) stays NaN."""
+    if score != score:
+        return math.nan
     return 0.0 if not score > 0.0 else (1.0 if score > 1.0 else float(score))
 
 

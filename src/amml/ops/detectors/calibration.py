@@ -12,8 +12,8 @@ spread over ``[0, 1]`` (0.5 is a one-in-100,000 event) and one threshold fits ev
 >>> rng = np.random.default_rng(0)
 >>> scores = [calibrate.update(abs(x)) for x in rng.normal(0, 1, 500)]
 >>> spike = calibrate.update(8.0)
->>> bool(spike > 0.99 and spike > max(scores))
-True
+>>> bool(spike > 0.99 and spike > np.nanmax(scores)), bool(np.isnan(scores[:32]).all())
+(True, True)
 """
 
 from __future__ import annotations
@@ -38,8 +38,9 @@ def log_likelihood_score(likelihood: float) -> float:
 class Likelihood:
     """Online raw score -> calibrated score in ``[0, 1]`` (see the module docstring).
 
-    ``warmup``: raw scores to see before any non-zero score is given; ``min_std`` keeps a
-    constant raw history from turning the first small change into a certainty.
+    ``warmup``: raw scores to see before the first score (NaN until then: nothing has been
+    learnt to calibrate against); ``min_std`` keeps a constant raw history from turning the
+    first small change into a certainty.
     """
 
     def __init__(self, short: int = 1, long: int = 2000, warmup: int = 32,
@@ -54,7 +55,7 @@ class Likelihood:
             raw = 0.0
         self._short.push(raw)
         self._seen += 1
-        score = 0.0
+        score = math.nan
         if self._seen > self.warmup and self._long.count >= 2:
             mean, std = self._long.mean_std()
             recent = self._short.sum / self._short.count

@@ -12,7 +12,7 @@ share of members whose score is at least ``vote_threshold`` (a discrete score: 0
 >>> ensemble = make_detector("ensemble", members=["amml", {"name": "windowed_gaussian",
 ...                          "params": {"window": 500}}], combine="mean")
 >>> scores = ensemble.score_series(values)
->>> bool(scores[600] == scores.max() and scores[600] > 0.5)
+>>> bool(scores[600] == np.nanmax(scores) and scores[600] > 0.5)
 True
 """
 
@@ -102,14 +102,18 @@ class EnsembleDetector(Detector):
         return weights / weights.sum()
 
     def _combine(self, scores: np.ndarray) -> np.ndarray:
-        """(rows, members) calibrated scores -> (rows,) ensemble scores in [0, 1]."""
+        """(rows, members) calibrated scores -> (rows,) ensemble scores in [0, 1]. The
+        ensemble warms up with its slowest member: a row where any member has no score yet
+        (NaN) has none either (one member alone is not the ensemble's score)."""
+        warming = np.isnan(scores).any(axis=1)
+        filled = np.where(np.isnan(scores), 0.0, scores)
         if self.combine == "max":
-            combined = (scores * (self._weights / self._weights.max())).max(axis=1)
+            combined = (filled * (self._weights / self._weights.max())).max(axis=1)
         elif self.combine == "mean":
-            combined = scores @ self._weights
+            combined = filled @ self._weights
         else:
-            combined = (scores >= self.vote_threshold) @ self._weights
-        return np.clip(combined, 0.0, 1.0)
+            combined = (filled >= self.vote_threshold) @ self._weights
+        return np.where(warming, np.nan, np.clip(combined, 0.0, 1.0))
 
     def update(self, timestamp: Any, value: Value) -> float:
         scores = np.array([[m.update(timestamp, value) for m in self._members]], dtype=float)

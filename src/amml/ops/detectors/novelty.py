@@ -154,7 +154,8 @@ class NoveltyDetector(Detector):
                 parts.append(calibrate.update(raw))
             else:
                 parts.append(0.0)
-        combined = sum(parts) / len(parts)
+        warming = any(p != p for p in parts)  # a part still in its warm-up: no score yet
+        combined = sum(0.0 if p != p else p for p in parts) / len(parts)
         score = combined
         if self.peak_window and self._recent_scores and combined <= max(self._recent_scores):
             score = 0.0
@@ -164,4 +165,4 @@ class NoveltyDetector(Detector):
             score = 0.0
         elif score >= self.alarm:
             self._since_alarm = 0
-        return clip01(score)
+        return math.nan if warming else clip01(score)

@@ -10,7 +10,7 @@ series defined: its first change scores high instead of dividing by zero.
 >>> from amml.ops.detectors.base import make_detector
 >>> values = np.r_[np.random.default_rng(0).normal(0, 1, 400), 9.0, np.zeros(5)]
 >>> scores = make_detector("rolling_mad").score_series(values)
->>> bool(scores[400] == scores.max() and scores[400] > 0.5)
+>>> bool(scores[400] == np.nanmax(scores) and scores[400] > 0.5)
 True
 """
 
@@ -62,9 +62,10 @@ class RollingMadDetector(Detector):
 
     raw score: ``log1p(|x - median| / scale)``, ``scale = max(1.4826 * MAD, range_floor *
     (max - min seen so far), min_scale)``; the score: ``calibration.Likelihood`` over the last
-    ``long`` raw scores (zero for the first ``warmup``). The learnt calibration, rather than a
-    fixed Gaussian tail of ``z``, is what keeps a heavy-tailed series (whose robust z often
-    reaches 5) from alarming all the time while a Gaussian one still gives ~0.5 at z ~ 6-8.
+    ``long`` raw scores (NaN for the first ``warmup``: warm-up rows have no score). The
+    learnt calibration, rather than a fixed Gaussian tail of ``z``, is what keeps a
+    heavy-tailed series (whose robust z often reaches 5) from alarming all the time while a
+    Gaussian one still gives ~0.5 at z ~ 6-8.
     The log keeps one huge jump from inflating the calibration's deviation for ``long`` rows.
 
     Non-finite values are gaps: scored as a repeat of the last finite value (a gap is not an
@@ -94,10 +95,13 @@ class RollingMadDetector(Detector):
         if not finite:
             value = self._last
         raw = 0.0
-        if self._past.count >= min(MIN_PAST, self.window):
+        ready = self._past.count >= min(MIN_PAST, self.window)
+        if ready:
             floor = max(self.range_floor * (self._high - self._low), self.min_scale, 1e-300)
             raw = math.log1p(robust_z(value, *median_scale(self._past.values(), floor)))
         score = self._calibrate.update(raw)
+        if not ready:  # too few past values for a median: a warm-up row, no score
+            score = math.nan
         if finite:
             self._last = value
             self._low, self._high = min(self._low, value), max(self._high, value)

@@ -29,7 +29,7 @@ Timestamps are not used: the phase is the row number modulo the period.
 >>> from amml.ops.detectors.base import make_detector
 >>> values[400] = 5 + 3 * np.sin(2 * np.pi * 400 / 48 + np.pi)  # in range, wrong for its phase
 >>> scores = make_detector("seasonal", period=48).score_series(values)
->>> bool(scores[400] == scores.max() and scores[400] > 0.5)
+>>> bool(scores[400] == np.nanmax(scores) and scores[400] > 0.5)
 True
 """
 
@@ -171,6 +171,7 @@ class SeasonalDetector(Detector):
         self._level = 0.0
         self._seasonal = np.zeros(1)
         self._seen = 0
+        self._scored = False  # a score was given: every row from then on gets one
         self._last = 0.0
         self._low = math.inf
         self._high = -math.inf
@@ -244,10 +245,14 @@ class SeasonalDetector(Detector):
                 value = self._last
             observed = value
         raw, scale = 0.0, math.inf
-        if self._past.count >= min(MIN_PAST, self.window):
+        ready = self._past.count >= min(MIN_PAST, self.window)
+        if ready:
             center, scale = median_scale(self._past.values(), self._floor())
             raw = math.log1p(robust_z(observed, center, scale))
         score = self._calibrate.update(raw)
+        if not (ready or self._scored):  # too few past residuals: a warm-up row, no score
+            score = math.nan
+        self._scored = self._scored or score == score
         if finite:
             self._low, self._high = min(self._low, value), max(self._high, value)
             if self._period:

@@ -14,6 +14,7 @@ window and calibrates it; a subclass gives ``_fit`` and ``_raw``. ``isolation_fo
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Iterable
 from typing import Any
@@ -141,8 +142,8 @@ class WindowModelDetector(Detector):
         i, self._seen = self._seen, self._seen + 1
         if self._fit_due(i):
             self._fit_at(np.array(list(self._rows)[:-1]), i)
-        if self._model is None:
-            return 0.0
+        if self._model is None:  # not fitted yet: a warm-up row, no score
+            return math.nan
         recent = np.array([self._rows[k] for k in range(-self.window, 0)])
         raw = self._raw(self._model, recent[None])[0]
         return clip01(self._calibrate.update(float(raw)))
@@ -158,7 +159,7 @@ class WindowModelDetector(Detector):
         detector = self.clone()
         assert isinstance(detector, WindowModelDetector)
         rows = forward_fill(rows)
-        scores = np.zeros(len(rows))
+        scores = np.full(len(rows), np.nan)
         starts = [i for i in range(detector.warmup, len(rows)) if detector._fit_due(i)]
         if not starts:
             return scores

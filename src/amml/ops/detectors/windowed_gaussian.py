@@ -39,7 +39,7 @@ class WindowedGaussianDetector(Detector):
     def update(self, timestamp: Any, value: float) -> float:
         if not math.isfinite(value):
             value = self._mean
-        score = 0.0
+        score = math.nan  # the first row: nothing to compare with
         if self._data:
             score = math.erf(abs(value - self._mean) / self._std / math.sqrt(2.0))
         if len(self._data) < self.window:
@@ -51,6 +51,6 @@ class WindowedGaussianDetector(Detector):
                 self._data = self._data[self.step:] + self._buffer
                 self._buffer = []
                 self._refresh()
-        return min(max(score, 0.0), 1.0)
+        return score if score != score else min(max(score, 0.0), 1.0)
 
 
