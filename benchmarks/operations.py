@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples" / "operations"))
 
-from loop import run  # noqa: E402
+from loop import run
 
 
 def _fmt(value: object) -> str:

@@ -153,6 +153,7 @@ def bootstrap(home: Path, history_hours: int = 2000) -> None:
     from amml.registry.policy import apply
     from amml.store import open_store
 
+    home.mkdir(parents=True, exist_ok=True)
     csv = home / "history.csv"
     series(history_hours).to_csv(csv, index=False)
     with open_store(home) as store:
