@@ -75,6 +75,11 @@ def test_a_better_challenger_is_promoted_with_a_signed_ledger_entry(store: Store
     [recorded] = OperationsRecords(store).decisions("oil")
     assert recorded["promoted"] and recorded["ledger_seq"] == 0
     assert apply(store, "oil").reason == "oil@2 already is champion"
+    from amml.registry.cards import build_card
+
+    [on_card] = build_card(store, "oil@2", plots=False).ledgers
+    assert on_card["promotion"]["seq"] == 0 and on_card["promotion"]["actor"] == "ops"
+    assert on_card["promotion"]["reason"] == decision.reason
 
 
 def test_too_few_labelled_points_refuse(store: Store, drifted) -> None:

@@ -201,6 +201,12 @@ class ModelCard:
                                  g["signature"][:16] + "…", g["key_id"],
                                  "yes" if g["verified"] else f"NO: {g.get('problem')}"]
                                 for g in self.ledgers])
+            for ledger in self.ledgers:
+                promotion = ledger.get("promotion")
+                if promotion:
+                    lines += ["", f"Promoted {_iso(promotion['at'])} by {promotion['actor']} "
+                              f"(entry {promotion['seq']} of {ledger['ledger']}, "
+                              f"{promotion['hash'][:12]}): {promotion['reason']}"]
         else:
             lines.append("No ledger entries for this version.")
         lines.append("")
@@ -570,9 +576,19 @@ def _ledgers(store: Store, version: ModelVersion, train_step: str | None
             verified, problem = report.ok, report.problem
         except AMMLError as exc:
             verified, problem = False, str(exc)
-        found.append({"ledger": name, "entries": head.seq + 1, "head_seq": head.seq,
-                      "head_hash": head.entry_hash, "signature": head.signature,
-                      "key_id": head.key_id, "verified": verified, "problem": problem})
+        item = {"ledger": name, "entries": head.seq + 1, "head_seq": head.seq,
+                 "head_hash": head.entry_hash, "signature": head.signature,
+                 "key_id": head.key_id, "verified": verified, "problem": problem}
+        if name.startswith("promotions/"):  # this version's promotion, and why
+            mine = [e for e in ledger.entries() if e.kind == "promotion"
+                    and (e.body.get("extra") or {}).get("to_version") == version.version]
+            if mine:
+                extra = mine[-1].body["extra"]
+                item["promotion"] = {"seq": mine[-1].seq, "hash": mine[-1].entry_hash,
+                                     "at": mine[-1].created_at, "actor": extra.get("actor"),
+                                     "from_version": extra.get("from_version"),
+                                     "reason": extra.get("reason")}
+        found.append(item)
     return found
 
 
