@@ -37,6 +37,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -46,6 +47,7 @@ from pathlib import Path
 import numpy as np
 
 from amml.edge.export import DYNAMIC, STATIC, convert, run_onnx, session
+from amml.edge.memory import status_mb
 from amml.ops.models.contract import Training, make_model
 from amml.ops.models.onnx_export import INPUT, onnx_bytes
 from amml.ops.models.torch_model import TorchForecaster
@@ -54,6 +56,9 @@ LOOKBACK, HORIZON = 336, 96
 TRAIN_END, VAL_END, TEST_END = 8640, 11520, 14400
 DEFAULT_DATA = (Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets" / "ett"
                 / "ETTh1.csv")
+#: Detectors with an ONNX path (amml.edge.detector_export), as benchmarked: on all channels
+#: for the autoencoders, on the target column OT for forecast residuals.
+DETECTORS = ("conv_autoencoder", "lstm_autoencoder", "forecast_residual")
 KINDS = ("naive", "seasonal_naive", "linear", "nlinear", "dlinear", "rlinear", "lstm",
          "patchtst")
 
@@ -118,46 +123,166 @@ def state_bytes(model) -> int:
     return int(sum(np.asarray(v).nbytes for v in model.get_tensors().values()))
 
 
-RSS_PROBE = """
-import hashlib, json, sys
-import numpy as np
-import paho.mqtt.client
-from amml.edge.runner import load_verified, rss_mb
-data = open(sys.argv[1], "rb").read()
-manifest = json.dumps({"model": "bench", "version": 1, "format": "int8", "sha256":
-    hashlib.sha256(data).hexdigest(), "lookback": int(sys.argv[2]), "columns": ["c"] *
-    int(sys.argv[3]), "outputs": ["c"] * int(sys.argv[3])}, sort_keys=True)
-model = load_verified(data, manifest, sys.argv[4], [bytes.fromhex(sys.argv[5])])
-window = np.zeros((int(sys.argv[2]), int(sys.argv[3])))
-for _ in range(200):
-    model.forecast(window)
-print(rss_mb())
-"""
+class RunnerBench:
+    """The real ``amml-edge`` process, measured from outside: a real AMML server (uvicorn in a
+    thread, a scratch store and signing key), a Mosquitto broker on a spare port (the one on
+    127.0.0.1:1883 when the binary is missing) and, per measurement, a fresh runner that
+    fetches and verifies its int8 model, then forecasts ``windows`` windows sent over MQTT
+    (half one row per message, half in one message of many rows: a burst it batches). Its
+    ``/proc/PID/status`` is read once they are all published."""
+
+    def __init__(self, folder: Path) -> None:
+        import threading
+
+        import paho.mqtt.client as mqtt
+        import uvicorn
+
+        from amml.registry import ModelRegistry
+        from amml.serve.app import create_app
+        from amml.serve.config import ServeConfig
+        from amml.store import open_store
+        from amml.store.keys import KeyRing
+
+        self.folder = folder
+        self.store = open_store(folder / "home")
+        self.keyring = KeyRing(folder / "keys")
+        self.registry = ModelRegistry(self.store)
+        probe = make_model("naive", lookback=4, horizon=1, columns=["v"], outputs=["v"])
+        self.registry.register("probe", probe)
+        self.port = _free_port()
+        app = create_app(ServeConfig(models=["probe@1"], auth=True), store=self.store)
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port,
+                                                    log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        _wait_port(self.port)
+        self.broker_proc = None
+        binary = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if
+                                               Path("/usr/sbin/mosquitto").exists() else None)
+        if binary:
+            self.broker_port = _free_port()
+            config = folder / "mosquitto.conf"
+            config.write_text(f"listener {self.broker_port} 127.0.0.1\nallow_anonymous true\n")
+            self.broker_proc = subprocess.Popen([binary, "-c", str(config)],
+                                                stdout=subprocess.DEVNULL,
+                                                stderr=subprocess.DEVNULL)
+        else:
+            self.broker_port = 1883
+        _wait_port(self.broker_port)
+        self.counts: dict[str, int] = {}
+        self.health: dict[str, dict] = {}
+        self.lock = threading.Lock()
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-{os.getpid()}")
+        client.on_connect = lambda c, *_: c.subscribe("amml-bench/#")
+        client.on_message = self._message
+        client.connect("127.0.0.1", self.broker_port)
+        client.loop_start()
+        self.client = client
+        self.exported: set[str] = set()
+
+    def _message(self, _client: object, _userdata: object, message) -> None:
+        prefix = message.topic.rsplit("/out", 1)[0]
+        with self.lock:
+            if message.topic.endswith("/health"):
+                self.health[prefix] = json.loads(message.payload)
+            elif message.topic.endswith("/out"):
+                self.counts[prefix] = self.counts.get(prefix, 0) + 1
+
+    def _count(self, prefix: str) -> int:
+        with self.lock:
+            return self.counts.get(prefix, 0)
+
+    def measure(self, kind: str, model, rows: np.ndarray, keep_pages: bool = False,
+                windows: int = 200) -> dict[str, float]:
+        from amml.edge.export import export_variant, public_key_hex
+        from amml.store.devices import register_device, set_assignment
+
+        if kind not in self.exported:
+            self.registry.register(kind, model)
+            export_variant(self.store, f"{kind}@1", DYNAMIC, keyring=self.keyring)
+            set_assignment(self.store, kind, f"{kind}@1", DYNAMIC, actor="bench")
+            self.exported.add(kind)
+        tag = "keep" if keep_pages else "default"
+        _, token = register_device(self.store, f"bench-{kind}-{tag}", group=kind)
+        prefix = f"amml-bench/{kind}/{tag}"
+        command = [sys.executable, "-m", "amml.edge.runner", "--server",
+                   f"http://127.0.0.1:{self.port}", "--token", token, "--trust-key",
+                   public_key_hex(self.keyring), "--broker", f"127.0.0.1:{self.broker_port}",
+                   "--topic", f"{prefix}/in", "--out", f"{prefix}/out", "--poll", "60",
+                   "--report-every", "1"] + (["--keep-pages"] if keep_pages else [])
+        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        lookback = model.lookback
+        try:
+            at, deadline = 0, time.monotonic() + 60
+            while self._count(prefix) == 0:  # rows before it subscribed are lost
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError(f"amml-edge ({kind}) gave no forecast: "
+                                       f"{proc.stderr.read1().decode()[-2000:]}")
+                self._send(f"{prefix}/in", rows[at % len(rows)])
+                at += 1
+                time.sleep(0.01)
+            start = self._count(prefix)
+            half = windows // 2
+            for i in range(half):
+                self._send(f"{prefix}/in", rows[(at + i) % len(rows)])
+                time.sleep(0.002)
+            at += half
+            burst = [rows[(at + i) % len(rows)].tolist() for i in range(windows - half)]
+            self.client.publish(f"{prefix}/in", json.dumps({"rows": burst}), qos=0)
+            deadline = time.monotonic() + 120
+            while self._count(prefix) < start + windows and time.monotonic() < deadline:
+                time.sleep(0.05)
+            forecasts = self._count(prefix) - start
+            time.sleep(1.5)  # one more health report, with the burst in it
+            status = status_mb(proc.pid)
+            with self.lock:  # before it stops: its last word is {"status": "offline"}
+                health = dict(self.health.get(prefix, {}))
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        del lookback
+        return {"rss_mb": status.get("VmRSS", float("nan")),
+                "hwm_mb": status.get("VmHWM", float("nan")),
+                "anon_mb": status.get("RssAnon", float("nan")), "forecasts": forecasts,
+                "largest_batch": health.get("largest_batch") or 0,
+                "released_mb": health.get("released_mb") or 0.0}
+
+    def _send(self, topic: str, row: np.ndarray) -> None:
+        self.client.publish(topic, json.dumps({"values": [float(v) for v in row]}), qos=0)
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+        self.server.should_exit = True
+        self.thread.join(10)
+        if self.broker_proc is not None:
+            self.broker_proc.terminate()
+            self.broker_proc.wait(10)
+        self.store.close()
 
 
-def runner_rss(model_bytes: bytes, channels: int) -> float:
-    """Resident MB of a fresh process holding the runner with the int8 model loaded."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+def _free_port() -> int:
+    import socket
 
-    key = Ed25519PrivateKey.generate()
-    public = key.public_key().public_bytes(serialization.Encoding.Raw,
-                                           serialization.PublicFormat.Raw).hex()
-    import hashlib
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
-    manifest = json.dumps({"model": "bench", "version": 1, "format": "int8",
-                           "sha256": hashlib.sha256(model_bytes).hexdigest(),
-                           "lookback": LOOKBACK, "columns": ["c"] * channels,
-                           "outputs": ["c"] * channels}, sort_keys=True)
-    with tempfile.NamedTemporaryFile(suffix=".onnx", delete=False) as handle:
-        handle.write(model_bytes)
-    try:
-        out = subprocess.run([sys.executable, "-c", RSS_PROBE, handle.name, str(LOOKBACK),
-                              str(channels), key.sign(manifest.encode()).hex(), public],
-                             capture_output=True, text=True, check=True)
-    finally:
-        os.unlink(handle.name)
-    return float(out.stdout.strip().splitlines()[-1])
+
+def _wait_port(port: int, timeout: float = 15.0) -> None:
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
 
 
 def _closure(requirements: list[str]) -> dict[str, int]:
@@ -218,6 +343,12 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--stride", type=int, default=4)
     parser.add_argument("--runs", type=int, default=300)
+    parser.add_argument("--batch", type=int, default=32,
+                        help="windows per call for the batched latencies")
+    parser.add_argument("--runner-windows", type=int, default=200,
+                        help="windows the real runner forecasts before its memory is read")
+    parser.add_argument("--detectors", default=",".join(DETECTORS),
+                        help="detectors exported and timed ('' for none)")
     args = parser.parse_args()
 
     import torch
@@ -229,63 +360,172 @@ def main() -> int:
     x_test, y_test = windows(test)
     calibration = x_train[np.random.default_rng(0).permutation(len(x_train))[:128]]
     single = x_test[:1]
+    batch = np.ascontiguousarray(x_test[: args.batch])
     feet = footprints()
     for name, (mb, count) in feet.items():
         print(f"edge footprint extra={name} mb={mb:.1f} distributions={count} "
               "measure=venv-sum", flush=True)
     print(f"edge data={args.data.name} train_windows={len(x_train)} test_windows="
-          f"{len(x_test)} lookback={LOOKBACK} horizon={HORIZON} channels={len(columns)}",
-          flush=True)
+          f"{len(x_test)} lookback={LOOKBACK} horizon={HORIZON} channels={len(columns)} "
+          f"batch={args.batch} load={os.getloadavg()[0]:.2f}", flush=True)
 
     misses = []
-    for kind in args.kinds.split(","):
-        started = time.perf_counter()
-        model = make_model(kind, lookback=LOOKBACK, horizon=HORIZON, columns=columns,
-                           outputs=columns)
-        model.fit(x_train.astype(np.float64), y_train.astype(np.float64),
-                  x_val.astype(np.float64), y_val.astype(np.float64),
-                  training=Training(epochs=args.epochs, seed=0, patience=None))
-        trained_s = time.perf_counter() - started
-        fp32 = onnx_bytes(model)
-        forms = {"fp32": fp32, DYNAMIC: convert(fp32, DYNAMIC),
-                 STATIC: convert(fp32, STATIC, calibration), "fp16": convert(fp32, "fp16")}
-        fp32_pred = run_onnx(fp32, x_test)
-        mse_fp32 = float(np.mean((fp32_pred - y_test) ** 2))
-        state = state_bytes(model)
-        rss = runner_rss(forms[DYNAMIC], len(columns))
-        sessions = {fmt: session(data, threads=1) for fmt, data in forms.items()}
-        timings = time_calls({"eager": eager_call(model, single), **{
-            fmt: (lambda s=sess: s.run(None, {INPUT: single})) for fmt, sess in
-            sessions.items()}}, args.runs)
-        eager_p50, eager_p99 = timings["eager"]
-        results = {}
-        for fmt, data in forms.items():
-            pred = run_onnx(sessions[fmt], x_test)
-            mse = float(np.mean((pred - y_test) ** 2))
-            p50, p99 = timings[fmt]
-            results[fmt] = dict(size=len(data), p50=p50, p99=p99, mse=mse,
-                                delta=100 * (mse - mse_fp32) / mse_fp32)
-        print(f"edge model={kind} detail trained_s={trained_s:.1f} mse_fp32={mse_fp32:.4f} "
-              f"state_bytes={state} eager_p50_us={eager_p50:.1f} eager_p99_us={eager_p99:.1f} "
-              + " ".join(f"{fmt}_bytes={r['size']} {fmt}_p50_us={r['p50']:.1f} "
-                         f"{fmt}_p99_us={r['p99']:.1f} {fmt}_mse_delta_pct={r['delta']:.3f}"
-                         for fmt, r in results.items()), flush=True)
-        for fmt in (DYNAMIC, STATIC, "fp16"):
-            r = results[fmt]
-            size_ratio = state / r["size"] if state else 0.0
-            latency_ratio = eager_p50 / r["p50"]
-            print(f"edge model={kind} format={fmt} size_ratio={size_ratio:.2f} "
-                  f"latency_ratio={latency_ratio:.2f} mse_delta_pct={r['delta']:.3f} "
-                  f"rss_mb={rss:.1f} footprint_mb={feet['edge'][0]:.1f}", flush=True)
-            if fmt == DYNAMIC:
-                missed = [goal for goal, ok in (
-                    ("size>=3x", size_ratio >= 3), ("mse<=1%", r["delta"] <= 1.0),
-                    ("latency>=2x", latency_ratio >= 2), ("rss<=60MB", rss <= 60))
-                    if not ok]
-                if missed:
-                    misses.append(f"{kind}: {', '.join(missed)}")
+    with tempfile.TemporaryDirectory(prefix="amml-bench-edge-") as scratch:
+        bench = RunnerBench(Path(scratch))
+        try:
+            for kind in [k for k in args.kinds.split(",") if k]:
+                misses += bench_kind(kind, args, bench, columns, (x_train, y_train),
+                                     (x_val, y_val), (x_test, y_test), calibration, single,
+                                     batch, test, feet)
+            for name in [d for d in args.detectors.split(",") if d]:
+                bench_detector(name, train, test, args)
+        finally:
+            bench.close()
     print("edge goals_missed " + ("; ".join(misses) if misses else "none"), flush=True)
     return 0
+
+
+def bench_kind(kind: str, args: argparse.Namespace, bench: RunnerBench, columns: list[str],
+               trainset: tuple, valset: tuple, testset: tuple, calibration: np.ndarray,
+               single: np.ndarray, batch: np.ndarray, test: np.ndarray,
+               feet: dict) -> list[str]:
+    """One kind's lines; returns the goals it misses."""
+    (x_train, y_train), (x_val, y_val), (x_test, y_test) = trainset, valset, testset
+    started = time.perf_counter()
+    model = make_model(kind, lookback=LOOKBACK, horizon=HORIZON, columns=columns,
+                       outputs=columns)
+    model.fit(x_train.astype(np.float64), y_train.astype(np.float64),
+              x_val.astype(np.float64), y_val.astype(np.float64),
+              training=Training(epochs=args.epochs, seed=0, patience=None))
+    trained_s = time.perf_counter() - started
+    fp32 = onnx_bytes(model)
+    forms = {"fp32": fp32, DYNAMIC: convert(fp32, DYNAMIC),
+             STATIC: convert(fp32, STATIC, calibration), "fp16": convert(fp32, "fp16")}
+    sessions = {fmt: session(data, threads=1) for fmt, data in forms.items()}
+    # 256 windows a call: an LSTM over all 2785 test windows x 7 channels at once held
+    # gigabytes of hidden states
+    fp32_pred = run_onnx(sessions["fp32"], x_test, batch=256)
+    mse_fp32 = float(np.mean((fp32_pred - y_test) ** 2))
+    eager_parity = float(np.max(np.abs(fp32_pred[:64] - model.predict_windows(
+        x_test[:64].astype(np.float64)))))
+    state = state_bytes(model)
+    runner = bench.measure(kind, model, test, windows=args.runner_windows)
+    kept = bench.measure(kind, model, test, keep_pages=True, windows=args.runner_windows)
+    calls = {"eager": eager_call(model, single), "eager_batch": eager_call(model, batch)}
+    for fmt, sess in sessions.items():
+        calls[fmt] = (lambda s=sess: s.run(None, {INPUT: single}))
+        calls[f"{fmt}_batch"] = (lambda s=sess: s.run(None, {INPUT: batch}))
+    timings = time_calls(calls, args.runs)
+    eager_p50, eager_p99 = timings["eager"]
+    eager_batch = timings["eager_batch"][0] / len(batch)
+    results = {}
+    for fmt, data in forms.items():
+        pred = run_onnx(sessions[fmt], x_test, batch=256)
+        mse = float(np.mean((pred - y_test) ** 2))
+        p50, p99 = timings[fmt]
+        results[fmt] = dict(size=len(data), p50=p50, p99=p99, mse=mse,
+                            per_window=timings[f"{fmt}_batch"][0] / len(batch),
+                            delta=100 * (mse - mse_fp32) / mse_fp32)
+    print(f"edge model={kind} detail trained_s={trained_s:.1f} mse_fp32={mse_fp32:.4f} "
+          f"parity_fp32_max_abs={eager_parity:.2e} state_bytes={state} "
+          f"eager_p50_us={eager_p50:.1f} eager_p99_us={eager_p99:.1f} "
+          f"eager_batch_us_per_window={eager_batch:.1f} "
+          + " ".join(f"{fmt}_bytes={r['size']} {fmt}_p50_us={r['p50']:.1f} "
+                     f"{fmt}_p99_us={r['p99']:.1f} {fmt}_batch_us_per_window="
+                     f"{r['per_window']:.1f} {fmt}_mse_delta_pct={r['delta']:.3f}"
+                     for fmt, r in results.items())
+          + f" runner_rss_mb={runner['rss_mb']:.1f} runner_hwm_mb={runner['hwm_mb']:.1f} "
+          f"runner_anon_mb={runner['anon_mb']:.1f} runner_released_mb="
+          f"{runner['released_mb']:.1f} runner_forecasts={runner['forecasts']} "
+          f"runner_largest_batch={runner['largest_batch']} runner_keep_pages_rss_mb="
+          f"{kept['rss_mb']:.1f} load={os.getloadavg()[0]:.2f}", flush=True)
+    missed: list[str] = []
+    for fmt in (DYNAMIC, STATIC, "fp16"):
+        r = results[fmt]
+        size_ratio = state / r["size"] if state else 0.0
+        latency_ratio = eager_p50 / r["p50"]
+        batch_ratio = eager_batch / r["per_window"]
+        print(f"edge model={kind} format={fmt} size_ratio={size_ratio:.2f} "
+              f"latency_ratio={latency_ratio:.2f} mse_delta_pct={r['delta']:.3f} "
+              f"rss_mb={runner['rss_mb']:.1f} footprint_mb={feet['edge'][0]:.1f} "
+              f"batch={len(batch)} batch_latency_ratio={batch_ratio:.2f}", flush=True)
+        if fmt == DYNAMIC:
+            missed = [goal for goal, ok in (
+                ("size>=3x", size_ratio >= 3), ("mse<=1%", r["delta"] <= 1.0),
+                ("latency>=2x", latency_ratio >= 2),
+                (f"batch{len(batch)}-latency>=2x", batch_ratio >= 2),
+                ("rss<=60MB", runner["rss_mb"] <= 60),
+                ("installed<=150MB", feet["edge"][0] <= 150)) if not ok]
+    return [f"{kind}: {', '.join(missed)}"] if missed else []
+
+
+def bench_detector(name: str, train: np.ndarray, test: np.ndarray,
+                   args: argparse.Namespace) -> None:
+    """One detector's lines: fitted on the last 2000 training rows, exported (fp32 and int8),
+    its graph checked against the PyTorch detector on the test rows, and timed per window
+    (the graph's PyTorch module in eager mode against ONNX Runtime), single and batched."""
+    import torch
+
+    from amml.edge.detector_export import (
+        detector_module,
+        detector_onnx,
+        detector_parity,
+        score_windows,
+    )
+    from amml.ops.detectors.base import make_detector
+
+    reference = train[-2000:]
+    started = time.perf_counter()
+    if name == "forecast_residual":
+        reference, rows = reference[:, -1], test[:, -1]  # OT, the target
+        detector = make_detector(name, forecaster="nlinear", lookback=LOOKBACK,
+                                 scoring="window", warmup=len(reference),
+                                 history=len(reference), refit=0, epochs=args.epochs)
+        for i, value in enumerate(reference):
+            detector.update(i, float(value))
+    else:
+        rows = test
+        params = {"conv_autoencoder": dict(window=60), "lstm_autoencoder": dict(window=10)}
+        detector = make_detector(name, epochs=max(1, args.epochs), **params[name])
+        detector.fit(reference)
+    fitted_s = time.perf_counter() - started
+    fp32 = detector_onnx(detector)
+    int8 = convert(fp32, DYNAMIC)
+    scored = rows[len(rows) - 1000:]
+    context = np.concatenate([reference, rows[: len(rows) - 1000]])
+    error, graph_scores, _ = detector_parity(detector, fp32, context, scored)
+    error8, int8_scores, _ = detector_parity(detector, int8, context, scored)
+    agree = float(np.mean((graph_scores >= 0.5) == (int8_scores >= 0.5)))
+    windows_in = score_windows(detector, context, scored)
+    single, batch = windows_in[:1], np.ascontiguousarray(windows_in[: args.batch])
+    module = detector_module(detector).eval()
+
+    def eager(x: np.ndarray):
+        tensor = torch.from_numpy(x)
+
+        def call() -> None:
+            with torch.no_grad():
+                module(tensor)
+
+        return call
+
+    sessions = {"fp32": session(fp32), DYNAMIC: session(int8)}
+    calls = {"eager": eager(single), "eager_batch": eager(batch)}
+    for fmt, sess in sessions.items():
+        calls[fmt] = (lambda s=sess: s.run(None, {INPUT: single}))
+        calls[f"{fmt}_batch"] = (lambda s=sess: s.run(None, {INPUT: batch}))
+    timings = time_calls(calls, args.runs)
+    state = sum(int(v.nbytes) for v in module.state_dict().values())
+    for fmt, data in (("fp32", fp32), (DYNAMIC, int8)):
+        print(f"edge detector={name} format={fmt} size_ratio={state / len(data):.2f} "
+              f"latency_ratio={timings['eager'][0] / timings[fmt][0]:.2f} "
+              f"batch={len(batch)} batch_latency_ratio="
+              f"{timings['eager_batch'][0] / timings[f'{fmt}_batch'][0]:.2f} "
+              f"parity_max_abs={(error if fmt == 'fp32' else error8):.2e} "
+              f"alarm_agreement={(1.0 if fmt == 'fp32' else agree):.4f} "
+              f"bytes={len(data)} p50_us={timings[fmt][0]:.1f} eager_p50_us="
+              f"{timings['eager'][0]:.1f} fitted_s={fitted_s:.1f} "
+              f"load={os.getloadavg()[0]:.2f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -28,11 +28,12 @@ What it does:
   the window lives in this process.
 
 Memory stays bounded: the window is a deque of ``lookback`` rows, the queue of windows waiting
-for the worker holds at most ``4 x max_batch`` (the oldest are dropped and counted), latencies
-a deque of 256, and paho's outgoing queue is capped. ONNX Runtime runs on one thread without
-its memory arena or memory-pattern planning (buffers go back to the allocator after each call),
-and after each model load the clean pages of the shared libraries that importing and session
-creation touched once are released (:mod:`amml.edge.memory`; ``--keep-pages`` keeps them).
+for the worker holds at most 64 (or ``4 x max_batch``; the oldest are dropped and counted),
+latencies a deque of 256, and paho's outgoing queue is capped. ONNX Runtime runs on one thread
+without its memory arena or memory-pattern planning (buffers go back to the allocator after
+each call), and after each model load the clean pages of the shared libraries that importing
+and session creation touched once are released (:mod:`amml.edge.memory`; ``--keep-pages``
+keeps them).
 """
 
 from __future__ import annotations
@@ -55,13 +56,17 @@ from typing import Any
 import numpy as np
 
 from amml.edge.ed25519 import verify
-from amml.edge.memory import release_library_pages, rss_mb, status_mb
+from amml.edge.memory import release_library_pages, return_free_heap, rss_mb, status_mb
 
 log = logging.getLogger("amml.edge")
 #: paho's outgoing queue, messages.
 MAX_QUEUED = 1000
-#: Windows run in one session call at most (``--max-batch``).
-MAX_BATCH = 64
+#: Windows run in one session call at most (``--max-batch``). A batch's working memory grows
+#: with it: an LSTM over 64 windows of 336 x 7 peaked at ~240 MB (its gate inputs for every
+#: step at once), over 16 at ~90 MB.
+MAX_BATCH = 16
+#: Windows waiting for the worker at most (or 4 x ``--max-batch``); beyond, the oldest go.
+QUEUED_WINDOWS = 64
 
 
 class EdgeError(Exception):
@@ -203,7 +208,7 @@ class Runner:
         self.lock = threading.Lock()
         self.ready = threading.Condition(self.lock)
         # (model, window, newest row) waiting for the worker, oldest first
-        self.pending: deque = deque(maxlen=4 * max(1, settings.max_batch))
+        self.pending: deque = deque(maxlen=max(QUEUED_WINDOWS, 4 * settings.max_batch))
         self.counters = Counters()
         self.stopping = threading.Event()
         self.client: Any = None
@@ -243,6 +248,12 @@ class Runner:
             raise
         self.assigned_digest = digest
         del data  # the session holds its own copy of the graph
+        self.install(model)
+        return True
+
+    def install(self, model: LoadedModel) -> None:
+        """Run ``model`` from now on (the window is kept when the columns are the same);
+        then release the library pages loading touched (unless ``--keep-pages``)."""
         if self.settings.release_pages:
             model.run(np.zeros((1, model.lookback, len(model.columns))))  # warm the session
         with self.lock:
@@ -257,7 +268,12 @@ class Runner:
         if self.settings.release_pages:
             self.counters.released_mb += release_library_pages()
         log.info("amml-edge: running %s (window kept: %s)", model.label, keep)
-        return True
+
+    def start(self) -> None:
+        """The worker thread and the MQTT connection (once there is a model)."""
+        self.worker = threading.Thread(target=self.work, name="amml-edge-worker", daemon=True)
+        self.worker.start()
+        self.connect()
 
     def health(self) -> dict[str, Any]:
         c = self.counters
@@ -362,7 +378,8 @@ class Runner:
         c.batches += 1
         c.largest_batch = max(c.largest_batch, len(batch))
         c.latencies_ms.extend([per_window] * min(len(batch), 8))
-        picks = [model.columns.index(o) for o in model.outputs]
+        picks = [] if model.task == "detect" else [model.columns.index(o)
+                                                   for o in model.outputs]
         for (_, window, row), result in zip(batch, results, strict=True):
             c.forecasts += 1
             body: dict[str, Any] = {"model": model.label, "window": len(window),
@@ -420,17 +437,19 @@ class Runner:
                     log.warning("amml-edge: %s", exc)
                 next_poll = now + self.settings.poll
             if self.client is None and self.model is not None:
-                self.worker = threading.Thread(target=self.work, name="amml-edge-worker",
-                                               daemon=True)
-                self.worker.start()
-                self.connect()
+                self.start()
             if now >= next_report and self.model is not None:
+                return_free_heap()  # what a large batch freed, back to the system
                 try:
                     self.report()
                 except EdgeError as exc:
                     log.warning("amml-edge: report: %s", exc)
                 next_report = now + self.settings.report_every
             self.stopping.wait(min(self.settings.poll, self.settings.report_every, 0.5))
+        self.stop()
+
+    def stop(self) -> None:
+        self.stopping.set()
         if self.client is not None:
             self.client.publish(f"{self.settings.out}/health",
                                 json.dumps({"status": "offline"}), qos=1, retain=True)
