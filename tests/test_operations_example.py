@@ -64,3 +64,11 @@ def test_drift_retrain_promote_swap(tmp_path: Path) -> None:
         assert [e.body["extra"]["to_version"] for e in
                 Ledger(store, f"promotions/{MODEL}").entries()] == [1, 2]
         assert registry.get(MODEL, 2).run_id == outcome.run_id
+
+
+def test_the_python_retrain_workflow_is_the_yaml_one() -> None:
+    from_yaml = compile_workflow(EXAMPLE / "retrain.yaml")
+    from_python = compile_workflow(EXAMPLE / "retrain.py")
+    assert from_python.ir.canonical_json() == from_yaml.ir.canonical_json()
+    assert from_yaml.ir.triggers[0].with_ == {"model": MODEL, "alias": "champion",
+                                              "wait_s": 45}

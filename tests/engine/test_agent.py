@@ -160,3 +160,27 @@ def test_agent_promote_applies_the_policy_after_a_triggered_run(tmp_path: Path) 
     with open_store(home) as store:
         assert ModelRegistry(store).resolve("oil@champion").version == 1
         assert [e.kind for e in Ledger(store, "promotions/oil").entries()] == ["promotion"]
+
+
+def test_the_agent_keeps_watching_until_stopped(store: Store, tmp_path: Path) -> None:
+    import threading
+
+    from tests.serve.conftest import wait_until
+
+    (tmp_path / "data.csv").write_text(CSV)
+    agent = Agent(store, [compile_workflow(write_workflow(tmp_path))])
+    seen: list = []
+    stop = threading.Event()
+    thread = threading.Thread(target=agent.run_forever,
+                              kwargs=dict(interval_s=0.05, stop=stop, on_outcome=seen.append))
+    thread.start()
+    try:
+        wait_until(lambda: len(seen) >= 2)  # watching: idle evaluations
+        drift(store)
+        wait_until(lambda: any(o.status == "succeeded" for o in seen))
+    finally:
+        stop.set()
+        thread.join(10)
+    assert not thread.is_alive()
+    [row] = OperationsRecords(store).runs("retrain")  # the event ran the workflow once
+    assert row["status"] == "succeeded" and row["reason"].startswith("drift event 1")

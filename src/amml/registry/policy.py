@@ -210,11 +210,13 @@ def apply(store: Store, name: str, *, candidate: str = "challenger",
             ledger = Ledger(store, PROMOTIONS_LEDGER.format(name=name), keyring)
             live = decision.evidence.get("live", {})
             test = decision.evidence.get("test", {})
+            figures = {"live_mse_candidate": live.get("candidate_mse"),
+                       "live_mse_champion": live.get("champion_mse"),
+                       "live_points": live.get("points"),
+                       "test_candidate": test.get("candidate"),
+                       "test_champion": test.get("champion")}
             entry = ledger.append("promotion", metrics={
-                "live_mse_candidate": live.get("candidate_mse"),
-                "live_mse_champion": live.get("champion_mse"),
-                "live_points": live.get("points"), "test_candidate": test.get("candidate"),
-                "test_champion": test.get("champion")}, extra={
+                k: v for k, v in figures.items() if v is not None}, extra={
                 "model": name, "alias": target, "from_version": decision.champion_version,
                 "to_version": decision.candidate_version, "actor": who,
                 "reason": decision.reason})
