@@ -14,7 +14,6 @@ import json
 import logging
 import threading
 import time
-from typing import Any
 
 from fastapi import FastAPI, Request, Response
 
