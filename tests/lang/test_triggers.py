@@ -104,3 +104,10 @@ def test_a_date_that_never_comes_never_fires() -> None:
 def test_bad_schedules_are_refused(bad) -> None:
     with pytest.raises(CronError):
         CronSchedule.parse(bad)
+
+
+def test_triggers_survive_the_yaml_round_trip() -> None:
+    ir = load_yaml_text(YAML).ir
+    again = load_yaml_text(ir.to_yaml()).ir
+    assert again.canonical_json() == ir.canonical_json()
+    assert [t.key for t in again.triggers] == [t.key for t in ir.triggers]
