@@ -382,3 +382,158 @@ def test_unwrap_follows_wraps_and_stops_at_what_is_not_a_wrapper() -> None:
     def loop() -> None: ...
     loop.__wrapped__ = loop  # type: ignore[attr-defined]
     assert fingerprint._unwrap(loop) is loop
+
+
+# ---------------------------------------------------------------- reaching other modules
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A small project of several files under fresh names; ``write`` (re)writes them all and
+    re-imports, so each digest sees exactly the files given."""
+    prefix = f"scratch_proj_{next(_COUNTER)}"
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    def write(files: dict[str, str]) -> str:
+        for name, text in files.items():
+            path = tmp_path / name.replace("PKG", prefix)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text.replace("PKG", prefix))
+            past = time.time() - 10
+            os.utime(path, (past, past))
+        for loaded in [m for m in sys.modules if m.startswith(prefix)]:
+            sys.modules.pop(loaded)
+        importlib.invalidate_caches()
+        fingerprint.clear_caches()
+        return prefix
+
+    yield write
+    for loaded in [m for m in sys.modules if m.startswith(prefix)]:
+        sys.modules.pop(loaded)
+
+
+def _digest_after(write, files: dict[str, str], module: str, name: str) -> str:
+    prefix = write(files)
+    return code_digest(getattr(importlib.import_module(module.replace("PKG", prefix)), name))
+
+
+def _changes_digest(write, files: dict[str, str], edit: tuple[str, str, str], module: str,
+                    name: str) -> bool:
+    before = _digest_after(write, files, module, name)
+    file, old, new = edit
+    assert old in files[file], old
+    edited = {**files, file: files[file].replace(old, new)}
+    return _digest_after(write, edited, module, name) != before
+
+
+PACKAGE_FILES = {
+    "PKG/__init__.py": "def step(x):\n    from .helper import factor\n    return x * factor()\n",
+    "PKG/helper.py": "def factor():\n    return 2\n",
+}
+
+
+def test_a_relative_import_inside_a_package_init_function_is_followed(project) -> None:
+    assert _changes_digest(project, PACKAGE_FILES, ("PKG/helper.py", "return 2", "return 3"),
+                           "PKG", "step")
+
+
+FLAT_FILES = {
+    "PKG_ops.py": (
+        "from PKG_tools import factor, Thing\n"
+        "from amml._lazy import LazyModule\n"
+        "lazy_tools = LazyModule('PKG_lazy')\n"
+        "THING = Thing()\n\n\n"
+        "def by_name(x):\n    return x * factor()\n\n\n"
+        "def by_instance(x):\n    return THING.scale(x)\n\n\n"
+        "def by_lazy_module(x):\n    return lazy_tools.shift(x)\n"),
+    "PKG_tools.py": ("def factor():\n    return 2\n\n\n"
+                     "class Thing:\n    def scale(self, x):\n        return x * 2\n"),
+    "PKG_lazy.py": "def shift(x):\n    return x + 1\n",
+}
+
+
+@pytest.mark.parametrize(("name", "edit"), [
+    ("by_name", ("PKG_tools.py", "return 2\n", "return 3\n")),
+    ("by_instance", ("PKG_tools.py", "return x * 2", "return x * 4")),
+    ("by_lazy_module", ("PKG_lazy.py", "x + 1", "x + 5")),
+])
+def test_another_project_module_is_reached_by_function_instance_and_lazy_module(
+        project, name: str, edit: tuple[str, str, str]) -> None:
+    assert _changes_digest(project, FLAT_FILES, edit, "PKG_ops", name)
+
+
+def test_an_unrelated_project_module_changes_nothing(project) -> None:
+    assert not _changes_digest(project, FLAT_FILES, ("PKG_lazy.py", "x + 1", "x + 5"),
+                               "PKG_ops", "by_name")
+
+
+MEMBERS_FILE = {"PKG_model.py": '''\
+def for_static():
+    return 1
+
+
+def for_setter():
+    return 1
+
+
+def for_nested():
+    return 1
+
+
+def for_method():
+    return 1
+
+
+def for_outer():
+    return 1
+
+
+class Model:
+    class Options:
+        def depth(self):
+            return for_nested()
+
+    def fit(self):
+        return for_method()
+
+    @property
+    def size(self):
+        return 1
+
+    @size.setter
+    def size(self, value):
+        for_setter()
+
+    @staticmethod
+    def make():
+        return for_static()
+
+
+def with_nested_code(x):
+    def inner(y):
+        return y
+    return for_outer() + inner(x)
+'''}
+
+
+@pytest.mark.parametrize(("name", "helper"), [
+    ("Model", "for_static"), ("Model", "for_setter"), ("Model", "for_nested"),
+    ("Model", "for_method"), ("with_nested_code", "for_outer")])
+def test_helpers_reached_from_every_member_are_covered(project, name: str, helper: str) -> None:
+    edit = ("PKG_model.py", f"def {helper}():\n    return 1", f"def {helper}():\n    return 7")
+    assert _changes_digest(project, MEMBERS_FILE, edit, "PKG_model", name)
+
+
+def test_sets_of_mixed_literals_sort_by_their_json() -> None:
+    assert fingerprint._literal({1, "a"}) == ["a", 1]  # '"a"' sorts before '1'
+
+
+def test_definitions_inside_blocks_and_lambdas_have_their_source(project) -> None:
+    files = {"PKG_blocks.py": ("try:\n    import json\nexcept ImportError:\n    json = None\n"
+                               "else:\n    def in_else():\n        return 1\n"
+                               "if True:\n    def in_if():\n        return 2\n"
+                               "SQUARE = lambda x: x * x  # noqa: E731\n")}
+    prefix = project(files)
+    module = importlib.import_module(f"{prefix}_blocks")
+    found = fingerprint._definitions(module.__file__)
+    assert found["in_else"] == "    def in_else():\n        return 1\n"
+    assert found["in_if"] == "    def in_if():\n        return 2\n"
+    assert fingerprint._source(module.SQUARE) == "SQUARE = lambda x: x * x  # noqa: E731\n"
