@@ -54,8 +54,8 @@ def test_fp32_export_matches_the_model_for_every_kind(kind: str) -> None:
         assert meta["amml.kind"] == kind and json.loads(meta["outputs"]) == outputs
 
 
-@pytest.mark.parametrize("kind", ["nlinear", "lstm", "patchtst"])
-def test_int8_and_fp16_stay_close_to_fp32(kind: str) -> None:
+@pytest.mark.parametrize("kind", kind_names())
+def test_int8_and_fp16_stay_close_to_fp32_for_every_kind(kind: str) -> None:
     model = _trained(kind)
     x, _ = _windows(200, seed=2)
     fp32 = onnx_bytes(model)
@@ -63,10 +63,17 @@ def test_int8_and_fp16_stay_close_to_fp32(kind: str) -> None:
     spread = float(np.abs(reference).max())
     for fmt in ("fp16", "int8", "int8-static"):
         data = convert(fp32, fmt, calibration=x[:64])
-        error = float(np.abs(run_onnx(data, x) - reference).max())
+        got = run_onnx(data, x)
+        error = float(np.abs(got - reference).max())
         # a planted saturation (8-bit weights on a CPU without VNNI) gave 10-20x this
         assert error < 0.1 * spread, f"{kind} {fmt}: max abs error {error} of {spread}"
         assert onnx_metadata(data)["amml.kind"] == kind
+        # the runner batches what arrives together: a window's forecast must not depend on
+        # its batch. Dynamic int8 quantizes activations with one scale per call, over the
+        # whole batch, so there it may move, within int8's error; the others are exact
+        one_by_one = np.concatenate([run_onnx(data, x[i : i + 1]) for i in range(0, 200, 25)])
+        tolerance = 0.1 * spread if fmt == "int8" else 1e-5
+        assert np.abs(got[::25] - one_by_one).max() <= tolerance, f"{kind} {fmt}: batch"
 
 
 def test_variant_is_a_signed_ledgered_child_of_its_version(store: Store, tmp_path) -> None:
