@@ -58,7 +58,8 @@ def nab(
     detector: Annotated[str, typer.Option("--detector", help="Streaming detector name.")] = "amml",
     param: Annotated[list[str] | None, typer.Option(
         "--param", "-p", help="A detector parameter, KEY=VALUE (VALUE read as JSON, else as "
-        "text); repeatable. The same parameters the detect op takes.")] = None,
+        "text); repeatable. The same parameters the detect op takes. Without any, the "
+        "benchmark's parameter set (amml: output=alarm alarm=0.45).")] = None,
     score_results: Annotated[Path | None, typer.Option(
         "--score-results", help="Score a detector's published result files instead of running "
         "one: a folder in NAB's results layout (results/NAME/CATEGORY/NAME_FILE.csv).")] = None,
@@ -69,6 +70,7 @@ def nab(
     in-sample (NAB's threshold, picked on the corpus) and leave-one-category-out (``loco``:
     each category at the threshold picked on the other categories)."""
     from amml.bench.nab import (
+        NAB_PARAMS,
         load_corpus,
         load_profiles,
         score_corpus,
@@ -84,7 +86,7 @@ def nab(
         out_dir = (home or default_home()) / "nab-results"
     if score_results is None and detector not in detector_names():
         raise _fail(f"unknown detector '{detector}' (known: {', '.join(detector_names())})", 2)
-    params = _params(param or [])
+    params = _params(param) if param else dict(NAB_PARAMS.get(detector, {}))
     if score_results is None:
         from amml._exceptions import OpError
 
@@ -150,6 +152,11 @@ def nab(
         out.print(f"nab loco profile={profile} score="
                   f"{'nan' if held is None else f'{held:.1f}'} thresholds={thresholds}",
                   highlight=False)
+    for profile in ordered:  # in-sample and held out, side by side
+        inside, held = scored[profile]["score"], loco[profile]["score"]
+        if inside is not None and held is not None:
+            out.print(f"nab side_by_side profile={profile} in_sample={inside:.1f} "
+                      f"loco={held:.1f} gap={inside - held:.1f}", highlight=False)
     table = Table(title=f"NAB per category ({detector})")
     table.add_column("category")
     table.add_column("files", justify="right")

@@ -71,3 +71,24 @@ def test_parameters_round_trip():
     detector = make_detector("amml", shapes=[4, 12], memory=128)
     assert detector.get_params()["shapes"] == (4, 12)
     assert detector.clone().get_params() == detector.get_params()
+
+
+@pytest.mark.parametrize("alarm", [0.45, 0.5])
+def test_alarm_output_is_the_detectors_own_decision(alarm):
+    """``output="alarm"``: 1 exactly where the score output passes ``alarm`` (after the peak
+    and suppression filters), 0 elsewhere, NaN during the same warm-up; streams as it batches."""
+    values = _oscillation()
+    values[1500:1700] += 5.0
+    values[900] += 3.0
+    scores = make_detector("amml", alarm=alarm).score_series(values)
+    decided = make_detector("amml", alarm=alarm, output="alarm")
+    alarms = decided.score_series(values)
+    np.testing.assert_array_equal(np.isnan(alarms), np.isnan(scores))
+    warm = np.isfinite(scores)
+    np.testing.assert_array_equal(alarms[warm], (scores[warm] >= alarm).astype(float))
+    assert alarms[1500:1510].max() == 1.0 and set(np.unique(alarms[warm])) == {0.0, 1.0}
+    stream = decided.clone()
+    np.testing.assert_array_equal(np.array([stream.update(i, v) for i, v in enumerate(values)]),
+                                  alarms)
+    with pytest.raises(OpError, match="'output' must be one of score, alarm"):
+        make_detector("amml", output="binary")
