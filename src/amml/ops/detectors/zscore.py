@@ -1,13 +1,16 @@
 """``detect.zscore``: causal rolling z-score per column, an alarm where it passes a threshold.
 
 Each point is scored against the mean and deviation of the ``window`` points before it (no
-look-ahead), so the same score is available on a live stream.
+look-ahead), so the same score is available on a live stream. The first rows, with fewer than
+``max(3, window // 4)`` points before them, are warm-up rows: NaN, not a score (no alarm);
+a point after a constant stretch (no deviation), or a missing one, scores 0.
 
 >>> import numpy as np, pandas as pd
 >>> from amml.ops.detectors.zscore import rolling_zscore
 >>> values = pd.Series(np.r_[np.zeros(50) + np.random.default_rng(0).normal(0, 1, 50), 12.0])
->>> bool(rolling_zscore(values, window=30).iloc[-1] > 5)
-True
+>>> scores = rolling_zscore(values, window=30)
+>>> bool(scores.iloc[-1] > 5), bool(scores.iloc[:7].isna().all() and scores.iloc[7:].notna().all())
+(True, True)
 """
 
 from __future__ import annotations
@@ -24,8 +27,9 @@ from amml.ops.registry import register
 
 def rolling_zscore(values: pd.Series, window: int) -> pd.Series:
     past = values.shift(1).rolling(window, min_periods=max(3, window // 4))
-    std = past.std().replace(0, np.nan)
-    return ((values - past.mean()).abs() / std).fillna(0.0)
+    mean, std = past.mean(), past.std()
+    z = ((values - mean).abs() / std.replace(0, np.nan)).fillna(0.0)  # gap or flat: 0
+    return z.where(mean.notna())  # warm-up rows: NaN
 
 
 @register
