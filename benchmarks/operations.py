@@ -11,12 +11,14 @@ started here) and prints exactly one line::
 ``detected_after_s``: from the injection to the first drift event in the store;
 ``retrain_s``: the triggered run (train, evaluate, register); ``swap_failed_requests``:
 non-200 answers and refused connections of the client and the load generator over the whole
-run; MSEs are of the served forecasts against the actuals posted later (before the drift,
-drifted with the old champion, after with the new one); ``total_s``: recovery, from the
-injection to the first answer of the new version. Goals: total_s <= 180 on 2 cores, 0
-failed requests, mse_after within 10% of mse_before.
+run, against every server (``--servers``, default 2, each an ``amml serve`` following
+oil-ops@champion); MSEs are of the served forecasts against the actuals posted later
+(before the drift, drifted with the old champion, after with the new one); ``total_s``:
+recovery, from the injection to the moment every server has answered with the new version.
+Goals: total_s <= 180 on 2 cores, 0 failed requests, mse_after within 10% of mse_before.
 
-    nice -n 10 python benchmarks/operations.py [--rate 10] [--load 10] [--home DIR]
+    nice -n 10 python benchmarks/operations.py [--rate 10] [--load 10] [--servers 2]
+        [--wait 45] [--home DIR]
 """
 
 from __future__ import annotations
@@ -46,9 +48,10 @@ def main() -> None:
     parser.add_argument("--load", type=float, default=10.0, help="extra requests per second")
     parser.add_argument("--wait", type=float, default=45.0,
                         help="seconds the agent lets the new regime accumulate")
+    parser.add_argument("--servers", type=int, default=2, help="amml serve processes")
     parser.add_argument("--home", type=Path, default=None)
     args = parser.parse_args()
-    f = run(args.home, rate=args.rate, load=args.load, wait_s=args.wait,
+    f = run(args.home, rate=args.rate, load=args.load, wait_s=args.wait, servers=args.servers,
             say=lambda text: print(text, file=sys.stderr))
     keys = ("drift_at", "detected_after_s", "retrain_s", "promoted", "swap_failed_requests",
             "mse_before", "mse_drifted", "mse_after")

@@ -9,7 +9,8 @@ What runs (each a real component on this machine; Mosquitto must listen on 127.0
 
 1. ``history.csv`` (2,000 hours) -> ``bootstrap.yaml`` -> oil-ops@1, made champion by the
    promotion policy (a ledger entry);
-2. ``amml serve --model oil-ops@champion`` (a subprocess, request log on);
+2. ``servers`` x ``amml serve --model oil-ops@champion`` (subprocesses, request log on;
+   the client and the load generator go round-robin over them);
 3. ``amml monitor oil-ops --mqtt-url ...`` (a subprocess) watching the feed;
 4. ``amml agent retrain.yaml --promote oil-ops`` (a subprocess): on a drift event, retrain
    and apply the policy;
@@ -18,8 +19,8 @@ What runs (each a real component on this machine; Mosquitto must listen on 127.0
    the forecasts that covered it, and a load generator (``load`` requests/s) that counts
    every failed request.
 
-Drift is injected ``pre_s`` seconds into the feed; the loop ends ``post_s`` seconds after the
-server answers with a new version (or at ``timeout_s``). :func:`run` returns the figures
+Drift is injected ``pre_s`` seconds into the feed; the loop ends ``post_s`` seconds after
+every server answered with a new version (or at ``timeout_s``). :func:`run` returns the figures
 ``benchmarks/operations.py`` prints.
 """
 
@@ -56,6 +57,7 @@ class Feed:
     ``TestClient``) pointing at the server."""
 
     http: Any
+    extra: list[Any] = field(default_factory=list)  # more servers: forecasts go round-robin
     model: str = MODEL
     lookback: int = LOOKBACK
     every: int = 1
@@ -63,8 +65,11 @@ class Feed:
     rows: deque = field(default_factory=lambda: deque(maxlen=LOOKBACK))
     pending: list[dict[str, Any]] = field(default_factory=list)
     versions: list[tuple[float, int]] = field(default_factory=list)  # (wall time, version)
+    #: per server (0 = ``http``): when it first answered with each version
+    by_server: dict[int, dict[int, float]] = field(default_factory=dict)
     failed: int = 0
     seen: int = 0
+    turn: int = 0
 
     def add(self, stamp: str, value: float) -> None:
         self.pending.append({"ts": stamp, "column": "OT", "value": value})
@@ -80,19 +85,29 @@ class Feed:
                 "timestamps": [s for s, _ in self.rows]}
 
     def forecast(self) -> int | None:
+        clients = [self.http, *self.extra]
+        server = self.turn % len(clients)
+        self.turn += 1
         try:
-            r = self.http.post(f"/v1/models/{self.model}/forecast", json=self.body(),
-                               headers=self.headers)
+            r = clients[server].post(f"/v1/models/{self.model}/forecast", json=self.body(),
+                                     headers=self.headers)
         except Exception:  # a refused connection is a failed request too
             self.failed += 1
             return None
         if r.status_code != 200:
             self.failed += 1
             return None
-        version = int(r.headers["X-Model-Version"])
+        version, now = int(r.headers["X-Model-Version"]), time.time()
         if not self.versions or self.versions[-1][1] != version:
-            self.versions.append((time.time(), version))
+            self.versions.append((now, version))
+        self.by_server.setdefault(server, {}).setdefault(version, now)
         return version
+
+    def all_answer(self, version: int) -> float | None:
+        """When the last of the servers first answered with ``version`` (None: not all yet)."""
+        count = 1 + len(self.extra)
+        times = [self.by_server.get(i, {}).get(version) for i in range(count)]
+        return None if any(t is None for t in times) else max(times)
 
     def flush(self) -> None:
         if not self.pending:
@@ -111,11 +126,11 @@ class Feed:
 class Load(threading.Thread):
     """``rate`` forecast requests per second on the feed's latest window; counts failures."""
 
-    def __init__(self, base: str, feed: Feed, rate: float) -> None:
+    def __init__(self, bases: list[str], feed: Feed, rate: float) -> None:
         super().__init__(daemon=True, name="amml-load")
         import httpx
 
-        self.http = httpx.Client(base_url=base, timeout=10.0)
+        self.clients = [httpx.Client(base_url=base, timeout=10.0) for base in bases]
         self.feed, self.rate = feed, rate
         self.sent = self.failed = 0
         self.stopped = threading.Event()
@@ -126,7 +141,8 @@ class Load(threading.Thread):
                 continue
             self.sent += 1
             try:
-                r = self.http.post(f"/v1/models/{MODEL}/forecast", json=self.feed.body())
+                client = self.clients[self.sent % len(self.clients)]
+                r = client.post(f"/v1/models/{MODEL}/forecast", json=self.feed.body())
                 if r.status_code != 200:
                     self.failed += 1
             except Exception:
@@ -179,7 +195,8 @@ def live_mse(home: Path, version: int | None, start: float, end: float) -> float
 
 def run(home: Path | None = None, *, rate: float = 10.0, pre_s: float = 30.0,
         post_s: float = 20.0, timeout_s: float = 300.0, wait_s: float = 45.0,
-        load: float = 10.0, mqtt_port: int = 1883, say=print) -> dict[str, Any]:
+        load: float = 10.0, servers: int = 2, mqtt_port: int = 1883, say=print
+        ) -> dict[str, Any]:
     """Run the whole loop once; the figures (see ``benchmarks/operations.py``)."""
     import httpx
 
@@ -189,8 +206,8 @@ def run(home: Path | None = None, *, rate: float = 10.0, pre_s: float = 30.0,
     history = 2000
     bootstrap(home, history)
     say(f"bootstrap: oil-ops@1 is champion ({time.time() - started:.1f} s)")
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
+    ports = [_free_port() for _ in range(servers)]
+    bases = [f"http://127.0.0.1:{port}" for port in ports]
     topic = f"amml/{MODEL}"
     processes: list[subprocess.Popen] = []
     retrain = home / "retrain.yaml"  # the example's workflow, its wait as asked
@@ -199,21 +216,24 @@ def run(home: Path | None = None, *, rate: float = 10.0, pre_s: float = 30.0,
     publisher: Publisher | None = None
     loader: Load | None = None
     try:
-        processes.append(_amml("serve", "--model", f"{MODEL}@champion", "--port", str(port),
-                               "--no-auth", "--poll-interval", "0.25", home=home,
-                               log=home / "serve.log"))
-        http = httpx.Client(base_url=base, timeout=10.0)
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if http.get("/readyz").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or processes[0].poll() is not None:
-                raise RuntimeError(f"amml serve did not start: {(home / 'serve.log').read_text()}")
-            time.sleep(0.2)
-        say(f"serving {MODEL}@champion on {base}")
+        for i, port in enumerate(ports):  # every server follows oil-ops@champion
+            processes.append(_amml("serve", "--model", f"{MODEL}@champion", "--port", str(port),
+                                   "--no-auth", "--poll-interval", "0.25", home=home,
+                                   log=home / f"serve-{i}.log"))
+        clients = [httpx.Client(base_url=base, timeout=10.0) for base in bases]
+        deadline = time.monotonic() + 180
+        for i, http in enumerate(clients):
+            while True:
+                try:
+                    if http.get("/readyz").status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline or processes[i].poll() is not None:
+                    log = (home / f"serve-{i}.log").read_text()
+                    raise RuntimeError(f"amml serve did not start: {log}")
+                time.sleep(0.2)
+        say(f"serving {MODEL}@champion on {', '.join(bases)}")
         window = max(20, int(rate * 3))
         processes.append(_amml("monitor", MODEL, "--mqtt-url", f"mqtt://127.0.0.1:{mqtt_port}",
                                "--mqtt-topic", topic, "--reference", str(4 * window),
@@ -227,10 +247,10 @@ def run(home: Path | None = None, *, rate: float = 10.0, pre_s: float = 30.0,
         drift_row = int(pre_s * rate)
         total_rows = int(timeout_s * rate)
         frame = series(total_rows, drift_at=history + drift_row, first=history, seed=7)
-        feed = Feed(http)
+        feed = Feed(clients[0], extra=clients[1:])
         publisher = Publisher(frame, topic, rate=rate, port=mqtt_port)
         consumer = _Consumer(feed, mqtt_port, topic)
-        loader = Load(base, feed, load)
+        loader = Load(bases, feed, load)
         publisher.start()
         loader.start()
         drift_wall = None
@@ -241,9 +261,10 @@ def run(home: Path | None = None, *, rate: float = 10.0, pre_s: float = 30.0,
                 drift_wall = publisher.sent_at[drift_row]
                 say(f"drift injected at row {drift_row} "
                     f"({frame['date'].iloc[drift_row]:%Y-%m-%d %H:%M})")
-            if swap_wall is None and feed.versions and feed.versions[-1][1] != 1:
-                swap_wall = feed.versions[-1][0]
-                say(f"the server answers with {MODEL}@{feed.versions[-1][1]}")
+            newest = feed.versions[-1][1] if feed.versions else 1
+            if swap_wall is None and newest != 1 and feed.all_answer(newest) is not None:
+                swap_wall = feed.all_answer(newest)
+                say(f"every server answers with {MODEL}@{newest}")
             if swap_wall is not None and time.time() - swap_wall > post_s:
                 break
             if time.time() - started > timeout_s:
@@ -342,8 +363,9 @@ def main() -> None:
     parser.add_argument("--home", type=Path, default=None)
     parser.add_argument("--rate", type=float, default=10.0, help="rows (hours) per second")
     parser.add_argument("--load", type=float, default=10.0, help="extra requests per second")
+    parser.add_argument("--servers", type=int, default=2, help="amml serve processes")
     args = parser.parse_args()
-    figures = run(args.home, rate=args.rate, load=args.load)
+    figures = run(args.home, rate=args.rate, load=args.load, servers=args.servers)
     print(json.dumps(figures, indent=1, default=str))
 
 
