@@ -317,6 +317,15 @@ PLAN: list[tuple[str, Action]] = [
      run("amml ledger head {oil_run}/model --out head.json")),
     ("amml ledger verify --against head.json", run("amml ledger verify --against head.json")),
     ("amml ledger key | trust PUBKEY | rotate-key", _ledger_trust),
+    ("amml labels add oil 2024-01-01T08:00 2024-01-01T12:00 --column OT",
+     run("amml labels add oil 2024-01-01T08:00 2024-01-01T12:00 --column OT")),
+    ('amml labels set 1 normal --region 2024-01-01T09:00..2024-01-01T10:00=anomaly '
+     '--reason "pump trip"',
+     run('amml labels set 1 normal --region 2024-01-01T09:00..2024-01-01T10:00=anomaly '
+         '--reason "pump trip"')),
+    ("amml labels export -o tasks.json", run("amml labels export -o tasks.json")),
+    ("amml labels import tasks.json", run("amml labels import tasks.json")),
+    ("amml labels show 1", run("amml labels show 1")),
     ("amml run FILE --executor dask --workers 4",
      run(f"{SENSOR_RUN} {SENSOR_OVERRIDES} --executor dask --workers 2")),
     ("amml run FILE --executor dask --scheduler tcp://host:8786",
