@@ -241,6 +241,21 @@ def _ledger_trust(s: Session) -> None:
     s.amml("amml ledger rotate-key")
 
 
+def _policy_dry_run(s: Session) -> None:
+    # the README's model is the operations example's; here the oil model the README trained
+    done = s.amml("amml models policy oil-temperature --dry-run", check=False)
+    assert done.returncode in (0, 1), done.stdout + done.stderr  # 1: not promoted, and why
+    assert "promot" in (done.stdout + done.stderr), done.stdout + done.stderr
+
+
+def _model_card(s: Session) -> None:
+    done = s.amml("amml models card oil-temperature@champion --out card/", check=False)
+    assert done.returncode in (0, 1), done.stdout + done.stderr  # 1: a check failed
+    card = s.root / "card"
+    assert (card / "card.md").read_text().startswith("# Model card: oil-temperature@")
+    assert {"card.html", "card.json"} <= {p.name for p in card.iterdir()}
+
+
 def _as_written(command: str, extra: str = "") -> Action:
     return run(f"{command} {extra}".strip())
 
@@ -326,6 +341,18 @@ PLAN: list[tuple[str, Action]] = [
     ("amml labels export -o tasks.json", run("amml labels export -o tasks.json")),
     ("amml labels import tasks.json", run("amml labels import tasks.json")),
     ("amml labels show 1", run("amml labels show 1")),
+    ("amml agent examples/operations/retrain.yaml --once",
+     run("amml agent examples/operations/retrain.yaml --once")),
+    ("amml agent examples/operations/retrain.yaml --promote oil-ops",
+     skip("watches until stopped: tests/engine/test_agent.py runs the agent's loop")),
+    ("amml agent --history", run("amml agent --history")),
+    ("amml models policy oil-ops --dry-run", _policy_dry_run),
+    ("amml models card oil-ops@champion --out card/", _model_card),
+    ('curl -H "Authorization: Bearer $READ_KEY" '
+     '"http://127.0.0.1:8000/v1/models/oil-ops/card?format=md"',
+     skip("needs a running server: tests/serve/test_cards_api.py asks a real one for cards")),
+    ("nice -n 10 python benchmarks/operations.py",
+     skip("a benchmark of minutes: tests/test_operations_example.py runs the same loop")),
     ("amml run FILE --executor dask --workers 4",
      run(f"{SENSOR_RUN} {SENSOR_OVERRIDES} --executor dask --workers 2")),
     ("amml run FILE --executor dask --scheduler tcp://host:8786",
