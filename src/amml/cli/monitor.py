@@ -24,9 +24,12 @@ def attach(main: typer.Typer) -> None:
 
 
 def monitor(
-    model: Annotated[str, typer.Argument(help="Registered model name to watch.")],
+    model: Annotated[str, typer.Argument(
+        help="NAME (follows the newest version served), NAME@ALIAS (follows the alias) or "
+             "NAME@VERSION.")],
     reference: Annotated[int, typer.Option(help="Forecasts that form the reference "
-                                           "period (the first ones served).")] = 200,
+                                           "period (the first ones the watched version "
+                                           "served; a new version starts a new one).")] = 200,
     window: Annotated[int, typer.Option(help="Forecasts per window of the window tests.")] = 50,
     detector: Annotated[list[str] | None, typer.Option(
         "--detector", help="Detectors to run (repeat; default: all).")] = None,
@@ -44,7 +47,9 @@ def monitor(
 ) -> None:
     """Score drift on every forecast MODEL served (the prediction log) or on live MQTT rows:
     input, prediction, attribution and error drift, each event with its drift point and
-    confidence, stored, exposed as Prometheus gauges and posted to a webhook."""
+    confidence, stored, exposed as Prometheus gauges and posted to a webhook. When another
+    version serves (a promotion, a moved alias), drift is measured against that version's
+    own first forecasts: a new reference, logged and recorded."""
     from amml.cli.main import _fail, _open_store, err
     from amml.monitor.pipeline import DETECTORS
     from amml.monitor.service import MonitorConfig, MonitorService
@@ -55,6 +60,9 @@ def monitor(
         raise _fail(f"unknown detector {', '.join(unknown)} (known: {', '.join(DETECTORS)})", 2)
     if reference < 2 * window:
         raise _fail(f"--reference ({reference}) must be at least twice --window ({window})", 2)
+    name, at, pointer = model.partition("@")
+    if not name or (at and not pointer):
+        raise _fail(f"invalid model reference '{model}' (NAME, NAME@ALIAS or NAME@VERSION)", 2)
     store = _open_store(home)
     config = MonitorConfig(model=model, reference=reference, window=window, detectors=chosen,
                            interval=interval, webhook=webhook, metrics_port=metrics_port,
@@ -68,7 +76,9 @@ def monitor(
         service.stop()
     finally:
         store.close()
-    err.print(f"amml monitor: {service.events_raised} drift events", highlight=False)
+    switched = max(0, len(service.references) - 1)
+    err.print(f"amml monitor: {service.events_raised} drift events, {switched} new "
+              f"references (version {service.version or '-'} watched last)", highlight=False)
 
 
 def _stamp(seconds: float) -> str:

@@ -13,9 +13,18 @@ the :class:`~amml.monitor.pipeline.DriftPipeline`, and for every observation
 * and for each event writes a ``drift_events`` row and POSTs its JSON to ``webhook``
   (failures are logged, never fatal).
 
-The model and scaler are those of the version the log names first; a row of a later version
-starts nothing new (the reference stays the first version's: drift is measured against what
-the model was fitted for).
+Which version is watched, and its reference. ``MODEL`` may be ``NAME`` (the newest version
+the server has served: the prediction log's rows carry their ``version``), ``NAME@ALIAS``
+(the version the alias points at, read every round) or ``NAME@VERSION`` (that one only).
+The reference period is the first ``reference`` forecasts *of the watched version*: when
+the served version changes (a promotion moved the alias, a server swapped to a newer
+version), the monitor loads the new version and starts a new reference from its first
+forecasts, so a model fitted to a new regime is not held to the old one's. Forecasts of other
+versions (an old server finishing its swap) are not scored. Each (re-)reference is logged,
+counted on the gauge ``amml_drift_reference_version`` and recorded in the store
+(``trigger_cursors``, workflow ``monitor:NAME``, trigger ``reference``: the version, since
+when, and the earlier references). Every event and score carries the version whose forecasts
+raised it, and an event's details name its reference (version and time span).
 """
 
 from __future__ import annotations
@@ -30,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from amml.monitor.logged import read_logged
+from amml.monitor.logged import parse_logged
 from amml.monitor.pipeline import DETECTORS, DriftPipeline, Scored
 from amml.registry import ModelRegistry, model_scaler, model_shape, scaled_forecast
 from amml.store import Store
@@ -68,6 +77,9 @@ class Gauges:
                            "(epoch seconds)", ["model", "detector"], registry=r)
         self.observations = Counter("amml_drift_observations", "Forecasts scored",
                                     ["model"], registry=r)
+        self.reference = Gauge("amml_drift_reference_version", "Version whose forecasts "
+                               "form the reference drift is measured against", ["model"],
+                               registry=r)
 
     def serve(self, port: int) -> Any:
         from prometheus_client import start_http_server
@@ -75,9 +87,17 @@ class Gauges:
         return start_http_server(port, addr="127.0.0.1", registry=self.registry)
 
 
+#: How many earlier (re-)references the store keeps per model.
+HISTORY = 50
+
+
 class MonitorService:
     def __init__(self, store: Store, config: MonitorConfig) -> None:
         self.store, self.config = store, config
+        self.name, at, self.pointer = config.model.partition("@")
+        if not self.name or (at and not self.pointer):
+            raise ValueError(f"invalid model reference '{config.model}' (NAME, NAME@ALIAS "
+                             "or NAME@VERSION)")
         self.records = DriftRecords(store)
         self.gauges = Gauges()
         self.registry = ModelRegistry(store)
@@ -85,6 +105,10 @@ class MonitorService:
         self.pipeline: DriftPipeline | None = None
         self.version: int | None = None
         self.events_raised = 0
+        self.skipped = 0  # forecasts of a version other than the watched one
+        self.references: list[dict[str, Any]] = []  # every (re-)reference, oldest first
+        self._served: int | None = None  # NAME: the newest version the log shows served
+        self._served_after = 0
         self._live: queue.Queue[dict[str, Any]] = queue.Queue()
         self._rows: list[np.ndarray] = []
         self._stop = threading.Event()
@@ -93,7 +117,7 @@ class MonitorService:
 
     # -- the model -------------------------------------------------------------------------
     def _load(self, version: int) -> None:
-        found = self.registry.get(self.config.model, version)
+        found = self.registry.get(self.name, version)
         model = self.registry.load(found)
         shape = model_shape(found, model)
         self.columns, self.outputs = list(shape.columns), list(shape.outputs)
@@ -105,41 +129,127 @@ class MonitorService:
                                       window=self.config.window,
                                       detectors=self.config.detectors)
 
-    def _ensure_model(self) -> bool:
-        if self.pipeline is not None:
-            return True
-        versions = [v.version for v in self.registry.versions(self.config.model)]
-        if not versions:
-            return False
-        from sqlalchemy import select
+    def _pinned(self) -> int | None:
+        """The version ``NAME@VERSION`` or ``NAME@ALIAS`` names now (None: the alias is not
+        set); ``NAME`` follows the log instead (:meth:`_newest_served`)."""
+        if self.pointer.isdigit():
+            return int(self.pointer)
+        return self.registry.alias_version(self.name, self.pointer)
+
+    def _newest_served(self) -> int | None:
+        """The newest version the prediction log shows served a forecast (one query over
+        the rows logged since the last look)."""
+        from sqlalchemy import func, select
 
         from amml.store.metadata.schema import prediction_log
 
         with self.store.metadata.engine.connect() as conn:
-            first = conn.execute(select(prediction_log.c.version).where(
-                prediction_log.c.model == self.config.model,
-                prediction_log.c.endpoint == "forecast", prediction_log.c.status == 200)
-                .order_by(prediction_log.c.id).limit(1)).scalar()
-        self._load(int(first) if first is not None else max(versions))
-        return True
+            last, newest = conn.execute(
+                select(func.max(prediction_log.c.id), func.max(prediction_log.c.version))
+                .where(prediction_log.c.model == self.name,
+                       prediction_log.c.id > self._served_after,
+                       prediction_log.c.endpoint == "forecast",
+                       prediction_log.c.status == 200)).one()
+        if last is not None:
+            self._served_after = int(last)
+            self._served = max(int(newest), self._served or 0)
+        return self._served
+
+    def _reference_on(self, version: int, why: str) -> None:
+        """Watch ``version`` from now on: load it, start a new reference, record it."""
+        previous = self.version
+        self._load(version)
+        entry = {"version": version, "previous": previous, "at": time.time(), "why": why}
+        self.references.append(entry)
+        self.gauges.reference.labels(self.name).set(version)
+        if previous is not None:
+            log.warning("amml monitor: %s: version %d serves now (was %d, %s): drift is "
+                        "measured against a new reference, its first %d forecasts",
+                        self.name, version, previous, why, self.config.reference)
+        self._record(entry)
+
+    def _record(self, entry: dict[str, Any]) -> None:
+        from amml.store.operations import OperationsRecords
+
+        records = OperationsRecords(self.store)
+        key = f"monitor:{self.name}"[:200]
+        before = records.cursor(key, "reference") or {}
+        history = [*before.get("history", []), *([before] if before.get("version") else [])]
+        history = [{k: v for k, v in h.items() if k != "history"} for h in history]
+        records.set_cursor(key, "reference", {**entry, "reference": self.config.reference,
+                                               "history": history[-HISTORY:]})
 
     # -- one round -------------------------------------------------------------------------
     def poll_once(self) -> list[Scored]:
         """Read and score what arrived since the last round; returns what was scored."""
-        if not self._ensure_model():
-            return []
-        assert self.pipeline is not None
-        items, actuals = [], []
         if self.config.mqtt_url is None:
-            logged, self.after_id = read_logged(self.store, self.config.model, self.columns,
-                                                self.outputs, after_id=self.after_id)
-            items = [(w.at, w.window, w.forecast) for w in logged]
-            actuals = [None] * len(items)
+            return self._poll_log()
+        if self.pointer:
+            wanted = self._pinned()
         else:
-            items, actuals = self._live_items()
-        scored = self.pipeline.observe(items, actuals) if items else []
+            wanted = self._newest_served()
+            if wanted is None and self.version is None:  # nothing served yet: the newest
+                wanted = self.registry.latest_version(self.name)
+        if wanted is not None and wanted != self.version:
+            self._reference_on(int(wanted), f"{self._what()} is version {wanted}")
+        if self.pipeline is None:
+            return []
+        items, actuals = self._live_items()
+        return self._score(items, actuals)
+
+    def _what(self) -> str:
+        return f"{self.name}@{self.pointer}" if self.pointer else "the newest version served"
+
+    def _poll_log(self) -> list[Scored]:
+        """Score the forecasts logged since the last round, each with the version that made
+        it; a newer served version (``NAME``) or a moved alias starts a new reference."""
+        from sqlalchemy import select
+
+        from amml.store.metadata.schema import prediction_log
+
+        if self.pointer:
+            wanted = self._pinned()
+            if wanted is None:
+                return []  # the alias is not set yet
+            if wanted != self.version:
+                self._reference_on(int(wanted), f"{self._what()} is version {wanted}")
+        query = (select(prediction_log).where(prediction_log.c.model == self.name,
+                                              prediction_log.c.id > self.after_id)
+                 .order_by(prediction_log.c.id).limit(5000))
+        with self.store.metadata.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        scored: list[Scored] = []
+        items: list[tuple[float, np.ndarray, np.ndarray]] = []
+        for row in rows:
+            self.after_id = row.id
+            if row.endpoint != "forecast" or row.status != 200:
+                continue
+            version = int(row.version)
+            if not self.pointer and (self._served is None or version > self._served):
+                self._served = version
+                scored += self._score(items)  # what the previous version served
+                items = []
+                self._reference_on(version, f"the log's row {row.id} was served by it")
+            if version != self.version:
+                self.skipped += 1
+                continue
+            for window, forecast in parse_logged(row.request, row.response, self.columns,
+                                                 self.outputs):
+                items.append((row.received_at, window, forecast))
+        return scored + self._score(items)
+
+    def _score(self, items: list, actuals: list | None = None) -> list[Scored]:
+        if not items or self.pipeline is None:
+            return []
+        scored = self.pipeline.observe(items, actuals or [None] * len(items))
         self._publish(scored)
         return scored
+
+    def _reference_span(self) -> dict[str, Any]:
+        assert self.pipeline is not None
+        times = [at for at, *_ in self.pipeline._reference]
+        return {"version": self.version, "from": min(times, default=None),
+                "to": max(times, default=None), "size": len(times)}
 
     def _live_items(self) -> tuple[list, list]:
         """Windows completed by the rows that arrived on MQTT, forecast here."""
@@ -168,7 +278,7 @@ class MonitorService:
         return items, actuals
 
     def _publish(self, scored: list[Scored]) -> None:
-        name = self.config.model
+        name = self.name
         rows = []
         for item in scored:
             self.gauges.observations.labels(name).inc()
@@ -183,7 +293,9 @@ class MonitorService:
                                        detector=event.detector, detected_at=detected_at,
                                        drift_point=drift_point, confidence=event.confidence,
                                        score=event.score, threshold=event.threshold,
-                                       features=event.features, details=event.details)
+                                       features=event.features,
+                                       details={**event.details,
+                                                "reference": self._reference_span()})
                 self.gauges.events.labels(name, event.detector).inc()
                 self.gauges.point.labels(name, event.detector).set(drift_point)
                 log.warning("amml monitor: %s drift in %s (%s) began at %s, confidence %.3f",
@@ -211,7 +323,7 @@ class MonitorService:
             self._http = self.gauges.serve(self.config.metrics_port)
         if self.config.mqtt_url:
             self._mqtt = _subscribe(self.config.mqtt_url,
-                                    self.config.mqtt_topic or f"amml/{self.config.model}",
+                                    self.config.mqtt_topic or f"amml/{self.name}",
                                     self._live)
 
     def run(self, rounds: int | None = None) -> None:
