@@ -3,7 +3,9 @@
 ``amml agent retrain.yaml other.yaml`` keeps evaluating every ``--interval`` seconds;
 ``--once`` evaluates once, runs what fired and exits (for tests and cron); ``--promote
 NAME`` applies the promotion policy to NAME after each successful run; ``--history``
-prints the recorded trigger runs (why each run started, attempts, status). Exit codes: 0
+prints the recorded trigger runs (why each run started, attempts, status). The agent also
+fills the label queue on each evaluation (``--label-every``, ``--label-window``;
+``--no-label-queue`` turns it off) and says when it queued new tasks. Exit codes: 0
 done, 1 a triggered run failed after its retries (``--once``), 2 a malformed command line
 or workflow.
 """
@@ -49,6 +51,15 @@ def agent(
         "(default: all).", min=1.0)] = None,
     param: Annotated[list[str] | None, typer.Option(
         "--param", "-p", help="NAME=VALUE for every workflow (repeatable).")] = None,
+    label_queue: Annotated[bool, typer.Option(
+        "--label-queue/--no-label-queue", help="Fill the label queue (alarms, uncertain "
+        "windows, drift events) on each evaluation.")] = True,
+    label_every: Annotated[float, typer.Option(
+        help="Seconds between label-queue refreshes while watching (0: every evaluation; "
+        "--once always refreshes).", min=0.0)] = 60.0,
+    label_window: Annotated[float, typer.Option(
+        help="Queue the alarms and uncertain windows of the answers served in the last N "
+        "seconds (drift events: every new one).", min=1.0)] = 3600.0,
     json_output: JsonOption = False,
     home: HomeOption = None,
 ) -> None:
@@ -77,7 +88,10 @@ def agent(
             runner = Agent(store, workflows, retries=retries, backoff_s=backoff,
                            on_success=_promoter(store, promote, min_points, policy_window)
                            if promote
-                           else None)
+                           else None, label_queue=label_queue, label_window_s=label_window,
+                           label_every_s=label_every,
+                           on_label_refresh=_print_refresh_json if json_output and not once
+                           else _print_refresh)
         except Exception as exc:
             raise _fail(str(exc), 2) from None
         if once:
@@ -117,6 +131,26 @@ def _promoter(store, models: list[str], min_points: int, window_s: float | None)
         return "; ".join(said)
 
     return promote
+
+
+def _print_refresh(refresh) -> None:
+    """A label-queue refresh that queued something, in words (on stderr: stdout keeps the
+    outcomes)."""
+    from amml.cli.main import err
+
+    if refresh.new:
+        kinds = ", ".join(f"{k} {n}" for k, n in refresh.queued.items() if n)
+        err.print(f"label queue: {refresh.new} new task(s) ({kinds} in the queue from the "
+                  f"last {refresh.at - refresh.since:g}s and new drift events)",
+                  highlight=False)
+
+
+def _print_refresh_json(refresh) -> None:
+    from amml.cli.main import out
+
+    if refresh.new:
+        out.print(json.dumps({"label_queue": refresh.to_json()}), soft_wrap=True,
+                  highlight=False)
 
 
 def _print_json(outcome) -> None:
