@@ -125,3 +125,61 @@ def test_an_unset_alias_waits_and_a_bad_reference_is_refused(store: Store) -> No
     assert service.poll_once() == [] and service.version is None
     with pytest.raises(ValueError, match="invalid model reference"):
         MonitorService(store, MonitorConfig(model="oil@"))
+
+
+@pytest.mark.parametrize("watched", ["oil", "oil@champion"])
+def test_live_mqtt_rows_are_forecast_by_the_version_now_served(store: Store, mqtt_url: str,
+                                                               watched: str) -> None:
+    """On MQTT the monitor forecasts each window itself: with the version the log shows
+    served last (``NAME``) or the alias names (``NAME@ALIAS``), re-referenced on a swap."""
+    import time
+
+    import paho.mqtt.client as mqtt
+
+    registry = register(store)
+    log_rows(store, np.zeros(LOOKBACK), [1], start=0)  # version 1 serves
+    topic = f"amml-test/{time.time_ns()}"
+    service = MonitorService(store, MonitorConfig(
+        model=watched, reference=REFERENCE, window=WINDOW, mqtt_url=mqtt_url,
+        mqtt_topic=topic, detectors=["input-ks", "prediction-ks"]))
+    service.start_sources()
+    publisher = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    publisher.connect("127.0.0.1", 1883)
+    publisher.loop_start()
+    rng = np.random.default_rng(2)
+    sent = 0
+
+    def feed(values: np.ndarray, expect: int) -> list:
+        nonlocal sent
+        for value in values:
+            publisher.publish(topic, json.dumps({"OT": float(value), "time": T0 + sent}),
+                              qos=1).wait_for_publish()
+            sent += 1
+        scored: list = []
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and len(scored) < expect:
+            scored += service.poll_once()
+            time.sleep(0.05)
+        return scored
+
+    try:
+        time.sleep(0.5)  # the subscription is in place
+        before = np.concatenate([rng.normal(20.0, 1.0, LOOKBACK - 1 + 150),
+                                 rng.normal(26.0, 3.0, 100)])
+        assert len(feed(before, 250 - REFERENCE)) == 250 - REFERENCE
+        assert service.version == 1 and DriftRecords(store).events("oil")
+        if watched == "oil":
+            log_rows(store, np.zeros(LOOKBACK), [2], start=400)  # the server swapped
+        else:
+            registry.set_alias("oil", "champion", 2, actor="test", reason="promoted")
+        after = feed(rng.normal(26.0, 3.0, 250), 250 - REFERENCE)
+    finally:
+        publisher.loop_stop()
+        publisher.disconnect()
+        service.close()
+    assert len(after) == 250 - REFERENCE and service.version == 2
+    assert [r["version"] for r in service.references] == [1, 2]
+    assert {e["version"] for e in DriftRecords(store).events("oil")} == {1}
+    late = [s for s in DriftRecords(store).scores("oil") if s["at"] >= T0 + 250 + REFERENCE]
+    assert late and {s["version"] for s in late} == {2}
+    assert all(s["score"] <= s["threshold"] for s in late[-2:])  # no drift "on" any more
