@@ -15,7 +15,9 @@ import json
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
+from amml.cli.main import app
 from amml.monitor.service import MonitorConfig, MonitorService
 from amml.ops.models.forecaster import Forecaster
 from amml.registry import ModelRegistry
@@ -95,6 +97,10 @@ def test_a_new_version_is_held_to_its_own_reference(store: Store, watched: str) 
     recorded = OperationsRecords(store).cursor("monitor:oil", "reference")
     assert recorded["version"] == 2 and recorded["previous"] == 1
     assert [h["version"] for h in recorded["history"]] == [1]
+    shown = CliRunner().invoke(app, ["drift", "references", "oil", "--json"])
+    assert shown.exit_code == 0, shown.output
+    assert [(r["version"], r["previous"]) for r in json.loads(shown.stdout)] == [(2, 1),
+                                                                                 (1, None)]
 
 
 def test_the_new_reference_still_sees_drift_of_the_new_version(store: Store) -> None:

@@ -130,3 +130,35 @@ def events(
         out.print(f"{e['model']}@{e['version']} {e['detector']} raised={_stamp(e['detected_at'])}"
                   f" drift_point={_stamp(e['drift_point'])} confidence={e['confidence']:.3f} "
                   f"features={','.join(e['features']) or '-'}", highlight=False)
+
+
+@drift_app.command("references")
+def references(
+    model: Annotated[str, typer.Argument(help="Model name.")],
+    json_output: JsonOption = False,
+    home: HomeOption = None,
+) -> None:
+    """The versions amml monitor has measured MODEL's drift against, newest first: each new
+    reference (a swap to another served version) with when and why."""
+    from amml.cli.main import _open_store, out
+    from amml.store.operations import OperationsRecords
+
+    store = _open_store(home, read_only=True)
+    try:
+        recorded = OperationsRecords(store).cursor(f"monitor:{model}"[:200], "reference")
+    finally:
+        store.close()
+    rows = [] if recorded is None else [
+        {k: v for k, v in recorded.items() if k != "history"},
+        *reversed(recorded.get("history", []))]
+    if json_output:
+        out.print_json(json.dumps(rows, default=float))
+        return
+    if not rows:
+        out.print(f"no reference recorded for {model} (amml monitor has not watched it)")
+        return
+    for row in rows:
+        was = f" (was {row['previous']})" if row.get("previous") is not None else ""
+        out.print(f"{model}@{row['version']}{was} since={_stamp(row['at'])} "
+                  f"forecasts={row.get('reference', '-')} why={row.get('why', '-')}",
+                  highlight=False)
