@@ -537,3 +537,30 @@ def test_definitions_inside_blocks_and_lambdas_have_their_source(project) -> Non
     assert found["in_else"] == "    def in_else():\n        return 1\n"
     assert found["in_if"] == "    def in_if():\n        return 2\n"
     assert fingerprint._source(module.SQUARE) == "SQUARE = lambda x: x * x  # noqa: E731\n"
+
+
+def test_a_relative_import_in_a_package_submodule_resolves_beside_it(project) -> None:
+    files = {"PKG/__init__.py": "",
+             "PKG/steps.py": ("def step(x):\n    from .helper import factor\n"
+                              "    return x * factor()\n"),
+             "PKG/helper.py": "def factor():\n    return 2\n"}
+    assert _changes_digest(project, files, ("PKG/helper.py", "return 2", "return 3"),
+                           "PKG.steps", "step")
+
+
+def test_names_after_a_lazy_module_are_still_followed(project) -> None:
+    files = {"PKG_mixed.py": ("from amml._lazy import LazyModule\n"
+                              "aa_lazy = LazyModule('json')\n\n\n"
+                              "def zz_helper():\n    return 2\n\n\n"
+                              "def step(x):\n    return aa_lazy.dumps(x) * zz_helper()\n")}
+    assert _changes_digest(project, files, ("PKG_mixed.py", "return 2", "return 3"),
+                           "PKG_mixed", "step")
+
+
+def test_an_op_function_used_as_a_helper_is_followed(project) -> None:
+    files = {"PKG_opfns.py": ("from amml import op\n\n\n"
+                              "@op(name='PKG_inner_op', override=True)\n"
+                              "def inner(x: float) -> float:\n    return x * 2\n\n\n"
+                              "def outer(x):\n    return inner(x) + 1\n")}
+    assert _changes_digest(project, files, ("PKG_opfns.py", "return x * 2", "return x * 5"),
+                           "PKG_opfns", "outer")
