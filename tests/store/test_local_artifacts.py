@@ -1,0 +1,138 @@
+"""The local artifact folder rule by rule: a damaged copy is healed on the next write of the
+right bytes, quarantine keeps the bad file, listing skips what is not an artifact, a failed
+write explains itself and leaves nothing behind, AMML_FSYNC flushes, cleanup only removes
+stale temporary files."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from amml._exceptions import StoreError
+from amml.store.artifacts.local import LocalArtifactStore
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_a_damaged_copy_of_the_same_size_is_replaced_and_kept_aside(tmp_path: Path) -> None:
+    store = LocalArtifactStore(tmp_path)
+    digest = store.put_bytes(b"weights-1")
+    stored = tmp_path / digest[:2] / digest
+    stored.write_bytes(b"weights-2")  # same size, other bytes
+    assert store.put_bytes(b"weights-1") == digest
+    assert stored.read_bytes() == b"weights-1"
+    (kept,) = (tmp_path / "quarantine").iterdir()
+    assert kept.name.startswith(f"{digest}-") and kept.read_bytes() == b"weights-2"
+
+
+def test_same_bytes_compares_size_then_content(tmp_path: Path) -> None:
+    store = LocalArtifactStore(tmp_path)
+    digest = store.put_bytes(b"abc")
+    assert store._same_bytes(digest, b"abc")
+    assert not store._same_bytes(digest, b"abd")
+    assert not store._same_bytes(digest, b"abcd")
+    assert not store._same_bytes(_digest(b"other"), b"other")
+
+
+def test_quarantine_says_where_the_file_went(tmp_path: Path) -> None:
+    store = LocalArtifactStore(tmp_path)
+    digest = store.put_bytes(b"bad")
+    where = store._quarantine(digest)
+    assert where is not None and Path(where).parent == tmp_path / "quarantine"
+    assert Path(where).read_bytes() == b"bad" and not store.path(digest).exists()
+    assert store._quarantine(digest) is None  # gone already
+
+
+def test_digests_lists_only_artifacts(tmp_path: Path) -> None:
+    store = LocalArtifactStore(tmp_path)
+    wanted = sorted(store.put_bytes(bytes([i])) for i in range(5))
+    (tmp_path / "0").mkdir()  # sorts first: not a digest prefix, listing goes on
+    (tmp_path / "zz").write_text("a file, not a folder")
+    prefix = tmp_path / wanted[0][:2]
+    (prefix / "notes.txt").write_text("x")
+    (prefix / f".tmp-{wanted[0][:16]}-1-1").write_text("partial")
+    (prefix / ("f" * 64)).write_text("a digest of another prefix")
+    store._quarantine(store.put_bytes(b"moved aside"))
+    assert list(store.digests()) == wanted
+
+
+def test_amml_fsync_flushes_each_write_before_the_rename(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    flushed: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (flushed.append(fd), real_fsync(fd)))
+    monkeypatch.setenv("AMML_FSYNC", "0")
+    LocalArtifactStore(tmp_path / "plain").put_bytes(b"one")
+    assert flushed == []
+    monkeypatch.setenv("AMML_FSYNC", "1")
+    store = LocalArtifactStore(tmp_path / "durable")
+    digest = store.put_bytes(b"two")
+    assert len(flushed) == 1 and isinstance(flushed[0], int)
+    assert store.get_bytes(digest) == b"two"
+
+
+def test_cleanup_removes_only_stale_temporary_files(tmp_path: Path) -> None:
+    store = LocalArtifactStore(tmp_path)
+    digest = store.put_bytes(b"kept")
+    folder = tmp_path / digest[:2]
+    stale = [folder / f".tmp-{digest[:16]}-1-{n}" for n in range(2)]
+    fresh = folder / f".tmp-{digest[:16]}-1-9"
+    for path in (*stale, fresh):
+        path.write_bytes(b"partial")
+    old = time.time() - 600
+    for path in stale:
+        os.utime(path, (old, old))
+    assert store.cleanup(older_than_s=300) == 2
+    assert [p.exists() for p in (*stale, fresh)] == [False, False, True]
+    assert store.get_bytes(digest) == b"kept"
+
+
+WRITE_OVER_LIMIT = textwrap.dedent("""
+    import resource, signal, sys
+    from amml.store.artifacts.local import LocalArtifactStore
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of a signal
+    store = LocalArtifactStore(sys.argv[1])
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+    try:
+        store.put_bytes(b"x" * 100_000)
+    except Exception as exc:
+        print(type(exc).__name__ + ": " + str(exc))
+""")
+
+
+def test_a_write_over_the_file_size_limit_says_why_and_leaves_nothing(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-c", WRITE_OVER_LIMIT, str(tmp_path)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    digest = _digest(b"x" * 100_000)
+    assert done.stdout.strip() == (
+        f"StoreError: cannot write artifact {digest[:12]} (100,000 bytes) to "
+        f"{tmp_path / digest[:2]}: File too large (EFBIG); free some space or move the store "
+        "(AMML_HOME, AMML_ARTIFACTS_URL)")
+    assert list((tmp_path / digest[:2]).iterdir()) == []  # no partial or temporary file
+
+
+def test_another_write_error_names_its_errno_without_the_space_hint(tmp_path: Path) -> None:
+    store = LocalArtifactStore(tmp_path)
+    data = b"content"
+    digest = _digest(data)
+    blocker = tmp_path / digest[:2] / digest
+    blocker.mkdir(parents=True)  # a folder where the file should go: the rename fails
+    (blocker / "inside").write_text("x")
+    with pytest.raises(StoreError) as caught:
+        store._write_atomic(digest, data)
+    message = str(caught.value)
+    assert message.startswith(f"cannot write artifact {digest[:12]} (7 bytes) to "
+                              f"{tmp_path / digest[:2]}: ")
+    assert message.endswith("Is a directory (EISDIR)")
+    assert "free some space" not in message
+    assert [p.name for p in (tmp_path / digest[:2]).iterdir()] == [digest]
