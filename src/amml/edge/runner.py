@@ -56,7 +56,13 @@ from typing import Any
 import numpy as np
 
 from amml.edge.ed25519 import verify
-from amml.edge.memory import release_library_pages, return_free_heap, rss_mb, status_mb
+from amml.edge.memory import (
+    one_heap,
+    release_library_pages,
+    return_free_heap,
+    rss_mb,
+    status_mb,
+)
 
 log = logging.getLogger("amml.edge")
 #: paho's outgoing queue, messages.
@@ -374,6 +380,8 @@ class Runner:
         started = time.perf_counter()
         results = model.run(np.stack([window for _, window, _ in batch]))
         per_window = (time.perf_counter() - started) * 1000 / len(batch)
+        if len(batch) >= 4 and self.settings.release_pages:
+            return_free_heap()  # a batch's buffers, freed, back to the system
         c = self.counters
         c.batches += 1
         c.largest_batch = max(c.largest_batch, len(batch))
@@ -499,6 +507,7 @@ def parse_args(argv: list[str] | None = None) -> Settings:
 
 
 def main(argv: list[str] | None = None) -> int:
+    one_heap()  # before any thread starts (see amml.edge.memory)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     runner = Runner(parse_args(argv))
     for sig in (signal.SIGTERM, signal.SIGINT):
