@@ -12,9 +12,11 @@ Prints one line per detector and evaluation:
 
 Detectors with nothing tuned (PyOD's models with PyOD's default parameters and threshold) print
 one ``eval=default`` line. The AMML detectors' grids: the smoothing window, the kept PCA
-variance or MSET memory, and the threshold ``factor`` (times the largest score of the
-experiment's own first 400 rows). The published SKAB leaderboard (all 34 experiments) is cited
-beside them with its source, as ratios.
+variance or MSET memory, how PCA's T² and Q combine (``sum``, or ``max`` of each over its own
+reference quantile), and the threshold ``factor`` (times the experiment's own first 400 rows'
+99% score quantile). Every choice in the grid, ``combine`` included, is made again inside each
+leave-one-out fold, so the ``loeo`` line is the nested figure. The published SKAB
+leaderboard (all 34 experiments) is cited beside them with its source, as ratios.
 """
 
 from __future__ import annotations
@@ -52,7 +54,8 @@ FACTORS = (1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 15.0, 20.0)
 #: the next one (the leave-one-out line says how much of the in-sample figure survives).
 #: ``quantile=0.99``: the threshold scales the reference's 99% quantile, steadier than its max.
 GRIDS: dict[str, dict[str, tuple[Any, ...]]] = {
-    "pca_t2q": {"smooth": (1, 5, 10, 20, 30), "variance": (0.99,), "quantile": (0.99,)},
+    "pca_t2q": {"smooth": (1, 5, 10, 20, 30), "variance": (0.99,), "quantile": (0.99,),
+                "combine": ("sum", "max")},
     "mset": {"smooth": (1, 10, 20, 30), "quantile": (0.99,)},
     "conv_autoencoder": {"window": (60,), "quantile": (0.99,)},
     "lstm_autoencoder": {"window": (10,), "quantile": (0.99,)},

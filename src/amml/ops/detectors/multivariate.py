@@ -4,7 +4,12 @@
   averaged) rows keep ``variance`` of their variance; a row's raw score is Hotelling's T² in
   the kept components divided by their number, plus the squared prediction error Q (the part
   the components do not explain) divided by the reference's unexplained variance. The classic
-  process-monitoring pair (Jackson & Mudholkar, 1979), in one number.
+  process-monitoring pair (Jackson & Mudholkar, 1979), in one number. ``combine="max"``
+  instead divides T² and Q each by its own reference quantile (``quantile``; the 99% one when
+  ``quantile`` is 1.0) and takes the larger: neither statistic's scale drowns the other, and a
+  row alarms when either leaves its own normal range (the usual two-chart reading). Its raw
+  score is already in units of those reference quantiles, so the quantile threshold is
+  ``factor`` itself (``threshold="pot"`` still fits the tail of the combined score).
 * ``mset``: the Multivariate State Estimation Technique's similarity-based estimate
   (Gross et al., 1997): a memory of ``memory`` reference states (each column's extremes, then
   evenly spaced rows); a row is estimated as the similarity-weighted combination of the memory
@@ -44,8 +49,12 @@ class PCAT2QDetector(FittedDetector):
 
     def __init__(self, warmup: int = 400, smooth: int = 1, variance: float = 0.9,
                  threshold: str = "quantile", quantile: float = 1.0, factor: float = 1.0,
-                 risk: float = 1e-3, refit: int = 0, history: int = 1000) -> None:
+                 risk: float = 1e-3, refit: int = 0, history: int = 1000,
+                 combine: str = "sum") -> None:
         self.warmup, self.smooth, self.variance = warmup, smooth, variance
+        self.combine = combine
+        if combine not in ("sum", "max"):
+            raise OpError(f"combine must be 'sum' or 'max', got {combine!r}")
         self.threshold, self.quantile, self.factor, self.risk = threshold, quantile, factor, risk
         self.refit, self.history = refit, history
         check_share("variance", variance)
@@ -64,21 +73,39 @@ class PCAT2QDetector(FittedDetector):
         self._var = np.maximum(var[:keep], 1e-12)
         rest = float(var[keep:].sum())
         self._q_scale = np.array([max(rest, 1e-6 * max(float(total), 1e-12), 1e-12)])
+        # each statistic's own reference quantile (used by combine="max")
+        t2, q = self._parts(features)
+        level = self.quantile if self.quantile < 1.0 else 0.99
+        self._part_scale = np.array([max(float(np.quantile(t2, level)), 1e-12),
+                                     max(float(np.quantile(q, level)), 1e-12)])
 
-    def _raw(self, features: np.ndarray) -> np.ndarray:
+    def _threshold(self, raw: np.ndarray) -> float:
+        if self.combine == "max" and self.threshold == "quantile":
+            return max(float(self.factor), 1e-12)  # raw is in units of the parts' quantiles
+        return super()._threshold(raw)
+
+    def _parts(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Hotelling's T² per kept component, and Q (squared prediction error)."""
         centred = features - self._mean
         t = centred @ self._components
         t2 = (t ** 2 / self._var).sum(axis=1) / len(self._var)
         q = ((centred - t @ self._components.T) ** 2).sum(axis=1)
+        return t2, q
+
+    def _raw(self, features: np.ndarray) -> np.ndarray:
+        t2, q = self._parts(features)
+        if self.combine == "max":
+            return np.maximum(t2 / self._part_scale[0], q / self._part_scale[1])
         return t2 + q / self._q_scale[0]
 
     def _model_arrays(self) -> dict[str, np.ndarray]:
         return {"mean": self._mean, "components": self._components, "var": self._var,
-                "q_scale": self._q_scale}
+                "q_scale": self._q_scale, "part_scale": self._part_scale}
 
     def _set_model_arrays(self, arrays: dict[str, np.ndarray]) -> None:
         self._mean, self._components = arrays["mean"], arrays["components"]
         self._var, self._q_scale = arrays["var"], arrays["q_scale"]
+        self._part_scale = arrays.get("part_scale", np.ones(2))  # saved before combine="max"
 
 
 @register_detector
