@@ -12,7 +12,12 @@ signal:
    far. A pattern never seen before (a missing daily peak, a flat stretch, denser spikes)
    scores high even when every value is in the usual range: this is the part ARTime and CAD
    OSE get their strength from, and the part a z-score cannot see;
-3. after averaging, two causal filters make one alarm per event: a score counts only if it beats
+3. **beyond the range** (``beyond`` > 0; off by default): how far a value lies outside every
+   value seen before it, over that range, divided by ``beyond`` and capped at 1. It joins the
+   average by ``max``: one value far past the extremes of the whole history (an ad-exchange
+   price spike, a latency burst) alarms on its own, where a z-score against a volatile window
+   and its likelihood saw nothing unusual;
+4. after averaging, two causal filters make one alarm per event: a score counts only if it beats
    every score of the last ``peak_window`` rows, and after a score of at least ``alarm`` the next
    ``suppress`` rows are silenced.
 
@@ -125,6 +130,24 @@ class _ShapeNovelty:
         return raw
 
 
+class _Beyond:
+    """Score of a value outside the range of every earlier one: ``min(1, d / (range * scale))``
+    with ``d`` its distance past the nearer extreme (0 inside the range)."""
+
+    def __init__(self, scale: float) -> None:
+        self.scale = scale
+        self._low = math.inf
+        self._high = -math.inf
+
+    def update(self, value: float) -> float:
+        score = 0.0
+        if self._high > self._low:
+            past = max(0.0, value - self._high, self._low - value)
+            score = min(1.0, past / ((self._high - self._low) * self.scale))
+        self._low, self._high = min(self._low, value), max(self._high, value)
+        return score
+
+
 @register_detector
 class NoveltyDetector(Detector):
     """Spike and shape novelty, calibrated and averaged (see the module docstring)."""
@@ -134,7 +157,7 @@ class NoveltyDetector(Detector):
     def __init__(self, window: int = 256, shapes: tuple[int, ...] = (8, 16), memory: int = 4096,
                  spike_long: int = 1500, shape_long: int = 500, peak_window: int = 100,
                  alarm: float = 0.5, suppress: int = 50, range_floor: float = 1e-3,
-                 output: str = "score") -> None:
+                 output: str = "score", beyond: float = 0.0) -> None:
         if window < 8:
             raise OpError(f"'window' must be at least 8, got {window}")
         shapes = tuple(int(s) for s in shapes)
@@ -149,6 +172,10 @@ class NoveltyDetector(Detector):
         if output not in OUTPUTS:
             raise OpError(f"'output' must be one of {', '.join(OUTPUTS)}, got {output!r}")
         self.output = output
+        if not (isinstance(beyond, int | float) and math.isfinite(beyond) and beyond >= 0):
+            raise OpError(f"'beyond' must be a number >= 0 (0: off), got {beyond!r}")
+        self.beyond = beyond
+        self._beyond = _Beyond(beyond) if beyond > 0 else None
         self._spike = _RobustSpike(window, range_floor)
         self._spike_score = Likelihood(long=spike_long, warmup=64)
         self._shapes = [_ShapeNovelty(length, memory) for length in shapes]
@@ -173,6 +200,8 @@ class NoveltyDetector(Detector):
                 parts.append(0.0)
         warming = any(p != p for p in parts)  # a part still in its warm-up: no score yet
         combined = sum(0.0 if p != p else p for p in parts) / len(parts)
+        if self._beyond is not None:
+            combined = max(combined, self._beyond.update(value))
         score = combined
         if self.peak_window and self._recent_scores and combined <= max(self._recent_scores):
             score = 0.0
