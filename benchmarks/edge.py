@@ -544,6 +544,8 @@ def bench_detector(name: str, train: np.ndarray, test: np.ndarray,
         print(f"edge detector={name} format={fmt} size_ratio={state / len(data):.2f} "
               f"latency_ratio={timings['eager'][0] / timings[fmt][0]:.2f} "
               f"batch={len(batch)} batch_latency_ratio="
+              f"{timings['eager'][0] * len(batch) / timings[f'{fmt}_batch'][0]:.2f} "
+              f"batch_vs_eager_batch="
               f"{timings['eager_batch'][0] / timings[f'{fmt}_batch'][0]:.2f} "
               f"parity_max_abs={(error if fmt == 'fp32' else error8):.2e} "
               f"alarm_agreement={(1.0 if fmt == 'fp32' else agree):.4f} "

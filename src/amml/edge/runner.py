@@ -69,7 +69,7 @@ log = logging.getLogger("amml.edge")
 MAX_QUEUED = 1000
 #: Windows run in one session call at most (``--max-batch``). A batch's working memory grows
 #: with it: an LSTM over 64 windows of 336 x 7 peaked at ~240 MB (its gate inputs for every
-#: step at once), over 16 at ~90 MB.
+#: step at once), over 16 at ~94 MB (VmHWM; steady state after it: 46 MB).
 MAX_BATCH = 16
 #: Windows waiting for the worker at most (or 4 x ``--max-batch``); beyond, the oldest go.
 QUEUED_WINDOWS = 64
