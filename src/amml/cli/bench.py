@@ -59,7 +59,7 @@ def nab(
     param: Annotated[list[str] | None, typer.Option(
         "--param", "-p", help="A detector parameter, KEY=VALUE (VALUE read as JSON, else as "
         "text); repeatable. The same parameters the detect op takes. Without any, the "
-        "benchmark's parameter set (amml: output=alarm alarm=0.45 beyond=0.1).")] = None,
+        "benchmark's parameter set (amml: output=alarm alarm=0.45).")] = None,
     score_results: Annotated[Path | None, typer.Option(
         "--score-results", help="Score a detector's published result files instead of running "
         "one: a folder in NAB's results layout (results/NAME/CATEGORY/NAME_FILE.csv).")] = None,
