@@ -99,3 +99,60 @@ def test_an_invalid_target_alias_is_refused(registry: ModelRegistry) -> None:
     registry.register("oil", Forecaster("naive", 24, 6), metrics={"mse": 0.5})
     with pytest.raises(RegistryError, match="invalid target alias 'Bad Alias'"):
         promote(registry, "oil", candidate="1", target="Bad Alias")
+
+
+def test_a_champion_moved_during_the_comparison_is_compared_again(
+        registry: ModelRegistry, monkeypatch: pytest.MonkeyPatch) -> None:
+    for mse in (0.5, 0.3, 0.2):
+        registry.register("oil", Forecaster("naive", 24, 6), metrics={"mse": mse})
+    registry.set_alias("oil", "champion", 1)
+    real = registry.set_alias
+    raced: list[int] = []
+
+    def another_writer_first(name: str, alias: str, version: int, **kwargs) -> None:
+        if not raced:  # between our comparison and our move, oil@3 becomes champion
+            raced.append(version)
+            real("oil", "champion", 3, actor="other")
+        real(name, alias, version, **kwargs)
+
+    monkeypatch.setattr(registry, "set_alias", another_writer_first)
+    result = promote(registry, "oil", candidate="2")
+    assert raced == [2]
+    assert not result.promoted and result.from_version == 3
+    assert result.reason == "oil@2 does not beat champion oil@3: mse 0.3 >= 0.2"
+    assert registry.alias_version("oil", "champion") == 3
+
+
+def test_promotion_gives_up_on_an_alias_that_keeps_moving(
+        registry: ModelRegistry, monkeypatch: pytest.MonkeyPatch) -> None:
+    for mse in (0.5, 0.6, 0.1):
+        registry.register("oil", Forecaster("naive", 24, 6), metrics={"mse": mse})
+    registry.set_alias("oil", "champion", 1)
+    real = registry.set_alias
+    attempts: list[int] = []
+
+    def always_moved(name: str, alias: str, version: int, **kwargs) -> None:
+        attempts.append(version)
+        held = registry.alias_version("oil", "champion")
+        real("oil", "champion", 2 if held == 1 else 1, actor="other")
+        real(name, alias, version, **kwargs)
+
+    monkeypatch.setattr(registry, "set_alias", always_moved)
+    with pytest.raises(RegistryError,
+                       match=r"^could not promote to 'champion' of 'oil': it keeps moving$"):
+        promote(registry, "oil", candidate="3")
+    assert attempts == [3] * 20
+
+
+def test_every_changed_signature_field_is_named(registry: ModelRegistry) -> None:
+    signature = {"lookback": 24, "horizon": 6, "columns": ["OT"], "outputs": ["OT"]}
+    registry.register("oil", Forecaster("naive", 24, 6), metrics={"mse": 0.5},
+                      signature=signature)
+    registry.register("oil", Forecaster("naive", 48, 12), metrics={"mse": 0.1},
+                      signature={**signature, "lookback": 48, "horizon": 12})
+    registry.set_alias("oil", "champion", 1)
+    with pytest.raises(SignatureMismatch, match=r"\(lookback: 24 → 48; horizon: 6 → 12\)"):
+        promote(registry, "oil", candidate="2")
+    forced = promote(registry, "oil", candidate="2", force=True)
+    assert forced.reason.startswith(
+        "forced over a signature change (lookback: 24 → 48; horizon: 6 → 12): ")

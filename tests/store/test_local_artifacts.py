@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import hashlib
 import os
-import subprocess
-import sys
-import textwrap
+import resource
+import shutil
+import signal
 import time
 from pathlib import Path
 
@@ -70,8 +70,11 @@ def test_amml_fsync_flushes_each_write_before_the_rename(
     flushed: list[int] = []
     real_fsync = os.fsync
     monkeypatch.setattr(os, "fsync", lambda fd: (flushed.append(fd), real_fsync(fd)))
-    monkeypatch.setenv("AMML_FSYNC", "0")
-    LocalArtifactStore(tmp_path / "plain").put_bytes(b"one")
+    monkeypatch.delenv("AMML_FSYNC", raising=False)
+    LocalArtifactStore(tmp_path / "unset").put_bytes(b"one")
+    for off in ("", "0"):
+        monkeypatch.setenv("AMML_FSYNC", off)
+        LocalArtifactStore(tmp_path / f"off{off}").put_bytes(b"one")
     assert flushed == []
     monkeypatch.setenv("AMML_FSYNC", "1")
     store = LocalArtifactStore(tmp_path / "durable")
@@ -96,29 +99,34 @@ def test_cleanup_removes_only_stale_temporary_files(tmp_path: Path) -> None:
     assert store.get_bytes(digest) == b"kept"
 
 
-WRITE_OVER_LIMIT = textwrap.dedent("""
-    import resource, signal, sys
-    from amml.store.artifacts.local import LocalArtifactStore
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of a signal
-    store = LocalArtifactStore(sys.argv[1])
-    resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
-    try:
-        store.put_bytes(b"x" * 100_000)
-    except Exception as exc:
-        print(type(exc).__name__ + ": " + str(exc))
-""")
-
-
 def test_a_write_over_the_file_size_limit_says_why_and_leaves_nothing(tmp_path: Path) -> None:
-    done = subprocess.run([sys.executable, "-c", WRITE_OVER_LIMIT, str(tmp_path)],
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    digest = _digest(b"x" * 100_000)
-    assert done.stdout.strip() == (
-        f"StoreError: cannot write artifact {digest[:12]} (100,000 bytes) to "
-        f"{tmp_path / digest[:2]}: File too large (EFBIG); free some space or move the store "
+    store = LocalArtifactStore(tmp_path)
+    data = b"x" * 100_000
+    digest = _digest(data)
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of a signal
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4096, hard))  # a real limit, for one write
+    try:
+        with pytest.raises(StoreError) as caught:
+            store.put_bytes(data)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
+    assert str(caught.value) == (
+        f"cannot write artifact {digest[:12]} (100,000 bytes) to {tmp_path / digest[:2]}: "
+        "File too large (EFBIG); free some space or move the store "
         "(AMML_HOME, AMML_ARTIFACTS_URL)")
     assert list((tmp_path / digest[:2]).iterdir()) == []  # no partial or temporary file
+
+
+def test_a_prefix_folder_removed_by_hand_is_made_again(tmp_path: Path) -> None:
+    store = LocalArtifactStore(tmp_path)
+    first = store.put_bytes(b"first")
+    same_prefix = next(data for data in (b"%d" % n for n in range(10_000))
+                       if _digest(data)[:2] == first[:2] and data != b"first")
+    shutil.rmtree(tmp_path / first[:2])
+    digest = store.put_bytes(same_prefix)
+    assert store.get_bytes(digest) == same_prefix
 
 
 def test_another_write_error_names_its_errno_without_the_space_hint(tmp_path: Path) -> None:

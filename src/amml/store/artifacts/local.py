@@ -87,11 +87,11 @@ class LocalArtifactStore(ArtifactStore):
             self._made.add(digest[:2])
         tmp = folder / f"{TMP_PREFIX}{digest[:16]}-{os.getpid()}-{time.monotonic_ns()}"
         try:
-            with open(tmp, "wb") as handle:
-                handle.write(data)
-                if self._fsync:
-                    handle.flush()
-                    os.fsync(handle.fileno())
+            try:
+                self._write_file(tmp, data)
+            except FileNotFoundError:  # the prefix folder was removed since this store made it
+                folder.mkdir(exist_ok=True)
+                self._write_file(tmp, data)
             os.replace(tmp, folder / digest)
         except OSError as exc:
             # a full disk (ENOSPC), a file-size limit (EFBIG), a quota: leave no partial file
@@ -104,6 +104,13 @@ class LocalArtifactStore(ArtifactStore):
                 + ("; free some space or move the store (AMML_HOME, AMML_ARTIFACTS_URL)"
                    if exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT) else "")
             ) from exc
+
+    def _write_file(self, path: Path, data: bytes) -> None:
+        with open(path, "wb") as handle:
+            handle.write(data)
+            if self._fsync:
+                handle.flush()
+                os.fsync(handle.fileno())
 
     def cleanup(self, older_than_s: float = 60.0) -> int:
         removed = 0
