@@ -281,3 +281,57 @@ def test_store_identity_names_the_file_or_the_server(store: Store, pg_url: str,
 def test_verify_report_fail_keeps_the_first_problem() -> None:
     report = VerifyReport("x").fail(3, "broken")
     assert (report.ok, report.broken_seq, report.problem) == (False, 3, "broken")
+
+
+# ---------------------------------------------------------------- more restore paths
+def test_rollback_by_sequence_and_checkpoints_of_rounds_and_repeats(store: Store,
+                                                                    keys: KeyRing) -> None:
+    ledger = Ledger(store, "fed", keys)
+    ledger.append("round", epoch=0, checkpoint=b"global-0")
+    ledger.append("round", epoch=1, checkpoint=b"global-1")
+    ledger.append("round", epoch=1, checkpoint=b"global-1-again")  # a repeated round
+    assert ledger.find(epoch=0).kind == "round"
+    assert ledger.find(epoch=1).seq == 2  # the newest checkpoint of that epoch
+    data, target, entry = ledger.rollback(seq=1)
+    assert (data, target.seq, entry.body["extra"]["target_seq"]) == (b"global-1", 1, 1)
+    assert entry.body["extra"]["reason"] == ""
+
+
+def test_checkpoint_at_verifies_only_up_to_its_entry(store: Store, keys: KeyRing) -> None:
+    ledger = _three_epochs(store, keys)
+    _update(store, 2, kind="rollback")  # damage after the entry asked for
+    assert ledger.checkpoint_at(1)[0] == b"weights-1"
+    assert not ledger.verify().ok
+
+
+def test_a_resume_carries_its_sources_metrics(store: Store, keys: KeyRing) -> None:
+    source = _three_epochs(store, keys)
+    entry = Ledger(store, "run-2", keys).record_resume(source, source.find(epoch=2))
+    assert entry.metrics == {"val_loss": 1.0 / 3}
+
+
+def test_an_edited_entry_without_epoch_or_metrics_is_described_plainly(store: Store,
+                                                                       keys: KeyRing) -> None:
+    ledger = _three_epochs(store, keys)
+    ledger.append("promotion", extra={"to": 2})
+    body = json.loads(_row(store, 3).body)
+    body["extra"]["to"] = 3
+    _update(store, 3, body=canonical_body(body))
+    recorded = _row(store, 3).entry_hash
+    problem = ledger.verify().problem
+    assert problem.startswith("entry 3 (promotion) was modified: its content hashes to ")
+    assert problem.endswith(f", recorded {recorded[:12]}")
+
+
+def test_two_key_rotations_each_vouched_by_the_key_before(store: Store, keys: KeyRing) -> None:
+    ledger = _three_epochs(store, keys)
+    keys.rotate()
+    ledger.append("epoch", epoch=3, checkpoint=b"weights-3")
+    keys.rotate()
+    ledger.append("epoch", epoch=4, checkpoint=b"weights-4")
+    kinds = [e.kind for e in ledger.entries()]
+    assert kinds == ["epoch"] * 3 + ["key_rotation", "epoch", "key_rotation", "epoch"]
+    first, second = (e for e in ledger.entries() if e.kind == "key_rotation")
+    assert second.key_id == first.body["new_key_id"]  # signed by the key the first vouched for
+    assert first.metrics == {} and second.metrics == {}
+    assert ledger.verify().ok
