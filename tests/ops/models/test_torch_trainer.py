@@ -148,15 +148,23 @@ def test_patience_stops_after_that_many_epochs_without_improvement() -> None:
     assert not full.stopped_early and len(full.epochs) == 6
 
 
-def test_restore_best_ends_on_the_best_epochs_weights() -> None:
+def test_restore_best_ends_on_the_best_epochs_weights_and_optimizer() -> None:
     x, y = _data()
     model = _model()
     seen: list[list[np.ndarray]] = []
-    trainer = TorchTrainer(model, epochs=5, lr=0.05, device="cpu",
-                           on_epoch=lambda epoch, metrics: seen.append(_weights(model)))
+    moments: list[dict] = []
+
+    def record(epoch: int, metrics: dict) -> None:
+        seen.append(_weights(model))
+        moments.append({k: v.clone() for k, v in trainer.optimizer.state_dict()["state"][0]
+                        .items()})
+
+    trainer = TorchTrainer(model, epochs=5, lr=0.05, device="cpu", on_epoch=record)
     history = trainer.fit(x, y, x, -y)
     assert history.best_epoch == 0
     assert _same(_weights(model), seen[0])
+    restored = trainer.optimizer.state_dict()["state"][0]
+    assert all(torch.equal(restored[k], moments[0][k]) for k in moments[0])  # Adam too
     kept = _model()
     TorchTrainer(kept, epochs=5, lr=0.05, device="cpu", restore_best=False).fit(x, y, x, -y)
     assert _same(_weights(kept), seen[-1])
@@ -178,6 +186,9 @@ def test_rollbacks_go_back_to_the_best_epoch_and_lower_the_rate(tmp_path) -> Non
     kinds = [(e.kind, e.epoch) for e in ledger.entries()]
     assert kinds[:4] == [("epoch", 0), ("epoch", 1), ("epoch", 2), ("rollback", 0)]
     assert sum(kind == "rollback" for kind, _ in kinds) == 2
+    first = next(e for e in ledger.entries() if e.kind == "rollback")
+    assert first.body["extra"]["reason"] == ("validation loss worse for 2 epochs; back to best "
+                                             "epoch 0")
     assert ledger.verify().ok
     # the checkpoint of the epoch after a rollback records the lowered rate for a resume
     after = next(e for e in ledger.entries() if e.kind == "epoch" and e.epoch == 3)
