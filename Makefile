@@ -52,7 +52,8 @@ planted-bugs: $(STAMP)  ## plant each bug of the headline-claims table; a test m
 	$(BIN)/python scripts/planted_bugs.py
 
 mutation: $(STAMP)  ## mutation score of the modules behind the headline claims (slow)
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/mutmut run --max-children 2 || true
+	# one BLAS/OpenMP thread: a forked child of a process whose thread pools ran can deadlock
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/mutmut run --max-children 2 || true
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python scripts/mutation_score.py --goal 85
 
 clean:
