@@ -216,13 +216,19 @@ def test_the_proximal_term_keeps_weights_near_where_they_started() -> None:
     x, y = _data()
     start = _weights(_model())
 
-    def distance(mu: float) -> float:
+    def trained(mu: float, epochs: int = 3) -> list[np.ndarray]:
         model = _model()
-        TorchTrainer(model, epochs=3, lr=0.05, proximal_mu=mu, device="cpu").fit(x, y)
-        return sum(float(np.sum((w - s) ** 2)) for w, s in zip(_weights(model), start,
-                                                               strict=True))
+        TorchTrainer(model, epochs=epochs, lr=0.05, proximal_mu=mu, device="cpu").fit(x, y)
+        return _weights(model)
 
-    assert distance(50.0) < distance(0.0) / 3
+    def distance(weights: list[np.ndarray]) -> float:
+        return sum(float(np.sum((w - s) ** 2)) for w, s in zip(weights, start, strict=True))
+
+    assert distance(trained(50.0)) < distance(trained(0.0)) / 3
+    # a strong pull holds the weights at the start (a squared distance, not a drift) ...
+    assert distance(trained(1e4, epochs=10)) < 0.01 < distance(trained(0.0, epochs=10))
+    # ... and a weak one still changes the update
+    assert not _same(trained(0.5), trained(0.0))
 
 
 def test_an_infinite_validation_loss_stops_with_the_epochs_metrics(tmp_path) -> None:
@@ -242,3 +248,89 @@ def test_an_infinite_validation_loss_stops_with_the_epochs_metrics(tmp_path) -> 
     ((epoch, metrics),) = logged
     assert epoch == 0 and math.isfinite(metrics["train_loss"]) and metrics["lr"] == 0.01
     store.close()
+
+
+def test_each_epoch_entry_records_its_metrics_and_digests(tmp_path) -> None:
+    x, y = _data()
+    store = open_store(tmp_path / "store")
+    ledger = Ledger(store, "digests", KeyRing(tempfile.mkdtemp()))
+    history = TorchTrainer(_model(), epochs=2, lr=0.01, ledger=ledger, device="cpu",
+                           config_digest="cfg", data_digest="data",
+                           code_digest="code").fit(x, y)
+    for entry, metrics in zip(ledger.entries(), history.epochs, strict=True):
+        body = entry.body
+        assert (body["config_digest"], body["data_digest"], body["code_digest"]) == (
+            "cfg", "data", "code")
+        assert body["metrics"] == pytest.approx(metrics)
+    store.close()
+
+
+def test_an_equal_validation_loss_is_no_improvement() -> None:
+    x, y = _data()
+    history = TorchTrainer(_model(), epochs=4, lr=0.0, patience=2, device="cpu").fit(x, y)
+    assert history.best_epoch == 0 and history.stopped_early and len(history.epochs) == 3
+
+
+def test_a_rollback_keeps_to_the_schedule(tmp_path) -> None:
+    x, y = _data()
+    history = TorchTrainer(_model(), epochs=3, lr=0.08, lr_schedule="halve",
+                           rollback_patience=1, rollback_lr_factor=0.5, max_rollbacks=1,
+                           device="cpu", restore_best=False).fit(x, y, x, -y)
+    assert history.rollbacks[0]["at_epoch"] == 1
+    assert history.rollbacks[0]["lr"] == pytest.approx(0.08 * 0.5 * 0.5 ** 1)
+    assert history.epochs[2]["lr"] == pytest.approx(0.08 * 0.5 * 0.5 ** 2)
+
+
+def test_the_end_of_training_restore_is_a_ledger_rollback_only_when_needed(tmp_path) -> None:
+    x, y = _data()
+    store = open_store(tmp_path / "store")
+    keys = KeyRing(tempfile.mkdtemp())
+    ended = Ledger(store, "ended", keys)
+    TorchTrainer(_model(), epochs=3, lr=0.05, ledger=ended, device="cpu").fit(x, y, x, -y)
+    rollbacks = [e for e in ended.entries() if e.kind == "rollback"]
+    assert [(e.epoch, e.body["extra"]["reason"]) for e in rollbacks] == [
+        (0, "end of training: keep the best epoch")]
+    # a rollback in the last epoch already holds the best weights: no second one
+    rolled = Ledger(store, "rolled", keys)
+    TorchTrainer(_model(), epochs=3, lr=0.05, ledger=rolled, rollback_patience=2,
+                 device="cpu").fit(x, y, x, -y)
+    assert [e.kind for e in rolled.entries()].count("rollback") == 1
+    store.close()
+
+
+def test_a_resumed_training_keeps_the_rate_reductions_and_the_cosine_span() -> None:
+    x, y = _data()
+    model = _model()
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.1)
+    checkpoint = checkpoint_bytes(model, optimizer, {"epoch": 3, "lr_scale": 0.25,
+                                                     "lr_span": 10})
+    history = TorchTrainer(_model(), epochs=2, lr=0.1, lr_schedule="cosine", start_epoch=4,
+                           resume_checkpoint=checkpoint, device="cpu").fit(x, y)
+    expected = [0.1 * 0.25 * 0.5 * (1 + math.cos(math.pi * e / 10)) for e in (4, 5)]
+    assert [e["lr"] for e in history.epochs] == pytest.approx(expected)
+
+
+def test_non_tensor_optimizer_state_survives_a_checkpoint() -> None:
+    # Adam keeps tensors only; some optimizers keep counters and flags beside them
+    x, y = _data()
+    model = _model()
+    trainer = TorchTrainer(model, epochs=1, lr=0.01, device="cpu")
+    trainer.fit(x, y)
+    params = list(model.parameters())
+    trainer.optimizer.state[params[0]]["func_evals"] = 7
+    trainer.optimizer.state[params[1]]["converged"] = True
+    other = _model(seed=5)
+    optimizer = torch.optim.Adam(other.parameters(), lr=0.5)
+    restore_checkpoint(checkpoint_bytes(model, trainer.optimizer), other, optimizer)
+    restored = optimizer.state_dict()["state"]
+    assert restored[0]["func_evals"] == 7 and restored[1]["converged"] is True
+    assert torch.equal(restored[1]["exp_avg"], trainer.optimizer.state[params[1]]["exp_avg"])
+
+
+def test_the_documented_defaults() -> None:
+    trainer = TorchTrainer(_model())
+    assert (trainer.epochs, trainer.lr, trainer.batch_size, trainer.seed) == (10, 1e-3, 32, 0)
+    assert (trainer.patience, trainer.rollback_patience) == (None, None)
+    assert (trainer.rollback_lr_factor, trainer.max_rollbacks) == (0.5, 3)
+    assert trainer.restore_best and trainer.lr_schedule == "constant"
+    assert trainer.device == torch.device("cuda" if torch.cuda.is_available() else "cpu")
