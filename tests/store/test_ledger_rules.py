@@ -335,3 +335,67 @@ def test_two_key_rotations_each_vouched_by_the_key_before(store: Store, keys: Ke
     assert second.key_id == first.body["new_key_id"]  # signed by the key the first vouched for
     assert first.metrics == {} and second.metrics == {}
     assert ledger.verify().ok
+
+
+# ---------------------------------------------------------------- every message, exactly
+def test_head_is_the_last_entry_field_for_field(store: Store, keys: KeyRing) -> None:
+    ledger = _three_epochs(store, keys)
+    assert ledger.head() == ledger.entries()[-1]
+    assert [e.ledger for e in ledger.entries()] == ["run-1"] * 3
+    assert Ledger(store, "none", keys).head() is None
+
+
+def test_a_broken_link_names_both_hashes(store: Store, keys: KeyRing) -> None:
+    ledger = _three_epochs(store, keys)
+    expected = _row(store, 0).entry_hash
+    body = json.loads(_row(store, 1).body)
+    _update(store, 1, prev_hash="f" * 64, **_rehashed({**body, "prev": "f" * 64}))
+    assert ledger.verify().problem == (
+        f"entry 1: link to the previous entry is broken (expected {expected[:12]}, found "
+        "ffffffffffff); entries were reordered, inserted or removed")
+
+
+def test_an_altered_signature_is_named(store: Store, keys: KeyRing) -> None:
+    ledger = _three_epochs(store, keys)
+    row = _row(store, 1)
+    _update(store, 1, signature=_row(store, 2).signature)
+    assert ledger.verify().problem == (f"entry 1: invalid signature (key {row.key_id}); the "
+                                       "entry hash or signature was altered")
+
+
+def test_checkpoint_damage_is_named_with_where_it_went(store: Store, keys: KeyRing) -> None:
+    ledger = _three_epochs(store, keys)
+    digest = ledger.find(epoch=1).checkpoint["digest"]
+    store.artifacts.path(digest).write_bytes(b"weights-X")
+    store.artifacts._memo.clear()
+    problem = ledger.verify().problem
+    prefix = (f"entry 1 (epoch, epoch 1): checkpoint file {digest[:12]} was modified (its bytes "
+              "no longer hash to it; moved aside to ")
+    assert problem.startswith(prefix) and problem.endswith(")")
+    assert Path(problem[len(prefix):-1]).read_bytes() == b"weights-X"
+    assert ledger.verify().problem == (f"entry 1 (epoch, epoch 1): checkpoint {digest[:12]} is "
+                                       "missing from the artifact store")
+
+
+def test_truncation_rewriting_and_vanishing_against_the_heads(store: Store,
+                                                             keys: KeyRing) -> None:
+    ledger = _three_epochs(store, keys)
+    head = ledger.signed_head()
+    last = _row(store, 2)
+    with store.metadata.engine.begin() as conn:
+        conn.execute(ledger_entries.delete().where(ledger_entries.c.seq == 2))
+    report = ledger.verify(against=head)
+    assert (report.broken_seq, report.problem) == (2, (
+        "the ledger was truncated: the local witness head records entry 2, but the ledger "
+        "ends at entry 1"))
+    rewritten = ledger.append("epoch", epoch=2, checkpoint=b"other weights")  # key holder
+    assert ledger.verify().ok  # the witness moved with the rewrite; the head file did not
+    assert ledger.verify(against=head).problem == (
+        f"entry 2 differs from the head file (hash {rewritten.entry_hash[:12]}, head says "
+        f"{last.entry_hash[:12]}): history was rewritten")
+    with store.metadata.engine.begin() as conn:
+        conn.execute(ledger_entries.delete())
+    gone = ledger.verify(against=head)
+    assert gone.vanished and gone.broken_seq == 0
+    assert gone.problem == ("ledger 'run-1' has vanished: the local witness head records entry 2, "
+                            "but the store holds no entry of it (its entries were deleted)")
