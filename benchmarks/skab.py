@@ -66,8 +66,9 @@ QUICK_GRIDS: dict[str, dict[str, tuple[Any, ...]]] = {
 
 
 def line(name: str, evaluation: str, metrics: dict[str, float], extra: str = "") -> None:
-    print(f"skab detector={name} eval={evaluation} f1={metrics['f1']:.3f} "
-          f"far={100 * metrics['far']:.1f}% mar={100 * metrics['mar']:.1f}%"
+    # the line first (skab detector=NAME f1=... far=... mar=...), then which evaluation
+    print(f"skab detector={name} f1={metrics['f1']:.3f} far={100 * metrics['far']:.1f}% "
+          f"mar={100 * metrics['mar']:.1f}% eval={evaluation}"
           + (f" {extra}" if extra else ""), flush=True)
 
 
