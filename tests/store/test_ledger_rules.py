@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sqlalchemy import select, update
 from sqlalchemy.engine import make_url
 
 from amml.store import Store, open_store
@@ -24,6 +23,8 @@ from amml.store.ledger import (
     store_identity,
 )
 from amml.store.metadata.schema import ledger_entries
+from tests.store.test_ledger import _entry_row as _row
+from tests.store.test_ledger import _update
 
 
 @pytest.fixture
@@ -37,18 +38,6 @@ def _three_epochs(store: Store, keys: KeyRing, name: str = "run-1") -> Ledger:
         ledger.append("epoch", epoch=epoch, checkpoint=b"weights-%d" % epoch,
                       metrics={"val_loss": 1.0 / (epoch + 1)})
     return ledger
-
-
-def _row(store: Store, seq: int, name: str = "run-1"):
-    with store.metadata.engine.connect() as conn:
-        return conn.execute(select(ledger_entries).where(
-            ledger_entries.c.ledger == name, ledger_entries.c.seq == seq)).one()
-
-
-def _update(store: Store, at: int, name: str = "run-1", **values) -> None:
-    with store.metadata.engine.begin() as conn:
-        conn.execute(update(ledger_entries).where(
-            ledger_entries.c.ledger == name, ledger_entries.c.seq == at).values(**values))
 
 
 def _rehashed(body: dict) -> dict:

@@ -185,6 +185,19 @@ class ServerState:
                 self.metrics.unauthenticated.labels(endpoint, reject.reason).inc()
             raise
 
+    def require_served(self, name: str, slot: ModelSlot | None, served: ServedModel | None,
+                       request: Request, endpoint: str, scope: str) -> None:
+        """Raise the :class:`Reject` a request for ``name`` gets, if any: no such model
+        (404), a key that may not use it (401/403), or no version loaded yet (503). Every
+        route about a served model checks in this order."""
+        if slot is None:
+            raise Reject(404, f"no model '{name}' is served here (served: "
+                              f"{', '.join(s.reference for s in self.ordered)})")
+        self.authorize_counted(request, endpoint, scope, slot.name)
+        if served is None:
+            raise Reject(503, f"model '{name}' is not loaded"
+                         + (f" ({slot.error})" if slot.error else " yet"))
+
     # -- predictions ---------------------------------------------------------------------
     async def predict(self, name: str, request: Request, endpoint: str) -> Response:
         started = time.perf_counter()
@@ -195,13 +208,7 @@ class ServerState:
         headers: dict[str, str] = {}
         entered = False
         try:
-            if slot is None:
-                raise Reject(404, f"no model '{name}' is served here (served: "
-                                  f"{', '.join(s.reference for s in self.ordered)})")
-            self.authorize_counted(request, endpoint, "predict", slot.name)
-            if served is None:
-                raise Reject(503, f"model '{name}' is not loaded"
-                             + (f" ({slot.error})" if slot.error else " yet"))
+            self.require_served(name, slot, served, request, endpoint, "predict")
             self.in_flight.enter()
             entered = True
             body = await read_body(request, self.config.max_body_bytes)

@@ -74,12 +74,7 @@ def attach(app: FastAPI, state: ServerState) -> None:
         served = slot.current if slot is not None else None
         headers: dict[str, str] = {}
         try:
-            if slot is None:
-                raise Reject(404, f"no model '{name}' is served here (served: "
-                                  f"{', '.join(s.reference for s in state.ordered)})")
-            state.authorize_counted(request, "card", "read", slot.name)
-            if served is None:
-                raise Reject(503, f"model '{name}' is not loaded yet")
+            state.require_served(name, slot, served, request, "card", "read")
             kind = request.query_params.get("format", "json").lower()
             if kind not in MEDIA:
                 raise Reject(400, f"format must be json, md, html or png, got '{kind}'")

@@ -128,12 +128,7 @@ def attach(app: FastAPI, state: ServerState) -> None:
         record: Any = None
         logged, entered = True, False
         try:
-            if slot is None:
-                raise Reject(404, f"no model '{name}' is served here (served: "
-                                  f"{', '.join(s.reference for s in state.ordered)})")
-            state.authorize_counted(request, "explain", "predict", slot.name)
-            if served is None:
-                raise Reject(503, f"model '{name}' is not loaded yet")
+            state.require_served(name, slot, served, request, "explain", "predict")
             step, full, kind = _options(request, served.spec.horizon)
             state.in_flight.enter()
             entered = True
