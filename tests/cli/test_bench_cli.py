@@ -108,3 +108,35 @@ def test_published_result_files_are_scored_like_a_run(tmp_path):
     missing = CliRunner().invoke(app, ["bench", "nab", "--data", str(tmp_path / "nab"),
                                        "--score-results", str(tmp_path / "out" / "amml")])
     assert missing.exit_code == 2 and "amml_two.csv" in missing.output
+
+
+def test_bench_nab_workers_give_the_sequential_scores_and_say_how_fast(tmp_path):
+    """``--workers``: the series scored in worker processes give the scores (and result files)
+    of the run in this process; the runtime line and the JSON say workers, rows and rows/s."""
+    sizes = _corpus(tmp_path / "nab")
+    runs = {}
+    for workers in (1, 2):
+        result = CliRunner().invoke(app, ["bench", "nab", "--data", str(tmp_path / "nab"),
+                                          "--out", str(tmp_path / f"out{workers}"), "--json",
+                                          "--workers", str(workers)])
+        assert result.exit_code == 0, result.output
+        runs[workers] = json.loads(result.stdout)
+        assert runs[workers]["workers"] == workers
+        assert runs[workers]["rows"] == sum(sizes.values())
+        assert runs[workers]["rows_per_s"] > 0
+    assert runs[1]["profiles"] == runs[2]["profiles"]
+    for name in sizes:
+        category, file = name.split("/")
+        one, two = (pd.read_csv(tmp_path / f"out{w}" / "amml" / category / f"amml_{file}")
+                    for w in (1, 2))
+        pd.testing.assert_frame_equal(one, two)
+    text = CliRunner().invoke(app, ["bench", "nab", "--data", str(tmp_path / "nab"), "--out",
+                                    str(tmp_path / "out"), "--workers", "8"])
+    assert text.exit_code == 0, text.output
+    line = re.search(r"^nab runtime_s=\d+\.\d+ series=2 windows=1 results=\S+ workers=(\d+) "
+                     r"rows=(\d+) rows_per_s=\d+$", text.output, re.M)
+    assert line, text.output
+    assert (int(line.group(1)), int(line.group(2))) == (2, sum(sizes.values()))  # <= series
+    bad = CliRunner().invoke(app, ["bench", "nab", "--data", str(tmp_path / "nab"),
+                                   "--workers", "0"])
+    assert bad.exit_code == 2

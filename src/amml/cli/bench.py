@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -63,6 +64,10 @@ def nab(
     score_results: Annotated[Path | None, typer.Option(
         "--score-results", help="Score a detector's published result files instead of running "
         "one: a folder in NAB's results layout (results/NAME/CATEGORY/NAME_FILE.csv).")] = None,
+    workers: Annotated[int | None, typer.Option(
+        "--workers", min=1, help="Processes to score the series in (one series each, the "
+        "longest first; default: every core). 1: in this process, one series after "
+        "another.")] = None,
     json_output: JsonOption = False,
     home: HomeOption = None,
 ) -> None:
@@ -77,6 +82,7 @@ def nab(
         score_corpus_loco,
         write_results,
     )
+    from amml.bench.nab_run import run_detector
     from amml.cli.main import _fail, out
     from amml.ops.detectors.base import detector_names, make_detector
 
@@ -101,6 +107,10 @@ def nab(
     if not corpus.series:
         raise _fail(f"no series under {data / 'data'}", 2)
     profiles = load_profiles(data / "config" / "profiles.json")
+    # no more processes than series; none when published files are scored (no detector runs)
+    workers = 0 if score_results is not None else min(workers or os.cpu_count() or 1,
+                                                       len(corpus.series))
+    rows = sum(len(frame) for frame in corpus.series.values())
     started = time.perf_counter()
     results = {}
     if score_results is not None:  # published result files, scored by the same scorer
@@ -118,13 +128,11 @@ def nab(
                             f"{len(frame)}", 2)
             results[name] = frame.assign(
                 anomaly_score=published["anomaly_score"].to_numpy(dtype=float))
-    for name, frame in ({} if score_results is not None else corpus.series).items():
-        model = make_detector(detector, **params)
-        scores = model.score_series(frame["value"].to_numpy(dtype=float),
-                                    frame["timestamp"].tolist())
-        windows = corpus.windows.get(name, [])
-        write_results(out_dir, detector, name, frame, scores, windows)
-        results[name] = frame.assign(anomaly_score=scores)
+    else:  # the series spread over processes; the result files are written here, after
+        for name, scores in run_detector(corpus, detector, params, workers).items():
+            frame = corpus.series[name]
+            write_results(out_dir, detector, name, frame, scores, corpus.windows.get(name, []))
+            results[name] = frame.assign(anomaly_score=scores)
     detect_s = time.perf_counter() - started
     scored = score_corpus(results, corpus.windows, profiles)
     # held out: each category at the threshold picked on the others (NAB picks it in-sample)
@@ -137,6 +145,7 @@ def nab(
             "detector": detector, "params": params, "series": len(results),
             "windows": corpus.n_windows,
             "runtime_s": runtime, "detect_s": detect_s, "out": str(out_dir / detector),
+            "workers": workers, "rows": rows, "rows_per_s": rows / runtime if runtime else None,
             "profiles": {p: scored[p] for p in ordered},
             "leave_one_category_out": {p: loco[p] for p in ordered}}))
         return
@@ -183,10 +192,9 @@ def nab(
                     cells.append(f"{profile}={cited[profile]:.1f} ratio={ratio:.3f}")
             out.print(f"nab scored_here={peer.replace(' ', '_')} (its published result files, "
                       "this scorer, 24-series subset) " + " ".join(cells), highlight=False)
-    import os
-
     load = ",".join(f"{v:.2f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "-"
     out.print(f"nab detector={detector} params={json.dumps(params, sort_keys=True)} "
               f"cpus={os.cpu_count()} load_average={load}", highlight=False)
     out.print(f"nab runtime_s={runtime:.2f} series={len(results)} windows={corpus.n_windows} "
-              f"results={out_dir / detector}", highlight=False)
+              f"results={out_dir / detector} workers={workers} rows={rows} "
+              f"rows_per_s={rows / runtime if runtime else float('nan'):.0f}", highlight=False)
