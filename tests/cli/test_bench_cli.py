@@ -137,6 +137,13 @@ def test_bench_nab_workers_give_the_sequential_scores_and_say_how_fast(tmp_path)
                      r"rows=(\d+) rows_per_s=\d+$", text.output, re.M)
     assert line, text.output
     assert (int(line.group(1)), int(line.group(2))) == (2, sum(sizes.values()))  # <= series
+    runtime = float(re.search(r"^nab runtime_s=(\S+)", text.output, re.M).group(1))
+    estimate = re.search(r"^nab full_corpus_estimate_s=(\S+) \(extrapolated: NAB's 365,551 "
+                         r"rows at this run's rows_per_s, 2 workers\)$", text.output, re.M)
+    assert estimate, text.output  # the whole corpus's time at the measured rate
+    per_row = 365_551 / sum(sizes.values())  # runtime_s is printed to 0.01 s
+    assert (runtime - 0.005) * per_row - 0.05 <= float(estimate.group(1)) <= (
+        (runtime + 0.005) * per_row + 0.05)
     bad = CliRunner().invoke(app, ["bench", "nab", "--data", str(tmp_path / "nab"),
                                    "--workers", "0"])
     assert bad.exit_code == 2
