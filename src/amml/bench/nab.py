@@ -358,3 +358,77 @@ def score_corpus_loco(results: dict[str, pd.DataFrame], windows: Windows,
         out[profile] = {"score": normalize(raw, entry["null"], entry["perfect"]), "raw": raw,
                         "thresholds": thresholds, "in_sample": entry["score"]}
     return out
+
+
+def score_corpus_nested(runs: dict[str, dict[str, pd.DataFrame]], windows: Windows,
+                        profiles: dict[str, dict[str, Any]], prefer: str | None = None,
+                        probation_percent: float = PROBATION_PERCENT) -> dict[str, dict[str, Any]]:
+    """Leave one category out with the *parameters* chosen inside each fold, not only NAB's
+    threshold: ``runs`` maps a setting's label to the results a detector gave with it (as
+    :func:`score_corpus` takes them). For each category, the setting whose score on the other
+    categories (at the threshold NAB picks there) is highest is chosen (ties: ``prefer``, then
+    the first setting), and the held-out category is scored with that setting at that
+    threshold. The categories' raw scores are added up and normalised with the whole corpus's
+    null and perfect scores. Returns per profile ``held_out``, the ``picks`` per category, each
+    setting's ``in_sample`` score and the ``best`` setting in-sample.
+
+    >>> import pandas as pd
+    >>> ts = pd.date_range("2020-01-01", periods=100, freq="min")
+    >>> def results(hit_a, hit_b):
+    ...     out = {}
+    ...     for name, hit in (("a/x.csv", hit_a), ("b/y.csv", hit_b)):
+    ...         frame = pd.DataFrame({"timestamp": ts, "anomaly_score": 0.0})
+    ...         frame.loc[hit, "anomaly_score"] = 1.0
+    ...         out[name] = frame
+    ...     return out
+    >>> windows = {name: [(ts[60], ts[69])] for name in ("a/x.csv", "b/y.csv")}
+    >>> runs = {"early": results(60, 30), "late": results(30, 60)}  # each fits one category
+    >>> nested = score_corpus_nested(runs, windows, {"standard": STANDARD_PROFILES["standard"]})
+    >>> nested["standard"]["picks"], round(nested["standard"]["held_out"], 1)
+    ({'a': 'late', 'b': 'early'}, -5.5)
+    >>> {k: round(v, 1) for k, v in nested["standard"]["in_sample"].items()}
+    {'early': 47.2, 'late': 47.2}
+    """
+    if not runs:
+        raise ValueError("score_corpus_nested: no settings to choose among")
+    labels = list(runs)
+    if prefer is not None and prefer in runs:  # ties go to the preferred setting
+        labels = [prefer] + [label for label in labels if label != prefer]
+    whole = {label: score_corpus(runs[label], windows, profiles, probation_percent)
+             for label in labels}
+    names = sorted(runs[labels[0]])
+    by_category: dict[str, list[str]] = {}
+    for name in names:
+        by_category.setdefault(name.split("/", 1)[0], []).append(name)
+    out: dict[str, dict[str, Any]] = {}
+    for profile, spec in profiles.items():
+        cost = {key: float(value) for key, value in spec.get("CostMatrix", spec).items()}
+        raw = 0.0
+        picks: dict[str, str] = {}
+        for category, members in by_category.items():
+            best_label, best_raw, best_threshold = labels[0], -math.inf, START_THRESHOLD
+            for label in labels:
+                others = {n: f for n, f in runs[label].items()
+                          if n.split("/", 1)[0] != category}
+                if others:
+                    entry = score_corpus(others, windows, {profile: spec},
+                                         probation_percent)[profile]
+                    others_raw, threshold = entry["raw"], entry["threshold"]
+                else:
+                    others_raw, threshold = 0.0, START_THRESHOLD
+                if others_raw > best_raw:  # strictly: the earlier (preferred) setting keeps ties
+                    best_label, best_raw, best_threshold = label, others_raw, threshold
+            picks[category] = best_label
+            for name in members:
+                rows = _sweep_rows(runs[best_label][name]["timestamp"], windows.get(name, []),
+                                   probation_percent)
+                scores = np.nan_to_num(
+                    runs[best_label][name]["anomaly_score"].to_numpy(dtype=float))
+                raw += _series_score(scores, rows, _weighted(rows, cost), best_threshold, cost)
+        reference = whole[labels[0]][profile]
+        in_sample = {label: whole[label][profile]["score"] for label in runs}
+        best = max(labels, key=lambda label: (whole[label][profile]["raw"]))
+        out[profile] = {"held_out": normalize(raw, reference["null"], reference["perfect"]),
+                        "raw": raw, "picks": picks, "in_sample": in_sample, "best": best,
+                        "best_in_sample": whole[best][profile]["score"]}
+    return out

@@ -50,6 +50,28 @@ def _params(items: list[str]) -> dict[str, Any]:
     return params
 
 
+def _grid(items: list[str]) -> list[dict[str, Any]]:
+    """``KEY=V1,V2,...`` options as the grid of their combinations (values read as JSON where
+    they parse), in the order given."""
+    import itertools
+
+    from amml.cli.main import _fail
+
+    axes: list[tuple[str, list[Any]]] = []
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip() or not text.strip():
+            raise _fail(f"--tune takes KEY=V1,V2,..., got {item!r}", 2)
+        values = [_params([f"v={value}"])["v"] for value in text.split(",")]
+        axes.append((key.strip(), values))
+    return [dict(zip([k for k, _ in axes], combo, strict=True))
+            for combo in itertools.product(*[v for _, v in axes])]
+
+
+def _label(setting: dict[str, Any]) -> str:
+    return ",".join(f"{key}={json.dumps(value)}" for key, value in setting.items())
+
+
 def attach(main: typer.Typer) -> None:
     main.add_typer(app, name="bench")
 
@@ -73,18 +95,25 @@ def nab(
         "--workers", min=1, help="Processes to score the series in (one series each, the "
         "longest first; default: every core). 1: in this process, one series after "
         "another.")] = None,
+    tune: Annotated[list[str] | None, typer.Option(
+        "--tune", help="KEY=V1,V2,...: also run every combination of these values (on top "
+        "of the parameter set) and print nested leave-one-category-out: each category scored "
+        "with the combination and threshold picked on the other categories; repeatable.")
+    ] = None,
     json_output: JsonOption = False,
     home: HomeOption = None,
 ) -> None:
     """Run a streaming detector over every NAB series and print the three profile scores,
     in-sample (NAB's threshold, picked on the corpus) and leave-one-category-out (``loco``:
-    each category at the threshold picked on the other categories)."""
+    each category at the threshold picked on the other categories). With ``--tune``, the
+    parameters too are picked inside each fold (``nested``)."""
     from amml.bench.nab import (
         NAB_PARAMS,
         load_corpus,
         load_profiles,
         score_corpus,
         score_corpus_loco,
+        score_corpus_nested,
         write_results,
     )
     from amml.bench.nab_run import run_detector
@@ -105,6 +134,15 @@ def nab(
             make_detector(detector, **params)
         except OpError as exc:
             raise _fail(str(exc), 2) from None
+    settings = _grid(tune) if tune else []
+    if settings and score_results is not None:
+        raise _fail("--tune runs the detector with each setting; it does not go with "
+                    "--score-results", 2)
+    for setting in settings:  # every combination is checked before anything runs
+        try:
+            make_detector(detector, **{**params, **setting})
+        except OpError as exc:
+            raise _fail(f"--tune {_label(setting)}: {exc}", 2) from None
     try:
         corpus = load_corpus(data)
     except FileNotFoundError as exc:
@@ -143,6 +181,20 @@ def nab(
     # held out: each category at the threshold picked on the others (NAB picks it in-sample)
     loco = score_corpus_loco(results, corpus.windows, profiles)
     runtime = time.perf_counter() - started
+    nested: dict[str, Any] = {}
+    if settings:  # the parameters picked inside each fold as well as the threshold
+        runs: dict[str, dict[str, Any]] = {}
+        preferred = None
+        for setting in settings:
+            merged = {**params, **setting}
+            label = _label(setting)
+            if merged == params:  # the parameter set itself: its run is reused, and wins ties
+                runs[label], preferred = results, label
+                continue
+            runs[label] = {name: corpus.series[name].assign(anomaly_score=scores)
+                           for name, scores in run_detector(corpus, detector, merged,
+                                                            workers).items()}
+        nested = score_corpus_nested(runs, corpus.windows, profiles, prefer=preferred)
     ordered = [p for p in PROFILE_ORDER if p in scored] + [p for p in scored
                                                            if p not in PROFILE_ORDER]
     if json_output:
@@ -152,7 +204,8 @@ def nab(
             "runtime_s": runtime, "detect_s": detect_s, "out": str(out_dir / detector),
             "workers": workers, "rows": rows, "rows_per_s": rows / runtime if runtime else None,
             "profiles": {p: scored[p] for p in ordered},
-            "leave_one_category_out": {p: loco[p] for p in ordered}}))
+            "leave_one_category_out": {p: loco[p] for p in ordered},
+            **({"nested": {p: nested[p] for p in ordered}} if nested else {})}))
         return
     for profile in ordered:
         entry = scored[profile]
@@ -171,6 +224,17 @@ def nab(
         if inside is not None and held is not None:
             out.print(f"nab side_by_side profile={profile} in_sample={inside:.1f} "
                       f"loco={held:.1f} gap={inside - held:.1f}", highlight=False)
+    for profile in (ordered if nested else []):
+        entry = nested[profile]
+        for label, score in entry["in_sample"].items():
+            out.print(f"nab tune profile={profile} setting={label} in_sample="
+                      f"{'nan' if score is None else f'{score:.1f}'}", highlight=False)
+        picks = ";".join(f"{c}:{label}" for c, label in entry["picks"].items())
+        best, held = entry["best_in_sample"], entry["held_out"]
+        out.print(f"nab nested profile={profile} in_sample="
+                  f"{'nan' if best is None else f'{best:.1f}'} held_out="
+                  f"{'nan' if held is None else f'{held:.1f}'} best={entry['best']} "
+                  f"picks={picks}", highlight=False)
     table = Table(title=f"NAB per category ({detector})")
     table.add_column("category")
     table.add_column("files", justify="right")

@@ -1,0 +1,120 @@
+"""Nested leave-one-category-out (``score_corpus_nested``, ``amml bench nab --tune``): the
+parameters, not only NAB's threshold, are picked on the other categories of each fold."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from amml.bench.nab import (
+    STANDARD_PROFILES,
+    score_corpus,
+    score_corpus_loco,
+    score_corpus_nested,
+)
+from amml.cli.main import app
+from tests.cli.test_bench_cli import _corpus
+
+PROFILES = {"standard": STANDARD_PROFILES["standard"]}
+TS = pd.date_range("2021-01-01", periods=400, freq="5min")
+
+
+def _run(hits: dict[str, int | None], scale: float = 1.0) -> dict[str, pd.DataFrame]:
+    """One series per category; ``hits[category]``: the row of its one detection (None: none)."""
+    out = {}
+    for category, row in hits.items():
+        score = np.zeros(400)
+        if row is not None:
+            score[row] = scale
+        out[f"{category}/s.csv"] = pd.DataFrame({"timestamp": TS, "anomaly_score": score})
+    return out
+
+
+WINDOWS = {f"{c}/s.csv": [(TS[290], TS[310])] for c in "abc"}
+
+
+def test_one_setting_is_leave_one_category_out():
+    """With a single setting nothing is chosen but the threshold: nested equals loco."""
+    run = {f"{c}/s.csv": pd.DataFrame({"timestamp": TS, "anomaly_score": np.r_[
+        np.zeros(150), [0.5 * k], np.zeros(149), [0.9 * k], np.zeros(99)]})
+        for c, k in zip("abc", (1.0, 0.5, 0.25), strict=True)}
+    nested = score_corpus_nested({"only": run}, WINDOWS, PROFILES)["standard"]
+    loco = score_corpus_loco(run, WINDOWS, PROFILES)["standard"]
+    assert nested["held_out"] == pytest.approx(loco["score"], abs=1e-9)
+    assert nested["best_in_sample"] == pytest.approx(loco["in_sample"], abs=1e-9)
+    assert nested["picks"] == {"a": "only", "b": "only", "c": "only"}
+
+
+def test_a_setting_best_everywhere_is_picked_in_every_fold():
+    good = _run({"a": 295, "b": 295, "c": 295})
+    poor = _run({"a": 295, "b": 100, "c": None})
+    nested = score_corpus_nested({"poor": poor, "good": good}, WINDOWS, PROFILES)["standard"]
+    assert nested["picks"] == {"a": "good", "b": "good", "c": "good"}
+    assert nested["best"] == "good"
+    assert nested["held_out"] == pytest.approx(
+        score_corpus(good, WINDOWS, PROFILES)["standard"]["score"], abs=1e-9)
+    assert nested["in_sample"]["poor"] < nested["in_sample"]["good"]
+
+
+def test_a_setting_that_fits_only_its_own_category_is_not_picked_for_it():
+    """``fits_a`` catches a's window and raises false alarms in b and c: picked on b and c,
+    a gets ``plain``, which misses it; the held-out figure drops below the in-sample one."""
+    plain = _run({"a": None, "b": 295, "c": 295})
+    fits_a = _run({"a": 295, "b": 100, "c": 100})
+    fits_a["b/s.csv"].loc[295, "anomaly_score"] = 1.0
+    fits_a["c/s.csv"].loc[295, "anomaly_score"] = 1.0
+    nested = score_corpus_nested({"plain": plain, "fits_a": fits_a}, WINDOWS,
+                                 PROFILES)["standard"]
+    assert nested["picks"]["a"] == "plain"
+    assert nested["best"] == "fits_a"  # in-sample, the tuner would report fits_a
+    held_raw = sum(score_corpus(plain if nested["picks"][c] == "plain" else fits_a, WINDOWS,
+                                PROFILES)["standard"]["per_category"][c]["raw"] for c in "abc")
+    assert nested["raw"] == pytest.approx(held_raw, abs=1e-9)
+    assert nested["held_out"] < nested["best_in_sample"]
+
+
+def test_ties_go_to_the_preferred_setting():
+    same = _run({"a": 295, "b": 295, "c": 295})
+    runs = {"first": same, "second": {k: v.copy() for k, v in same.items()}}
+    assert set(score_corpus_nested(runs, WINDOWS, PROFILES)["standard"]["picks"].values()) == {
+        "first"}
+    preferred = score_corpus_nested(runs, WINDOWS, PROFILES, prefer="second")["standard"]
+    assert set(preferred["picks"].values()) == {"second"} and preferred["best"] == "second"
+    with pytest.raises(ValueError, match="no settings"):
+        score_corpus_nested({}, WINDOWS, PROFILES)
+
+
+def test_bench_nab_tune_prints_every_setting_and_the_nested_figure(tmp_path):
+    _corpus(tmp_path / "nab")
+    runner = CliRunner()
+    args = ["bench", "nab", "--data", str(tmp_path / "nab"), "--out", str(tmp_path / "out"),
+            "--workers", "1"]
+    result = runner.invoke(app, [*args, "--tune", "alarm=0.45,0.99"])
+    assert result.exit_code == 0, result.output
+    settings = dict(re.findall(r"^nab tune profile=standard setting=(\S+) in_sample=(\S+)$",
+                               result.output, re.M))
+    assert list(settings) == ["alarm=0.45", "alarm=0.99"]
+    in_sample = float(re.search(r"^nab profile=standard score=(\S+)", result.output,
+                                re.M).group(1))
+    assert float(settings["alarm=0.45"]) == in_sample  # the parameter set's own run, reused
+    line = re.search(r"^nab nested profile=standard in_sample=(\S+) held_out=(\S+) "
+                     r"best=(\S+) picks=(\S+)$", result.output, re.M)
+    assert line, result.output
+    assert line.group(3) == "alarm=0.45"
+    assert set(line.group(4).split(";")) == {"catA:alarm=0.45", "catB:alarm=0.45"}
+    as_json = runner.invoke(app, [*args, "--json", "--tune", "alarm=0.45,0.99",
+                                  "--tune", "suppress=10"])
+    assert as_json.exit_code == 0, as_json.output
+    nested = json.loads(as_json.stdout)["nested"]["standard"]
+    assert list(nested["in_sample"]) == ["alarm=0.45,suppress=10", "alarm=0.99,suppress=10"]
+    for bad, message in ((["--tune", "alarm"], "KEY=V1,V2"),
+                         (["--tune", "window=16,2"], "--tune window=2"),
+                         (["--tune", "alarm=0.4", "--score-results", str(tmp_path)],
+                          "does not go with --score-results")):
+        failed = runner.invoke(app, [*args, *bad])
+        assert failed.exit_code == 2 and message in failed.output, failed.output
