@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from amml.bench.nab import NAB_PARAMS, STANDARD_PROFILES, score_corpus, score_corpus_loco
 from amml.cli.main import app
-from tests.cli.test_bench_cli import _corpus
+from tests.cli.test_bench_cli import NAB, _corpus
 
 
 def _results(scale: dict[str, float], binary: bool) -> tuple[dict, dict]:
@@ -50,7 +50,7 @@ def test_decisions_carry_to_held_out_categories_scores_do_not():
 def test_bench_nab_runs_the_parameter_set_and_prints_both_figures(tmp_path):
     _corpus(tmp_path / "nab")
     runner = CliRunner()
-    result = runner.invoke(app, ["bench", "nab", "--data", str(tmp_path / "nab"),
+    result = runner.invoke(app, [*NAB, "--data", str(tmp_path / "nab"),
                                  "--out", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
     assert NAB_PARAMS["amml"] == {"output": "alarm", "alarm": 0.45}
@@ -61,11 +61,11 @@ def test_bench_nab_runs_the_parameter_set_and_prints_both_figures(tmp_path):
                          r"loco=-?\d+\.\d gap=-?\d+\.\d$", result.output, re.M), result.output
     written = pd.read_csv(tmp_path / "out" / "amml" / "catA" / "amml_one.csv")
     assert set(written["anomaly_score"].unique()) <= {0.0, 1.0}  # decisions; warm-up as 0
-    scored = runner.invoke(app, ["bench", "nab", "--data", str(tmp_path / "nab"), "--out",
+    scored = runner.invoke(app, [*NAB, "--data", str(tmp_path / "nab"), "--out",
                                  str(tmp_path / "out2"), "-p", "output=score", "-p", "alarm=0.5"])
     assert scored.exit_code == 0, scored.output
     assert 'params={"alarm": 0.5, "output": "score"}' in scored.output
-    bad = runner.invoke(app, ["bench", "nab", "--data", str(tmp_path / "nab"), "-p", "nope=1"])
+    bad = runner.invoke(app, [*NAB, "--data", str(tmp_path / "nab"), "-p", "nope=1"])
     assert bad.exit_code == 2 and "has no parameter 'nope'" in bad.output
-    bad = runner.invoke(app, ["bench", "nab", "--data", str(tmp_path / "nab"), "-p", "alarm"])
+    bad = runner.invoke(app, [*NAB, "--data", str(tmp_path / "nab"), "-p", "alarm"])
     assert bad.exit_code == 2 and "KEY=VALUE" in bad.output

@@ -13,6 +13,10 @@ from typer.testing import CliRunner
 
 from amml.cli.main import app
 
+#: ``amml bench nab`` in this process: worker processes are the subject of one test of their
+#: own (and of tests/bench/test_nab_run.py); the rest check what is printed and written
+NAB = ["bench", "nab", "--workers", "1"]
+
 
 def _corpus(root: Path) -> dict[str, int]:
     rng = np.random.default_rng(1)
@@ -39,7 +43,7 @@ def _corpus(root: Path) -> dict[str, int]:
 def test_bench_nab_writes_nab_layout_and_prints_scores(tmp_path):
     sizes = _corpus(tmp_path / "nab")
     out = tmp_path / "out"
-    result = CliRunner().invoke(app, ["bench", "nab", "--data", str(tmp_path / "nab"),
+    result = CliRunner().invoke(app, [*NAB, "--data", str(tmp_path / "nab"),
                                       "--out", str(out)])
     assert result.exit_code == 0, result.output
     for profile in ("standard", "reward_low_FP_rate", "reward_low_FN_rate"):
@@ -59,7 +63,7 @@ def test_bench_nab_writes_nab_layout_and_prints_scores(tmp_path):
 
 def test_bench_nab_json_and_baseline_detector(tmp_path):
     _corpus(tmp_path / "nab")
-    result = CliRunner().invoke(app, ["bench", "nab", "--data", str(tmp_path / "nab"), "--out",
+    result = CliRunner().invoke(app, [*NAB, "--data", str(tmp_path / "nab"), "--out",
                                       str(tmp_path / "out"), "--detector", "windowed_gaussian",
                                       "--json"])
     assert result.exit_code == 0, result.output
@@ -70,7 +74,7 @@ def test_bench_nab_json_and_baseline_detector(tmp_path):
 
 def test_bench_nab_rejects_unknown_detector(tmp_path):
     _corpus(tmp_path / "nab")
-    result = CliRunner().invoke(app, ["bench", "nab", "--data", str(tmp_path / "nab"),
+    result = CliRunner().invoke(app, [*NAB, "--data", str(tmp_path / "nab"),
                                       "--detector", "nope"])
     assert result.exit_code == 2
 
@@ -80,7 +84,7 @@ def test_bench_nab_prints_cited_peers_as_ratios_on_their_subset(tmp_path, monkey
 
     _corpus(tmp_path / "nab")
     monkeypatch.setattr(bench, "CITED_SUBSET_SHAPE", (2, 1))  # pretend this is the subset
-    result = CliRunner().invoke(app, ["bench", "nab", "--data", str(tmp_path / "nab"),
+    result = CliRunner().invoke(app, [*NAB, "--data", str(tmp_path / "nab"),
                                       "--out", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
     line = re.search(r"^nab scored_here=ARTime \(its published result files, this scorer, "
@@ -94,10 +98,10 @@ def test_published_result_files_are_scored_like_a_run(tmp_path):
     """``--score-results`` scores a results folder in NAB's layout (how the peers' subset
     figures are made) and gives exactly what running the same detector gave."""
     _corpus(tmp_path / "nab")
-    ran = CliRunner().invoke(app, ["bench", "nab", "--data", str(tmp_path / "nab"), "--out",
+    ran = CliRunner().invoke(app, [*NAB, "--data", str(tmp_path / "nab"), "--out",
                                    str(tmp_path / "out"), "--json"])
     assert ran.exit_code == 0, ran.output
-    scored = CliRunner().invoke(app, ["bench", "nab", "--data", str(tmp_path / "nab"),
+    scored = CliRunner().invoke(app, [*NAB, "--data", str(tmp_path / "nab"),
                                       "--score-results", str(tmp_path / "out" / "amml"),
                                       "--json"])
     assert scored.exit_code == 0, scored.output
@@ -105,7 +109,7 @@ def test_published_result_files_are_scored_like_a_run(tmp_path):
     assert again["detector"] == "amml"
     assert again["profiles"]["standard"]["score"] == first["profiles"]["standard"]["score"]
     (tmp_path / "out" / "amml" / "catB" / "amml_two.csv").unlink()
-    missing = CliRunner().invoke(app, ["bench", "nab", "--data", str(tmp_path / "nab"),
+    missing = CliRunner().invoke(app, [*NAB, "--data", str(tmp_path / "nab"),
                                        "--score-results", str(tmp_path / "out" / "amml")])
     assert missing.exit_code == 2 and "amml_two.csv" in missing.output
 
