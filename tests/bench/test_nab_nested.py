@@ -118,3 +118,42 @@ def test_bench_nab_tune_prints_every_setting_and_the_nested_figure(tmp_path):
                           "does not go with --score-results")):
         failed = runner.invoke(app, [*args, *bad])
         assert failed.exit_code == 2 and message in failed.output, failed.output
+
+
+def test_profiles_in_nab_layout_probation_and_unlisted_series():
+    """NAB's ``profiles.json`` nests the costs under ``CostMatrix``; the probationary share is
+    the one given; a series with no entry in the windows has no window; a preferred label
+    that is not a setting is ignored; a lone category is scored with no detection."""
+    run = {f"{c}/s.csv": pd.DataFrame({"timestamp": TS, "anomaly_score": np.r_[
+        np.zeros(150), [0.5 * k], np.zeros(149), [0.9 * k], np.zeros(99)]})
+        for c, k in zip("abc", (1.0, 0.5, 0.25), strict=True)}
+    nested_layout = {"standard": {"CostMatrix": dict(STANDARD_PROFILES["standard"])}}
+    flat = score_corpus_nested({"only": run}, WINDOWS, PROFILES)["standard"]
+    assert score_corpus_nested({"only": run}, WINDOWS, nested_layout)["standard"][
+        "held_out"] == pytest.approx(flat["held_out"], abs=1e-12)
+    late = score_corpus_nested({"only": run}, WINDOWS, PROFILES, probation_percent=0.5)
+    loco = score_corpus_loco(run, WINDOWS, PROFILES, probation_percent=0.5)["standard"]
+    assert late["standard"]["held_out"] == pytest.approx(loco["score"], abs=1e-9)
+    assert late["standard"]["held_out"] != pytest.approx(flat["held_out"], abs=1e-6)
+    unlisted = {k: v for k, v in WINDOWS.items() if not k.startswith("c/")}
+    partial = score_corpus_nested({"only": run}, unlisted, PROFILES)["standard"]
+    assert partial["held_out"] == pytest.approx(
+        score_corpus_loco(run, unlisted, PROFILES)["standard"]["score"], abs=1e-9)
+    assert score_corpus_nested({"only": run}, WINDOWS, PROFILES, prefer="absent")[
+        "standard"]["picks"] == {"a": "only", "b": "only", "c": "only"}
+    alone = {"a/s.csv": run["a/s.csv"]}
+    lone = score_corpus_nested({"x": alone, "y": alone}, WINDOWS, PROFILES)["standard"]
+    assert lone["picks"] == {"a": "x"} and lone["raw"] == pytest.approx(-1.0)  # missed
+
+
+def test_each_fold_picks_its_threshold_with_the_probation_given():
+    """A window early in the series counts under NAB's 15% probation but not under 50%: there
+    the threshold picked on the other categories must be "never" (only a false alarm is left
+    to count), so the held-out category pays nothing for its own false alarm."""
+    windows = {f"{c}/s.csv": [(TS[100], TS[120])] for c in "abc"}
+    run = {f"{c}/s.csv": pd.DataFrame({"timestamp": TS, "anomaly_score": np.r_[
+        np.zeros(110), [0.3], np.zeros(189), [0.6], np.zeros(99)]}) for c in "abc"}
+    late = score_corpus_nested({"only": run}, windows, PROFILES, probation_percent=0.5)
+    assert late["standard"]["raw"] == pytest.approx(0.0)
+    early = score_corpus_nested({"only": run}, windows, PROFILES)["standard"]
+    assert early["raw"] > 2.0  # the windows count, and each fold catches its own
