@@ -155,5 +155,7 @@ def test_each_fold_picks_its_threshold_with_the_probation_given():
         np.zeros(110), [0.3], np.zeros(189), [0.6], np.zeros(99)]}) for c in "abc"}
     late = score_corpus_nested({"only": run}, windows, PROFILES, probation_percent=0.5)
     assert late["standard"]["raw"] == pytest.approx(0.0)
+    # no counted window: null 0, perfect 3, so "never" normalises to 0 (with 15%: to 50)
+    assert late["standard"]["held_out"] == pytest.approx(0.0)
     early = score_corpus_nested({"only": run}, windows, PROFILES)["standard"]
     assert early["raw"] > 2.0  # the windows count, and each fold catches its own
