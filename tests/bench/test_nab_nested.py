@@ -12,7 +12,9 @@ import pytest
 from typer.testing import CliRunner
 
 from amml.bench.nab import (
+    MAX_TP,
     STANDARD_PROFILES,
+    scaled_sigmoid,
     score_corpus,
     score_corpus_loco,
     score_corpus_nested,
@@ -39,15 +41,25 @@ WINDOWS = {f"{c}/s.csv": [(TS[290], TS[310])] for c in "abc"}
 
 
 def test_one_setting_is_leave_one_category_out():
-    """With a single setting nothing is chosen but the threshold: nested equals loco."""
+    """With a single setting nothing is chosen but the threshold, worked out here by hand: a
+    false alarm at row 150 and a detection at 300 (window 290-310), scaled 1, 1/2 and 1/4 by
+    category. On b and c NAB picks 0.225 (both windows, and b's false alarm, cheaper than c's
+    miss); on a and c, 0.225 as well; on a and b, 0.45 (both windows and a's false alarm).
+    So a and b are scored with their hit and their false alarm, and c, all below 0.45,
+    misses its window."""
     run = {f"{c}/s.csv": pd.DataFrame({"timestamp": TS, "anomaly_score": np.r_[
         np.zeros(150), [0.5 * k], np.zeros(149), [0.9 * k], np.zeros(99)]})
         for c, k in zip("abc", (1.0, 0.5, 0.25), strict=True)}
     nested = score_corpus_nested({"only": run}, WINDOWS, PROFILES)["standard"]
-    loco = score_corpus_loco(run, WINDOWS, PROFILES)["standard"]
-    assert nested["held_out"] == pytest.approx(loco["score"], abs=1e-9)
-    assert nested["best_in_sample"] == pytest.approx(loco["in_sample"], abs=1e-9)
+    assert nested["thresholds"] == pytest.approx({"a": 0.225, "b": 0.225, "c": 0.45})
+    hit = float(scaled_sigmoid(-11 / 21)) / MAX_TP  # row 300 of the 21-row window 290-310
+    raw = 2 * hit - 2 * 0.11 - 1.0
+    assert nested["raw"] == pytest.approx(raw, abs=1e-9)
+    assert nested["held_out"] == pytest.approx(100 * (raw + 3) / 6, abs=1e-9)  # null -3, 3
     assert nested["picks"] == {"a": "only", "b": "only", "c": "only"}
+    loco = score_corpus_loco(run, WINDOWS, PROFILES)["standard"]
+    assert (loco["score"], loco["raw"], loco["thresholds"], loco["in_sample"]) == (
+        nested["held_out"], nested["raw"], nested["thresholds"], nested["best_in_sample"])
 
 
 def test_a_setting_best_everywhere_is_picked_in_every_fold():

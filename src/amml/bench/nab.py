@@ -335,29 +335,11 @@ def score_corpus_loco(results: dict[str, pd.DataFrame], windows: Windows,
     >>> round(loco["standard"]["score"], 6), loco["standard"]["thresholds"]
     (100.0, {'a': 0.9, 'b': 0.9})
     """
-    whole = score_corpus(results, windows, profiles, probation_percent)
-    by_category: dict[str, list[str]] = {}
-    for name in sorted(results):
-        by_category.setdefault(name.split("/", 1)[0], []).append(name)
-    out: dict[str, dict[str, Any]] = {}
-    for profile, spec in profiles.items():
-        cost = {key: float(value) for key, value in spec.get("CostMatrix", spec).items()}
-        raw = 0.0
-        thresholds: dict[str, float] = {}
-        for category, names in by_category.items():
-            others = {n: f for n, f in results.items() if n.split("/", 1)[0] != category}
-            picked = (score_corpus(others, windows, {profile: spec}, probation_percent)[profile]
-                      ["threshold"] if others else START_THRESHOLD)
-            thresholds[category] = picked
-            for name in names:
-                rows = _sweep_rows(results[name]["timestamp"], windows.get(name, []),
-                                   probation_percent)
-                scores = np.nan_to_num(results[name]["anomaly_score"].to_numpy(dtype=float))
-                raw += _series_score(scores, rows, _weighted(rows, cost), picked, cost)
-        entry = whole[profile]
-        out[profile] = {"score": normalize(raw, entry["null"], entry["perfect"]), "raw": raw,
-                        "thresholds": thresholds, "in_sample": entry["score"]}
-    return out
+    nested = score_corpus_nested({"": results}, windows, profiles,
+                                 probation_percent=probation_percent)
+    return {profile: {"score": entry["held_out"], "raw": entry["raw"],
+                      "thresholds": entry["thresholds"], "in_sample": entry["best_in_sample"]}
+            for profile, entry in nested.items()}
 
 
 def score_corpus_nested(runs: dict[str, dict[str, pd.DataFrame]], windows: Windows,
@@ -369,8 +351,9 @@ def score_corpus_nested(runs: dict[str, dict[str, pd.DataFrame]], windows: Windo
     categories (at the threshold NAB picks there) is highest is chosen (ties: ``prefer``, then
     the first setting), and the held-out category is scored with that setting at that
     threshold. The categories' raw scores are added up and normalised with the whole corpus's
-    null and perfect scores. Returns per profile ``held_out``, the ``picks`` per category, each
-    setting's ``in_sample`` score and the ``best`` setting in-sample.
+    null and perfect scores. Returns per profile ``held_out``, the ``picks`` and ``thresholds``
+    per category, each setting's ``in_sample`` score and the ``best`` setting in-sample. With
+    one setting it is :func:`score_corpus_loco`.
 
     >>> import pandas as pd
     >>> ts = pd.date_range("2020-01-01", periods=100, freq="min")
@@ -405,6 +388,7 @@ def score_corpus_nested(runs: dict[str, dict[str, pd.DataFrame]], windows: Windo
         cost = {key: float(value) for key, value in spec.get("CostMatrix", spec).items()}
         raw = 0.0
         picks: dict[str, str] = {}
+        thresholds: dict[str, float] = {}
         for category, members in by_category.items():
             best_label, best_raw, best_threshold = labels[0], -math.inf, START_THRESHOLD
             for label in labels:
@@ -418,7 +402,7 @@ def score_corpus_nested(runs: dict[str, dict[str, pd.DataFrame]], windows: Windo
                     others_raw, threshold = 0.0, START_THRESHOLD
                 if others_raw > best_raw:  # strictly: the earlier (preferred) setting keeps ties
                     best_label, best_raw, best_threshold = label, others_raw, threshold
-            picks[category] = best_label
+            picks[category], thresholds[category] = best_label, best_threshold
             for name in members:
                 rows = _sweep_rows(runs[best_label][name]["timestamp"], windows.get(name, []),
                                    probation_percent)
@@ -429,6 +413,7 @@ def score_corpus_nested(runs: dict[str, dict[str, pd.DataFrame]], windows: Windo
         in_sample = {label: whole[label][profile]["score"] for label in runs}
         best = max(labels, key=lambda label: (whole[label][profile]["raw"]))
         out[profile] = {"held_out": normalize(raw, reference["null"], reference["perfect"]),
-                        "raw": raw, "picks": picks, "in_sample": in_sample, "best": best,
+                        "raw": raw, "picks": picks, "thresholds": thresholds,
+                        "in_sample": in_sample, "best": best,
                         "best_in_sample": whole[best][profile]["score"]}
     return out
