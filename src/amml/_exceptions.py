@@ -19,7 +19,8 @@
     │   ├── RegistryError
     │   │   └── AliasConflict
     │   ├── LedgerError
-    │   └── ApiKeyError
+    │   ├── ApiKeyError
+    │   └── LabelError                (a label, a task or an actual that cannot be stored)
     ├── ServeError
     │   └── BodyError                     (also a ValueError; HTTP 422)
     │       └── UnsupportedMediaType      (HTTP 415)
@@ -174,6 +175,10 @@ class LedgerError(StoreError):
 
 class ApiKeyError(StoreError):
     """An API key does not exist, or a key request is invalid."""
+
+
+class LabelError(StoreError):
+    """A label, a task or an actual that cannot be stored as given."""
 
 
 class ServeError(AMMLError):

@@ -53,7 +53,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
-from amml._exceptions import StoreError
+from amml._exceptions import LabelError
 
 # a module reference, not its names: the schema imports this module, and served imports
 # the schema, so either may be imported first
@@ -116,10 +116,6 @@ labels = Table(
     UniqueConstraint("task_id", "version", name="uq_labels_task_version"),
     Index("ix_labels_model", "model", "created_at"),
 )
-
-
-class LabelError(StoreError):
-    """A label, a task or an actual that cannot be stored as given."""
 
 
 # -- actuals --------------------------------------------------------------------------------
