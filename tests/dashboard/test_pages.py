@@ -203,7 +203,7 @@ def _steps_with_outputs(store: Store, steps: list[tuple[str, str, str, float, st
 
 def _plans(store: Store, call) -> list[str]:
     """SQLite's query plan of every statement ``call`` runs."""
-    from sqlalchemy import event, text
+    from sqlalchemy import event
 
     statements = []
 
@@ -234,7 +234,7 @@ def test_detections_are_the_newest_of_every_detector_op_from_the_index(store: St
                                                           "table")]
     _steps_with_outputs(store, steps)
     expected = [(r, op, t) for r, _, op, t, kind in sorted(steps, key=lambda s: -s[3])
-                if (op == "detect" or op.startswith("detect.") and op != "detect.")
+                if (op == "detect" or (op.startswith("detect.") and op != "detect."))
                 and kind == "table"]
     for limit in (1, 7, 30, 100):
         found = reads.detection_outputs(store.metadata, limit=limit)
