@@ -175,3 +175,118 @@ def test_every_page_answers_on_an_empty_store(app) -> None:
     assert "No runs match" in client.get("/ui/runs").text
     assert 'id="anomalies-empty"' in client.get("/ui/anomalies").text
     assert 'id="serving-empty"' in client.get("/ui/serving").text
+
+
+def _steps_with_outputs(store: Store, steps: list[tuple[str, str, str, float, str]]) -> None:
+    """Rows written straight into the store: (run, step, op, started_at, output type) per
+    step, each step writing one artifact of its own (port "out")."""
+    from sqlalchemy import insert
+
+    from amml.store.metadata import schema
+
+    with store.metadata.engine.begin() as conn:
+        for run_id in sorted({s[0] for s in steps}):
+            conn.execute(insert(schema.runs), [dict(
+                id=run_id, workflow="w", kind="workflow", status="succeeded", started_at=0.0,
+                host="h", pid=1)])
+        for run_id, name, op, started, kind in steps:
+            digest = f"{run_id}-{name}".ljust(64, "0")
+            conn.execute(insert(schema.steps), [dict(
+                run_id=run_id, name=name, op=op, op_version="1", status="ran",
+                started_at=started, duration_s=0.0)])
+            conn.execute(insert(schema.artifacts), [dict(
+                digest=digest, type=kind, size=1, uri="u", created_at=started)])
+            conn.execute(insert(schema.lineage), [dict(
+                run_id=run_id, step_name=name, direction="out", port="out",
+                artifact_digest=digest)])
+
+
+def _plans(store: Store, call) -> list[str]:
+    """SQLite's query plan of every statement ``call`` runs."""
+    from sqlalchemy import event
+
+    statements = []
+
+    def seen(conn, cursor, statement, parameters, context, executemany) -> None:
+        statements.append((statement, parameters))
+
+    engine = store.metadata.engine
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        call()
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    with engine.connect() as conn:
+        return ["\n".join(row[-1] for row in conn.exec_driver_sql(
+            f"EXPLAIN QUERY PLAN {statement}", parameters))
+            for statement, parameters in statements if statement.lstrip().startswith("SELECT")]
+
+
+def test_detections_are_the_newest_of_every_detector_op_from_the_index(store: Store) -> None:
+    # interleaved in time across three detector ops; lookalike ops, an image output and
+    # another op's step that are not detections
+    ops = ("detect", "detect.iforest", "detect.zscore")
+    steps = [(f"r{i:03d}", "anomalies", ops[i % 3 if i % 5 else 0], float(i), "table")
+             for i in range(60)]
+    steps += [("x001", "d1", "detector", 100.0, "table"), ("x001", "d2", "Detect.x", 101.0,
+              "table"), ("x001", "d3", "detect", 102.0, "image"),
+              ("x001", "d4", "detect.", 103.0, "table"), ("x001", "d5", "train", 104.0,
+                                                          "table")]
+    _steps_with_outputs(store, steps)
+    expected = [(r, op, t) for r, _, op, t, kind in sorted(steps, key=lambda s: -s[3])
+                if (op == "detect" or (op.startswith("detect.") and op != "detect."))
+                and kind == "table"]
+    for limit in (1, 7, 30, 100):
+        found = reads.detection_outputs(store.metadata, limit=limit)
+        assert [(d["run_id"], d["op"], d["started_at"]) for d in found] == expected[:limit]
+    assert len(expected) == 60 and reads.detector_ops(store.metadata) == list(ops)
+    # each query walks the (op, started_at) index: no scan of the steps, no sort of them all
+    plans = _plans(store, lambda: reads.detection_outputs(store.metadata))
+    assert plans and not [p for p in plans if "SCAN" in p or "TEMP B-TREE" in p], plans
+
+
+def test_lineage_trace_finds_cache_reusers_through_an_index(store: Store) -> None:
+    import json
+
+    from sqlalchemy import insert
+
+    from amml.store.lineage import lineage
+    from amml.store.metadata import schema
+
+    # run b2 wrote 'clean'; runs a1 and a10 reused it from the cache and trained on it. Run
+    # a1's id is a prefix of a10's: its IR must still be read (by the exact id)
+    ir = json.dumps({"name": "w", "steps": {"clean": {"op": "preprocess", "inputs": {}},
+                                            "model": {"op": "train",
+                                                      "inputs": {"train": "clean.out"}}}})
+    digest = "d" * 64
+    order = ("b2", "a1", "a10")
+    with store.metadata.engine.begin() as conn:
+        conn.execute(insert(schema.runs), [dict(
+            id=r, workflow="w", kind="workflow", status="succeeded", started_at=float(i),
+            host="h", pid=1, ir_json=ir) for i, r in enumerate(order)])
+        conn.execute(insert(schema.steps), [dict(
+            run_id=r, name=name, op=op, op_version="1", cache_key="k1" if name == "clean"
+            else None, status="cached" if name == "clean" and r != "b2" else "ran",
+            started_at=float(i), duration_s=0.0)
+            for i, r in enumerate(order) for name, op in (("clean", "preprocess"),
+                                                           ("model", "train"))])
+        conn.execute(insert(schema.artifacts), [dict(digest=digest, type="table", size=1,
+                                                     uri="u", created_at=0.0)])
+        conn.execute(insert(schema.lineage), [dict(
+            run_id=r, step_name=step, direction=direction, port=port, artifact_digest=digest)
+            for r in order for step, direction, port in (("clean", "out", "out"),
+                                                         ("model", "in", "train"))])
+        conn.execute(insert(schema.cache_entries), [dict(
+            cache_key="k1", partial_key="p1", op="preprocess", outputs="{}", run_id="b2",
+            step_name="clean", created_at=0.0)])
+    meta = store.metadata
+    assert meta.cached_users("b2", "clean") == [("a1", "clean"), ("a10", "clean")]
+    assert meta.cached_users("a1", "clean") == []
+    used_by = lineage(meta, "b2:clean")["outputs"][0]["consumed_by"]
+    assert [(c["run_id"], c["step"]) for c in used_by] == [
+        ("b2", "model"), ("a1", "model"), ("a10", "model")]
+    assert meta.run_ir_json("a1") == ir and meta.run_ir_json("a") is None
+    # the entries a step wrote come from the (run_id, step_name) index, not a scan of steps
+    plans = _plans(store, lambda: meta.cached_users("b2", "clean"))
+    assert "SEARCH cache_entries USING INDEX ix_cache_entries_run_step" in plans[0], plans
+    assert "SCAN" not in plans[0], plans

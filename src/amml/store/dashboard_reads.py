@@ -202,17 +202,46 @@ def source_slices(meta: MetadataStore, run_ids: Sequence[str]) -> list[dict[str,
 
 def detection_outputs(meta: MetadataStore, *, limit: int = 30) -> list[dict[str, Any]]:
     """The newest steps that ran an anomaly detector (op ``detect`` or ``detect.*``) with the
-    table they wrote: (run, step, op, started, digest, size)."""
+    table they wrote: (run, step, op, started, digest, size), newest first.
+
+    One query per detector op, each walking the index on (op, started_at) backwards and
+    stopping after ``limit`` rows; the answers are merged. A single query over every detector
+    op (``op = 'detect' OR op BETWEEN ...``) cannot take its rows in time order from that
+    index, so it joined and sorted every detector step ever recorded to keep thirty."""
+    newest: list[dict[str, Any]] = []
+    for op in detector_ops(meta):
+        newest.extend(_detections_of(meta, op, limit))
+    newest.sort(key=lambda row: row["started_at"], reverse=True)
+    return newest[:limit]
+
+
+def detector_ops(meta: MetadataStore) -> list[str]:
+    """The distinct detector ops recorded: ``detect`` and every ``detect.*``. A skip scan of
+    the index on (op, started_at): one index seek per distinct op, never a walk over every
+    detector step."""
+    st = schema.steps
+    ops = []
+    if meta._rows(select(st.c.op).where(st.c.op == "detect").limit(1)):
+        ops.append("detect")
+    after = "detect."  # a range, not LIKE (case-insensitive in SQLite, so never an index scan)
+    while True:
+        rows = meta._rows(select(func.min(st.c.op).label("op"))
+                          .where(st.c.op > after, st.c.op < "detect/"))
+        if not rows or rows[0]["op"] is None:
+            return ops
+        after = rows[0]["op"]
+        ops.append(after)
+
+
+def _detections_of(meta: MetadataStore, op: str, limit: int) -> list[dict[str, Any]]:
     lin, st, art = schema.lineage, schema.steps, schema.artifacts
-    query = (select(st.c.run_id, st.c.name, st.c.op, st.c.started_at, st.c.status,
-                    lin.c.artifact_digest, art.c.size)
-             .join(lin, (lin.c.run_id == st.c.run_id) & (lin.c.step_name == st.c.name))
-             .join(art, art.c.digest == lin.c.artifact_digest)
-             # a range, not LIKE (case-insensitive in SQLite, so never an index scan)
-             .where((st.c.op == "detect") | ((st.c.op > "detect.") & (st.c.op < "detect/")),
-                    lin.c.direction == "out", art.c.type == "table")
-             .order_by(st.c.started_at.desc()).limit(limit))
-    return meta._rows(query)
+    return meta._rows(
+        select(st.c.run_id, st.c.name, st.c.op, st.c.started_at, st.c.status,
+               lin.c.artifact_digest, art.c.size)
+        .join(lin, (lin.c.run_id == st.c.run_id) & (lin.c.step_name == st.c.name))
+        .join(art, art.c.digest == lin.c.artifact_digest)
+        .where(st.c.op == op, lin.c.direction == "out", art.c.type == "table")
+        .order_by(st.c.started_at.desc()).limit(limit))
 
 
 def ledger_summaries(meta: MetadataStore) -> list[dict[str, Any]]:

@@ -56,10 +56,8 @@ def _bindings(meta: MetadataStore, run_id: str,
     follows these and not digests alone: two steps may write identical tables (a CSV loaded
     into SQL and read back), and one digest must not make them each other's inputs."""
     if run_id not in memo:
-        try:
-            ir_json = meta.get_run(run_id).get("ir_json")
-        except StoreError:
-            ir_json = None
+        # the exact id: a run whose id is a prefix of another's is no ambiguous prefix here
+        ir_json = meta.run_ir_json(run_id)
         steps = json.loads(ir_json).get("steps", {}) if ir_json else {}
         memo[run_id] = {name: {port: [refs] if isinstance(refs, str) else list(refs)
                                for port, refs in (step.get("inputs") or {}).items()}

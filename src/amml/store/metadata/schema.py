@@ -103,6 +103,8 @@ cache_entries = Table(
     Column("run_id", String(32), nullable=False),
     Column("step_name", String(200), nullable=False),
     Column("created_at", Float, nullable=False),
+    # the entries a step wrote (who reused its outputs: lineage's consumers); migration 0012
+    Index("ix_cache_entries_run_step", "run_id", "step_name"),
 )
 
 metrics = Table(

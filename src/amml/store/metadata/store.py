@@ -36,7 +36,7 @@ from amml.store.metadata import schema
 from amml.store.metadata.reads import MetricReads
 from amml.store.metadata.writer import GroupCommitWriter
 
-HEAD_REVISION = "0011"
+HEAD_REVISION = "0012"
 COPY_THRESHOLD = 200  # rows; PostgreSQL batches at least this big go through COPY
 MIGRATIONS = Path(__file__).with_name("migrations")
 TABLES = {t.name: t for t in schema.metadata.sorted_tables}
@@ -417,6 +417,13 @@ class MetadataStore(MetricReads):
         rows = self._rows(select(r.c.workflow_digest, r.c.code_commit, r.c.code_dirty,
                                  r.c.amml_version).where(r.c.id == run_id))
         return CodeVersion.from_columns(rows[0]) if rows else None
+
+    def run_ir_json(self, run_id: str) -> str | None:
+        """The IR recorded for run ``run_id`` (the exact id, an index seek: ``get_run`` takes
+        a prefix, a LIKE that scans every run); None: no such run or no IR."""
+        r = schema.runs
+        rows = self._rows(select(r.c.ir_json).where(r.c.id == run_id))
+        return rows[0]["ir_json"] if rows else None
 
     def run_params(self, run_id: str) -> dict[str, Any]:
         p = schema.params
