@@ -92,3 +92,40 @@ def test_alarm_output_is_the_detectors_own_decision(alarm):
                                   alarms)
     with pytest.raises(OpError, match="'output' must be one of score, alarm"):
         make_detector("amml", output="binary")
+
+
+def _early_spikes_then_a_larger_one(seed: int = 0) -> np.ndarray:
+    values = 0.1 + 0.02 * np.random.default_rng(seed).normal(size=800)
+    values[[40, 90, 130, 170]] = [0.5, 0.55, 0.6, 0.45]  # while the history is short
+    values[500] = 0.95  # later, farther from anything seen than any sub-sequence before
+    return values
+
+
+def test_a_record_novelty_alarms_where_the_likelihood_is_blind():
+    values = _early_spikes_then_a_larger_one()
+    with_record = make_detector("amml", output="alarm").score_series(values)
+    without = make_detector("amml", output="alarm", record=0).score_series(values)
+    assert np.flatnonzero(with_record == 1).tolist() == [500]
+    assert not (without == 1).any()  # the calibrated parts alone miss it
+
+
+def test_record_distances_of_the_first_rows_are_not_kept():
+    values = _early_spikes_then_a_larger_one()
+    values[60] = 3.0  # a far larger spike, but inside the record warm-up
+    kept = make_detector("amml", output="alarm", record_warmup=100).score_series(values)
+    counted = make_detector("amml", output="alarm", record_warmup=20).score_series(values)
+    assert kept[500] == 1.0 and counted[500] == 0.0
+
+
+@pytest.mark.parametrize("kind", ["student_t", "random_walk", "lognormal"])
+def test_record_novelty_adds_no_alarm_on_anomaly_free_series_once_warm(kind):
+    """Records are common while little has been kept (heavy-tailed noise can set one near the
+    start); later, every alarm is one the calibrated parts raise as well."""
+    rng = np.random.default_rng(7)
+    values = {"student_t": rng.standard_t(3, 3000),
+              "random_walk": np.cumsum(rng.normal(size=3000)),
+              "lognormal": rng.lognormal(0, 1, 3000)}[kind]
+    with_record = make_detector("amml", output="alarm").score_series(values)
+    without = make_detector("amml", output="alarm", record=0).score_series(values)
+    np.testing.assert_array_equal(with_record[400:], without[400:])
+    assert (without[400:] == 1).any()  # there are alarms to compare
