@@ -171,3 +171,20 @@ def test_each_fold_picks_its_threshold_with_the_probation_given():
     assert late["standard"]["held_out"] == pytest.approx(0.0)
     early = score_corpus_nested({"only": run}, windows, PROFILES)["standard"]
     assert early["raw"] > 2.0  # the windows count, and each fold catches its own
+
+
+def test_a_setting_that_spells_out_a_default_is_the_parameter_set(tmp_path):
+    """`--tune suppress=10,50` names the detector's default (50) without it being in the
+    parameter set: that setting is the parameter set's own run and wins ties, wherever listed."""
+    _corpus(tmp_path / "nab")
+    args = ["bench", "nab", "--data", str(tmp_path / "nab"), "--out", str(tmp_path / "out"),
+            "--workers", "1", "--tune", "suppress=10,50"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    settings = dict(re.findall(r"^nab tune profile=standard setting=(\S+) in_sample=(\S+)$",
+                               result.output, re.M))
+    assert settings["suppress=10"] == settings["suppress=50"]  # a tie on this corpus
+    line = re.search(r"^nab nested profile=standard .* best=(\S+) picks=(\S+)$", result.output,
+                     re.M)
+    assert line.group(1) == "suppress=50"
+    assert set(line.group(2).split(";")) == {"catA:suppress=50", "catB:suppress=50"}

@@ -185,10 +185,14 @@ def nab(
     if settings:  # the parameters picked inside each fold as well as the threshold
         runs: dict[str, dict[str, Any]] = {}
         preferred = None
+        # the parameter set itself, defaults included: `--tune record=0,0.5` names the default
+        # 0.5 without it being in the parameter set, and that setting must win ties too
+        effective = make_detector(detector, **params).get_params()
         for setting in settings:
             merged = {**params, **setting}
             label = _label(setting)
-            if merged == params:  # the parameter set itself: its run is reused, and wins ties
+            if make_detector(detector, **merged).get_params() == effective:
+                # the parameter set itself: its run is reused, and wins ties
                 runs[label], preferred = results, label
                 continue
             runs[label] = {name: corpus.series[name].assign(anomaly_score=scores)
