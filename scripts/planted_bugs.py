@@ -108,6 +108,18 @@ BUGS = (
         "counted = idx >= probationary_length(n, percent)",
         "counted = idx > probationary_length(n, percent)",
         ("tests/bench/test_nab_scorer.py",)),
+    PlantedBug(
+        "record-novelty", "the amml detector's record novelty alarms on its own",
+        "src/amml/ops/detectors/novelty.py",
+        "        if record:\n            combined = 1.0\n",
+        "",
+        ("tests/ops/detectors/test_novelty.py",)),
+    PlantedBug(
+        "nab-tune-defaults", "a --tune setting spelling out the defaults wins ties",
+        "src/amml/cli/bench.py",
+        "if make_detector(detector, **merged).get_params() == effective:",
+        "if merged == params:",
+        ("tests/bench/test_nab_nested.py",)),
 )
 
 
