@@ -7,11 +7,15 @@
 
 Both train once, in ``fit(reference)``, on every window of the reference (standardised by the
 reference's mean and deviation), seeded (``torch.manual_seed`` inside ``fork_rng``, so the
-caller's random state is left alone), for ``epochs`` of Adam. A row's raw score is the mean
-absolute reconstruction error of the window that ends on it (causal: the window looks back
-only); the first ``window - 1`` rows with nothing to look back on score NaN. Scoring runs in
-float64 in eval mode (no dropout), one window at a time or many, to the same numbers.
-The weights are saved as arrays (safetensors), never pickled.
+caller's random state is left alone), for ``epochs`` of Adam, on ``device``: ``"cpu"`` (the
+default: the same weights on every machine), ``"cuda"`` / ``"cuda:N"`` (an error where PyTorch
+sees no such GPU), or ``"auto"`` (a GPU where there is one). Only training runs there: the
+trained weights come back to the CPU, so scoring, saving and loading are the same wherever the
+detector was trained (a GPU trains to slightly different weights than the CPU does).
+A row's raw score is the mean absolute reconstruction error of the window that ends on it
+(causal: the window looks back only); the first ``window - 1`` rows with nothing to look back
+on score NaN. Scoring runs in float64 in eval mode (no dropout), one window at a time or many,
+to the same numbers. The weights are saved as arrays (safetensors), never pickled.
 
 >>> import numpy as np
 >>> from amml.ops.detectors.deep_autoencoders import ConvAutoencoderDetector
@@ -99,6 +103,7 @@ class _WindowAutoencoder(FittedDetector):
     lr: float
     batch_size: int
     seed: int
+    device: str
 
     def _check_net(self) -> None:
         check_int("window", self.window, 4)
@@ -108,6 +113,11 @@ class _WindowAutoencoder(FittedDetector):
         if isinstance(self.lr, bool) or not isinstance(self.lr, int | float) \
                 or not 0 < self.lr < 1:
             raise OpError(f"lr must be a number in (0, 1), got {self.lr!r}")
+        if not isinstance(self.device, str) or not (
+                self.device in ("cpu", "cuda", "auto")
+                or (self.device.startswith("cuda:") and self.device[5:].isdigit())):
+            raise OpError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', "
+                          f"got {self.device!r}")
         self.lookback = self.window - 1
         self._check_common()
 
@@ -118,24 +128,41 @@ class _WindowAutoencoder(FittedDetector):
         smoothed = super()._features(z)
         return sliding_window_view(smoothed, self.window, axis=0).transpose(0, 2, 1)
 
+    def _training_device(self, torch: Any) -> Any:
+        """The torch device ``device`` names (``auto``: the first GPU if PyTorch sees one)."""
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if self.device == "cpu":
+            return torch.device("cpu")
+        index = int(self.device[5:]) if ":" in self.device else 0
+        if not torch.cuda.is_available() or index >= torch.cuda.device_count():
+            raise OpError(f"device {self.device!r}: PyTorch sees "
+                          f"{torch.cuda.device_count() if torch.cuda.is_available() else 'no'}"
+                          " CUDA device(s) here; use device='cpu' or 'auto'")
+        return torch.device("cuda", index)
+
     def _fit_model(self, features: np.ndarray) -> None:
         torch = _torch()
         self._columns = features.shape[2]
-        with torch.random.fork_rng(devices=[]):
+        device = self._training_device(torch)
+        # the caller's random state on the training device is left alone too
+        rng_devices = [device.index or 0] if device.type == "cuda" else []
+        with torch.random.fork_rng(devices=rng_devices):
             torch.manual_seed(self.seed)
-            net = self._build(self._columns)
+            net = self._build(self._columns).to(device)
             optimizer = torch.optim.Adam(net.parameters(), lr=self.lr)
-            data = torch.as_tensor(np.array(features, dtype=np.float32))
+            data = torch.as_tensor(np.array(features, dtype=np.float32), device=device)
             net.train()
             for _ in range(self.epochs):
-                order = torch.randperm(len(data))
+                # drawn on the CPU: the same batches whichever device trains
+                order = torch.randperm(len(data)).to(device)
                 for start in range(0, len(data), self.batch_size):
                     batch = data[order[start:start + self.batch_size]]
                     optimizer.zero_grad()
                     loss = torch.nn.functional.l1_loss(net(batch), batch)
                     loss.backward()
                     optimizer.step()
-        self._set_net(net)
+        self._set_net(net.cpu())
 
     def _set_net(self, net: Any) -> None:
         self._net = net.double().eval()
@@ -174,10 +201,10 @@ class ConvAutoencoderDetector(_WindowAutoencoder):
                  epochs: int = 40, lr: float = 0.001, batch_size: int = 32,
                  dropout: float = 0.2, seed: int = 0, threshold: str = "quantile",
                  quantile: float = 1.0, factor: float = 1.5, risk: float = 1e-3,
-                 refit: int = 0, history: int = 1000) -> None:
+                 refit: int = 0, history: int = 1000, device: str = "cpu") -> None:
         self.window, self.warmup, self.smooth = window, warmup, smooth
         self.epochs, self.lr, self.batch_size, self.dropout = epochs, lr, batch_size, dropout
-        self.seed = seed
+        self.seed, self.device = seed, device
         self.threshold, self.quantile, self.factor, self.risk = threshold, quantile, factor, risk
         self.refit, self.history = refit, history
         self._check_net()
@@ -195,9 +222,11 @@ class LSTMAutoencoderDetector(_WindowAutoencoder):
     def __init__(self, window: int = 10, warmup: int = 400, smooth: int = 1, hidden: int = 32,
                  epochs: int = 40, lr: float = 0.005, batch_size: int = 32, seed: int = 0,
                  threshold: str = "quantile", quantile: float = 1.0, factor: float = 1.5,
-                 risk: float = 1e-3, refit: int = 0, history: int = 1000) -> None:
+                 risk: float = 1e-3, refit: int = 0, history: int = 1000,
+                 device: str = "cpu") -> None:
         self.window, self.warmup, self.smooth, self.hidden = window, warmup, smooth, hidden
         self.epochs, self.lr, self.batch_size, self.seed = epochs, lr, batch_size, seed
+        self.device = device
         self.threshold, self.quantile, self.factor, self.risk = threshold, quantile, factor, risk
         self.refit, self.history = refit, history
         check_int("hidden", hidden, 1)
