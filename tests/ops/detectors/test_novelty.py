@@ -8,7 +8,7 @@ import pytest
 
 from amml._exceptions import OpError
 from amml.ops.detectors.base import make_detector
-from amml.ops.detectors.novelty import NoveltyDetector, _ShapeNovelty
+from amml.ops.detectors.novelty import NoveltyDetector, _ShapeNovelty, pairwise_column_sums
 
 
 def _oscillation(n: int = 2000, seed: int = 1) -> np.ndarray:
@@ -39,7 +39,7 @@ def test_memory_is_bounded_and_matches_unbounded_history_while_it_fits():
     small, large = _ShapeNovelty(8, memory=64), _ShapeNovelty(8, memory=10_000)
     raw_small = [small.update(v) for v in values]
     raw_large = [large.update(v) for v in values]
-    assert small._bank.shape[0] == 2 * 64 + 8
+    assert small._bank.shape[1] == 2 * 64 + 8
     assert raw_small[:64 + 8] == raw_large[:64 + 8]
     assert raw_small != raw_large  # older neighbours were forgotten
 
@@ -129,3 +129,33 @@ def test_record_novelty_adds_no_alarm_on_anomaly_free_series_once_warm(kind):
     without = make_detector("amml", output="alarm", record=0).score_series(values)
     np.testing.assert_array_equal(with_record[400:], without[400:])
     assert (without[400:] == 1).any()  # there are alarms to compare
+
+
+@pytest.mark.parametrize("length", [1, 2, 7, 8, 9, 16, 17, 64, 128, 129, 300])
+def test_column_sums_are_numpys_row_sums_to_the_bit(length):
+    rng = np.random.default_rng(length)
+    rows = rng.random((2000, length)) ** 3 * rng.choice([1e-3, 1.0, 1e3], size=(2000, 1))
+    np.testing.assert_array_equal(pairwise_column_sums(np.ascontiguousarray(rows.T)),
+                                  rows.sum(axis=1))
+
+
+@pytest.mark.parametrize("length", [8, 16])
+def test_shape_distances_are_the_row_mean_formula_to_the_bit(length):
+    """The column layout gives exactly the nearest-neighbour distance of the plain formula,
+    also after the bank has been compacted (memory 50: many times over in 400 rows)."""
+    values = np.random.default_rng(4).normal(size=400).cumsum()
+    shape = _ShapeNovelty(length, memory=50)
+    history: list[np.ndarray] = []
+    for i, value in enumerate(values):
+        shape.update(value)
+        if i + 1 < length:
+            continue
+        current = values[i + 1 - length:i + 1]
+        newest = len(history) - length  # the overlapping ones excluded
+        earlier = history[max(0, newest - 50):newest] if newest > 0 else []
+        if earlier:
+            expected = np.sqrt(((np.array(earlier) - current) ** 2).mean(axis=1).min())
+            assert shape.distance == expected, i
+        else:
+            assert shape.distance == 0.0
+        history.append(current)

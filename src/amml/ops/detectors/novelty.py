@@ -102,18 +102,67 @@ class _RobustSpike:
         return raw
 
 
+def pairwise_column_sums(table: np.ndarray) -> np.ndarray:
+    """Sums of ``table``'s columns (over axis 0), added in the order numpy adds a row's values
+    (its pairwise summation: eight running sums, then a tree), so each sum is bit-for-bit
+    what ``.sum(axis=1)`` gives on a C-ordered copy of ``table.T``; but each step adds whole
+    rows, which is fast where numpy's reduction over many short rows is not.
+
+    >>> import numpy as np
+    >>> table = np.random.default_rng(0).random((16, 1000)) ** 3
+    >>> rows = np.ascontiguousarray(table.T)  # one row per column, as numpy sums them
+    >>> bool(np.array_equal(pairwise_column_sums(table), rows.sum(axis=1)))
+    True
+    """
+    return _pairwise(table, 0, table.shape[0])
+
+
+def _pairwise(table: np.ndarray, start: int, n: int) -> np.ndarray:
+    if n < 8:
+        total = table[start].copy()
+        for i in range(start + 1, start + n):
+            total += table[i]
+        return total
+    if n <= 128:
+        runs = [table[start + j].copy() for j in range(8)]
+        i = 8
+        while i < n - n % 8:
+            for j in range(8):
+                runs[j] += table[start + i + j]
+            i += 8
+        runs[0] += runs[1]
+        runs[2] += runs[3]
+        runs[4] += runs[5]
+        runs[6] += runs[7]
+        runs[0] += runs[2]
+        runs[4] += runs[6]
+        runs[0] += runs[4]
+        for k in range(i, n):
+            runs[0] += table[start + k]
+        return runs[0]
+    half = n // 2
+    half -= half % 8
+    total = _pairwise(table, start, half)
+    total += _pairwise(table, start + half, n - half)
+    return total
+
+
 class _ShapeNovelty:
     """Raw novelty: RMS distance of the newest ``length``-row sub-sequence to its nearest
     earlier neighbour (the ``length`` overlapping ones excluded), over the range seen so far.
 
-    Sub-sequences live in one array of twice the memory; when it fills up, the newest half is
-    moved to the front, so each insert is amortised O(1) and memory stays bounded.
+    Sub-sequences are the columns of one array of twice the memory; when it fills up, the
+    newest half is moved to the front, so each insert is amortised O(1) and memory stays
+    bounded. Columns, not rows: the squared differences are then summed a whole row of
+    neighbours at a time (``pairwise_column_sums``), to the same bits as a mean over each
+    neighbour's values and about twice as fast.
     """
 
     def __init__(self, length: int, memory: int) -> None:
         self.length, self.memory = length, memory
         self._recent: deque[float] = deque(maxlen=length)
-        self._bank = np.zeros((2 * memory + length, length))
+        self._bank = np.zeros((length, 2 * memory + length))
+        self._work = np.empty((length, memory))
         self._size = 0
         self._low = math.inf
         self._high = -math.inf
@@ -130,14 +179,17 @@ class _ShapeNovelty:
         oldest = max(0, newest_allowed - self.memory)
         raw = 0.0
         if newest_allowed > oldest:
-            sq = ((self._bank[oldest:newest_allowed] - current) ** 2).mean(axis=1).min()
-            self.distance = math.sqrt(sq)
+            work = self._work[:, :newest_allowed - oldest]
+            np.subtract(self._bank[:, oldest:newest_allowed], current[:, None], out=work)
+            np.multiply(work, work, out=work)
+            # the smallest sum is the smallest mean (dividing by the length keeps the order)
+            self.distance = math.sqrt(float(pairwise_column_sums(work).min()) / self.length)
             raw = self.distance / max(self._high - self._low, 1e-12)
-        if self._size == len(self._bank):
+        if self._size == self._bank.shape[1]:
             keep = self.memory + self.length
-            self._bank[:keep] = self._bank[self._size - keep:self._size]
+            self._bank[:, :keep] = self._bank[:, self._size - keep:self._size]
             self._size = keep
-        self._bank[self._size] = current
+        self._bank[:, self._size] = current
         self._size += 1
         return raw
 
