@@ -124,22 +124,22 @@ def _pairwise(table: np.ndarray, start: int, n: int) -> np.ndarray:
             total += table[i]
         return total
     if n <= 128:
-        runs = [table[start + j].copy() for j in range(8)]
-        i = 8
-        while i < n - n % 8:
-            for j in range(8):
-                runs[j] += table[start + i + j]
-            i += 8
-        runs[0] += runs[1]
-        runs[2] += runs[3]
-        runs[4] += runs[5]
-        runs[6] += runs[7]
-        runs[0] += runs[2]
-        runs[4] += runs[6]
-        runs[0] += runs[4]
-        for k in range(i, n):
-            runs[0] += table[start + k]
-        return runs[0]
+        blocks = n - n % 8
+        if blocks > 8:  # eight running sums, each a fresh array
+            runs = [table[start + j] + table[start + 8 + j] for j in range(8)]
+            for i in range(16, blocks, 8):
+                for j in range(8):
+                    runs[j] += table[start + i + j]
+        else:  # the rows themselves (views: never added to in place)
+            runs = [table[start + j] for j in range(8)]
+        total = runs[0] + runs[1]
+        total += runs[2] + runs[3]
+        last = runs[4] + runs[5]
+        last += runs[6] + runs[7]
+        total += last
+        for k in range(blocks, n):
+            total += table[start + k]
+        return total
     half = n // 2
     half -= half % 8
     total = _pairwise(table, start, half)
