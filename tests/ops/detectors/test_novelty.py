@@ -8,7 +8,8 @@ import pytest
 
 from amml._exceptions import OpError
 from amml.ops.detectors.base import make_detector
-from amml.ops.detectors.novelty import NoveltyDetector, _ShapeNovelty, pairwise_column_sums
+from amml.ops.detectors.novelty import NoveltyDetector, _ShapeNovelty
+from amml.ops.stats import pairwise_column_sums
 
 
 def _oscillation(n: int = 2000, seed: int = 1) -> np.ndarray:
@@ -61,6 +62,9 @@ def test_nearest_neighbour_is_exact_against_brute_force():
     ({"shapes": ()}, "'shapes' must be"),
     ({"shapes": (1,)}, "'shapes' must be"),
     ({"memory": 0}, "'memory' must be positive"),
+    ({"record": -0.5}, "'record' must be a number >= 0"),
+    ({"record": float("nan")}, "'record' must be a number >= 0"),
+    ({"record_warmup": -1}, "'record_warmup' must be >= 0"),
 ])
 def test_bad_parameters(params, message):
     with pytest.raises(OpError, match=message):

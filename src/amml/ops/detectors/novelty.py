@@ -64,7 +64,7 @@ import numpy as np
 from amml._exceptions import OpError
 from amml.ops.detectors.base import Detector, RingBuffer, clip01, register_detector
 from amml.ops.detectors.calibration import Likelihood
-from amml.ops.stats import mad_scale
+from amml.ops.stats import mad_scale, median, pairwise_column_sums
 
 #: What ``update`` returns: the calibrated ``score``, or the detector's own ``alarm`` (0/1).
 OUTPUTS = ("score", "alarm")
@@ -84,8 +84,8 @@ class _RobustSpike:
     @staticmethod
     def _robust_z(ring: RingBuffer, value: float, floor: float) -> float:
         past = ring.values()
-        median = float(np.median(past))
-        return min(abs(value - median) / max(mad_scale(past, median), floor, 1e-12), 1e6)
+        center = median(past)
+        return min(abs(value - center) / max(mad_scale(past, center), floor, 1e-12), 1e6)
 
     def update(self, value: float) -> float:
         diff = value - self._prev if self._prev is not None else 0.0
@@ -100,51 +100,6 @@ class _RobustSpike:
             self._diffs.push(diff)
         self._prev = value
         return raw
-
-
-def pairwise_column_sums(table: np.ndarray) -> np.ndarray:
-    """Sums of ``table``'s columns (over axis 0), added in the order numpy adds a row's values
-    (its pairwise summation: eight running sums, then a tree), so each sum is bit-for-bit
-    what ``.sum(axis=1)`` gives on a C-ordered copy of ``table.T``; but each step adds whole
-    rows, which is fast where numpy's reduction over many short rows is not.
-
-    >>> import numpy as np
-    >>> table = np.random.default_rng(0).random((16, 1000)) ** 3
-    >>> rows = np.ascontiguousarray(table.T)  # one row per column, as numpy sums them
-    >>> bool(np.array_equal(pairwise_column_sums(table), rows.sum(axis=1)))
-    True
-    """
-    return _pairwise(table, 0, table.shape[0])
-
-
-def _pairwise(table: np.ndarray, start: int, n: int) -> np.ndarray:
-    if n < 8:
-        total = table[start].copy()
-        for i in range(start + 1, start + n):
-            total += table[i]
-        return total
-    if n <= 128:
-        blocks = n - n % 8
-        if blocks > 8:  # eight running sums, each a fresh array
-            runs = [table[start + j] + table[start + 8 + j] for j in range(8)]
-            for i in range(16, blocks, 8):
-                for j in range(8):
-                    runs[j] += table[start + i + j]
-        else:  # the rows themselves (views: never added to in place)
-            runs = [table[start + j] for j in range(8)]
-        total = runs[0] + runs[1]
-        total += runs[2] + runs[3]
-        last = runs[4] + runs[5]
-        last += runs[6] + runs[7]
-        total += last
-        for k in range(blocks, n):
-            total += table[start + k]
-        return total
-    half = n // 2
-    half -= half % 8
-    total = _pairwise(table, start, half)
-    total += _pairwise(table, start + half, n - half)
-    return total
 
 
 class _ShapeNovelty:
