@@ -117,8 +117,8 @@ BUGS = (
     PlantedBug(
         "nab-tune-defaults", "a --tune setting spelling out the defaults wins ties",
         "src/amml/cli/bench.py",
-        "if make_detector(detector, **merged).get_params() == effective:",
-        "if merged == params:",
+        "if own_setting is None and tuned.get_params() == effective:",
+        "if own_setting is None and {**params, **setting} == params:",
         ("tests/bench/test_nab_nested.py",)),
 )
 

@@ -138,11 +138,19 @@ def nab(
     if settings and score_results is not None:
         raise _fail("--tune runs the detector with each setting; it does not go with "
                     "--score-results", 2)
-    for setting in settings:  # every combination is checked before anything runs
+    # every combination is checked before anything runs; the one equal to the parameter set,
+    # its defaults included (`--tune record=0,0.5` names the default 0.5 without it being in
+    # the parameter set), reuses that run and wins ties
+    own_setting = None
+    if settings:
+        effective = make_detector(detector, **params).get_params()
+    for setting in settings:
         try:
-            make_detector(detector, **{**params, **setting})
+            tuned = make_detector(detector, **{**params, **setting})
         except OpError as exc:
             raise _fail(f"--tune {_label(setting)}: {exc}", 2) from None
+        if own_setting is None and tuned.get_params() == effective:
+            own_setting = setting
     try:
         corpus = load_corpus(data)
     except FileNotFoundError as exc:
@@ -185,14 +193,10 @@ def nab(
     if settings:  # the parameters picked inside each fold as well as the threshold
         runs: dict[str, dict[str, Any]] = {}
         preferred = None
-        # the parameter set itself, defaults included: `--tune record=0,0.5` names the default
-        # 0.5 without it being in the parameter set, and that setting must win ties too
-        effective = make_detector(detector, **params).get_params()
         for setting in settings:
             merged = {**params, **setting}
             label = _label(setting)
-            if make_detector(detector, **merged).get_params() == effective:
-                # the parameter set itself: its run is reused, and wins ties
+            if setting is own_setting:  # the parameter set itself: its run is reused
                 runs[label], preferred = results, label
                 continue
             runs[label] = {name: corpus.series[name].assign(anomaly_score=scores)

@@ -128,23 +128,12 @@ class _WindowAutoencoder(FittedDetector):
         smoothed = super()._features(z)
         return sliding_window_view(smoothed, self.window, axis=0).transpose(0, 2, 1)
 
-    def _training_device(self, torch: Any) -> Any:
-        """The torch device ``device`` names (``auto``: the first GPU if PyTorch sees one)."""
-        if self.device == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        if self.device == "cpu":
-            return torch.device("cpu")
-        index = int(self.device[5:]) if ":" in self.device else 0
-        if not torch.cuda.is_available() or index >= torch.cuda.device_count():
-            raise OpError(f"device {self.device!r}: PyTorch sees "
-                          f"{torch.cuda.device_count() if torch.cuda.is_available() else 'no'}"
-                          " CUDA device(s) here; use device='cpu' or 'auto'")
-        return torch.device("cuda", index)
-
     def _fit_model(self, features: np.ndarray) -> None:
         torch = _torch()
+        from amml.ops.models.torch_training import resolve_device
+
         self._columns = features.shape[2]
-        device = self._training_device(torch)
+        device = resolve_device(self.device)
         # the caller's random state on the training device is left alone too
         rng_devices = [device.index or 0] if device.type == "cuda" else []
         with torch.random.fork_rng(devices=rng_devices):

@@ -81,11 +81,17 @@ def restore_checkpoint(data: bytes, model: torch.nn.Module,
 
 
 def resolve_device(device: str = "auto") -> torch.device:
-    """``auto``: CUDA when present, else the CPU."""
+    """``auto``: CUDA when present, else the CPU. A CUDA device that is not here (no CUDA, or
+    ``cuda:N`` past the GPUs there are) is an :class:`OpError` now, not a failure later."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise OpError(f"device '{device}' requested but CUDA is not available here")
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise OpError(f"device '{device}' requested but CUDA is not available here")
+        index = int(device[5:]) if ":" in device else 0
+        if index >= torch.cuda.device_count():
+            raise OpError(f"device '{device}' requested but PyTorch sees "
+                          f"{torch.cuda.device_count()} CUDA device(s) here")
     return torch.device(device)
 
 
