@@ -120,6 +120,18 @@ BUGS = (
         "if own_setting is None and tuned.get_params() == effective:",
         "if own_setting is None and {**params, **setting} == params:",
         ("tests/bench/test_nab_nested.py",)),
+    PlantedBug(
+        "daily-ungated", "the time-of-day part joins only where the series follows its time of day",
+        "src/amml/ops/detectors/novelty.py",
+        "if daily >= DAILY_ALARM and self._daily.informative:",
+        "if daily >= DAILY_ALARM:",
+        ("tests/ops/detectors/test_novelty_daily.py",)),
+    PlantedBug(
+        "daily-median", "the time-of-day part compares with the nearest same-time value",
+        "src/amml/ops/detectors/novelty.py",
+        "score = self._calibrate.update(nearest / scale)",
+        "score = self._calibrate.update(residual / scale)",
+        ("tests/ops/detectors/test_novelty_daily.py",)),
 )
 
 
