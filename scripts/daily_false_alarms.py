@@ -53,6 +53,7 @@ def main() -> None:
         "%Y-%m-%d %H:%M:%S").tolist()
     with_total = without_total = 0
     extra: list[tuple[str, int, int]] = []
+    fewer = 0
     for kind in KINDS:
         for seed in range(SEEDS):
             values = series(kind, np.random.default_rng(seed))
@@ -63,8 +64,10 @@ def main() -> None:
             with_total += len(alarms_on)
             without_total += len(alarms_off)
             extra += [(kind, seed, int(row)) for row in sorted(alarms_on - alarms_off)]
+            fewer += len(alarms_off - alarms_on)
     print(f"daily_false_alarms series={len(KINDS) * SEEDS} rows={len(KINDS) * SEEDS * ROWS} "
-          f"alarms_with_daily={with_total} alarms_without={without_total} extra={len(extra)}")
+          f"alarms_with_daily={with_total} alarms_without={without_total} extra={len(extra)} "
+          f"fewer={fewer}")
     for kind, seed, row in extra:
         print(f"daily_false_alarms extra kind={kind} seed={seed} row={row} day={row // DAY}")
 

@@ -12,7 +12,7 @@ import pytest
 
 from amml._exceptions import OpError
 from amml.ops.detectors.base import make_detector
-from amml.ops.detectors.novelty import _TimeOfDay, second_of_day
+from amml.ops.detectors.novelty import _TimeOfDay, time_of_day
 
 DAY = 288  # five-minute rows
 
@@ -82,23 +82,53 @@ def test_a_daily_series_is_informative_once_it_has_days_to_compare():
     assert all(informative[5 * DAY:])
 
 
-def test_timestamps_that_never_repeat_a_time_of_day_leave_the_part_silent():
+def test_a_pattern_that_repeats_every_288_rows_but_not_every_day_is_not_a_daily_one():
+    """Rows 317 s apart: the plateau comes back every 288 rows, which is not a day, so no
+    minute of the day follows it and the part stays out."""
     values, _ = _missing_plateau()
-    irregular = _stamps(len(values), freq="317s")  # 5 min 17 s: no slot fills up
+    irregular = _stamps(len(values), freq="317s")
     np.testing.assert_array_equal(_alarms(values, irregular), _alarms(values, irregular, daily=0))
+
+
+def test_rows_without_timestamps_leave_the_part_silent():
+    values, _ = _missing_plateau()
+    part = _TimeOfDay(0.1)
+    assert all(part.update(row, value) == 0.0 for row, value in enumerate(values))
+    assert not part._slots and not part.informative
+
+
+def test_several_rows_a_minute_keep_one_mean_a_day_and_memory_stays_bounded():
+    """Ten-second rows for nine days: at most 1,440 minutes of seven daily means, and the
+    missed plateau on day 6 (09:00-18:00 at its night level) still scores past 0.99."""
+    stamps = pd.date_range("2024-03-04", periods=9 * 8640, freq="10s")
+    minute = (stamps.hour * 60 + stamps.minute).to_numpy()
+    day = np.arange(len(stamps)) // 8640
+    rng = np.random.default_rng(3)
+    plateau = (minute >= 540) & (minute < 1080) & (day != 6)
+    values = np.where(plateau, 80.0, 20.0) + rng.normal(0, 1.0, len(stamps))
+    part = _TimeOfDay(0.1)
+    scores = np.array([part.update(s, v) for s, v in zip(stamps, values, strict=True)])
+    assert len(part._slots) == 1440
+    assert {len(slot.earlier) for slot in part._slots.values()} == {7}  # 8 closed, 7 kept
+    missed = (day == 6) & (minute >= 540) & (minute < 600)
+    assert scores[missed].max() >= 0.99 and part.informative
+    assert scores[(day == 5)].max() < 0.99  # an ordinary day
 
 
 @pytest.mark.parametrize("stamp", [
     "2024-03-04 09:05:07", "2024-03-04T09:05:07", datetime(2024, 3, 4, 9, 5, 7),
     pd.Timestamp("2024-03-04 09:05:07"), np.datetime64("2024-03-04T09:05:07"),
 ])
-def test_second_of_day_reads_every_timestamp_kind(stamp):
-    assert second_of_day(stamp) == 9 * 3600 + 5 * 60 + 7
+def test_time_of_day_reads_every_timestamp_kind(stamp):
+    day, minute = time_of_day(stamp)
+    assert minute == 9 * 60 + 5
+    assert time_of_day(stamp.replace("04", "05", 1) if isinstance(stamp, str)
+                       else stamp + pd.Timedelta(days=1))[0] == day + 1
 
 
 @pytest.mark.parametrize("stamp", [None, 12, 3.5, "row 7", np.datetime64("NaT")])
 def test_anything_else_has_no_time_of_day(stamp):
-    assert second_of_day(stamp) is None
+    assert time_of_day(stamp) is None
 
 
 @pytest.mark.parametrize("daily", [-0.1, float("nan"), float("inf"), "high"])

@@ -27,16 +27,17 @@ signal:
    each of Gaussian, Student-t, random walk, AR(1), seasonal, trend, Poisson and log-normal
    values) it added 5 alarms to the 62 of the rest, all before row 350, in heavy-tailed noise;
 5. **time of day** (``daily`` > 0; default 0.1), where the rows have timestamps: the distance
-   from the value to the nearest of the last seven values at the same time of day, calibrated
-   by the likelihood over 12-row averages, joins by ``max`` once it passes 0.99 (a one-in-10^9.9
-   event), and only while the series follows its time of day: the mean squared distance of
-   values to their time of day's median is below ``daily`` times the values' variance. A day
+   from the value to the nearest of the last seven days' values at the same minute of the day
+   (each day's mean where a minute holds several rows), calibrated by the likelihood over
+   12-row averages, joins by ``max`` once it passes 0.99 (a one-in-10^9.9 event), and only
+   while the series follows its time of day: the mean squared distance of values to their
+   minute's median is below ``daily`` times the values' variance. A day
    that misses its usual rise is then found even though every value and every short shape in
    it is an ordinary one. The nearest value, not the median, so that a weekend is compared
    with the last weekend; averaged, so that one odd row is not a missed pattern. On 40
    anomaly-free daily series of 28 days at five-minute rows (sine, square wave, weekly
-   pattern, varying height, phase jitter, trend, counts) it added 3 alarms to the 70 of the
-   rest and removed 1, all three on days whose height or phase varies
+   pattern, varying height, phase jitter, trend, counts) it added 4 alarms to the 70 of the
+   rest and removed 1, all four on days whose height or phase varies
    (``scripts/daily_false_alarms.py``);
 6. after averaging, two causal filters make one alarm per event: a score counts only if it beats
    every score of the last ``peak_window`` rows, and after a score of at least ``alarm`` the next
@@ -167,45 +168,68 @@ class _ShapeNovelty:
         return raw
 
 
-def second_of_day(timestamp: Any) -> int | None:
-    """Seconds since midnight of a timestamp (an ISO string, a ``datetime``, a pandas
-    ``Timestamp`` or a ``numpy.datetime64``), or ``None`` for anything else (a row number, no
-    timestamp at all): the time-of-day part then stays silent.
+_EPOCH_ORDINAL = datetime(1970, 1, 1).toordinal()  # day numbers as ``datetime.toordinal``'s
 
-    >>> second_of_day("2014-04-01 09:05:00"), second_of_day(None), second_of_day(3)
-    (32700, None, None)
+
+def time_of_day(timestamp: Any) -> tuple[int, int] | None:
+    """``(day, minute)`` of a timestamp (an ISO string, a ``datetime``, a pandas ``Timestamp``
+    or a ``numpy.datetime64``): a day number and the minute since midnight. ``None`` for
+    anything else (a row number, no timestamp at all): the time-of-day part then stays silent.
+
+    >>> time_of_day("2014-04-01 09:05:30")[1], time_of_day(None), time_of_day(3)
+    (545, None, None)
     """
     if isinstance(timestamp, np.datetime64):
         if np.isnat(timestamp):
             return None
-        return int(timestamp.astype("datetime64[s]").astype(np.int64)) % 86400
+        seconds = int(timestamp.astype("datetime64[s]").astype(np.int64))
+        return seconds // 86400 + _EPOCH_ORDINAL, seconds % 86400 // 60
     if isinstance(timestamp, str):
         try:
             timestamp = datetime.fromisoformat(timestamp)
         except ValueError:
             return None
     if isinstance(timestamp, datetime):  # pandas' Timestamp is one
-        return timestamp.hour * 3600 + timestamp.minute * 60 + timestamp.second
+        return timestamp.toordinal(), timestamp.hour * 60 + timestamp.minute
     return None
+
+
+class _Slot:
+    """One minute of the day: the mean of each earlier day's values in it, and today's sum."""
+
+    __slots__ = ("count", "day", "earlier", "total")
+
+    def __init__(self, day: int, days: int) -> None:
+        self.day, self.total, self.count = day, 0.0, 0
+        self.earlier: deque[float] = deque(maxlen=days)
+
+    def roll(self, day: int) -> None:
+        """Close the last day seen in this minute once a later day arrives."""
+        if day != self.day:
+            if self.count:
+                self.earlier.append(self.total / self.count)
+            self.day, self.total, self.count = day, 0.0, 0
 
 
 class _TimeOfDay:
     """Calibrated novelty against the same time of day on earlier days: the distance from the
-    value to the nearest of the last ``days`` values at the same second of the day, over the
-    median distance to such a slot's median, through HTM's likelihood averaged over ``short``
-    rows (a missing daily peak lasts; one odd row in a slot does not).
+    value to the nearest of the last ``days`` days' values in the same minute of the day (each
+    day's mean, where a minute holds several rows), over the mean distance to such a minute's
+    median, through HTM's likelihood averaged over ``short`` rows (a missing daily peak lasts;
+    one odd row does not). Memory is bounded: at most 1,440 minutes of ``days`` means each.
 
     ``informative`` says whether the series follows its time of day closely enough for the
-    score to mean anything: the mean squared distance of values to their slot's median is
-    below ``strength`` times the values' variance (both over the last ``long`` rows). Series
-    without a daily pattern, and timestamps that never repeat a time of day, leave it off.
+    score to mean anything: the mean squared distance of values to their minute's median is
+    below ``strength`` times the values' variance (both over the last ``long`` rows, one row per
+    minute: they span days whatever the sampling). Series
+    without a daily pattern, and timestamps that never repeat a minute of the day, leave it off.
     """
 
     def __init__(self, strength: float, days: int = 7, short: int = 12, long: int = 2000,
                  min_days: int = 3) -> None:
         self.strength, self.days, self.min_days = strength, days, min_days
-        self._slots: dict[int, deque[float]] = {}
-        self._residuals = RingBuffer(long)  # |value - its slot's median|
+        self._slots: dict[int, _Slot] = {}
+        self._residuals = RingBuffer(long)  # |value - its minute's median|
         self._values = RingBuffer(long)
         self._calibrate = Likelihood(short=short, long=long, warmup=40)
         self._low = math.inf
@@ -215,31 +239,39 @@ class _TimeOfDay:
     def update(self, timestamp: Any, value: float) -> float:
         """The calibrated score (0.0 while nothing can be said: no timestamp, too few days,
         the calibration warming up)."""
-        second = second_of_day(timestamp)
-        if second is None:
+        when = time_of_day(timestamp)
+        if when is None:
             return 0.0
-        history = self._slots.get(second)
-        if history is None:
-            history = self._slots[second] = deque(maxlen=self.days)
+        day, minute = when
+        slot = self._slots.get(minute)
+        if slot is None:
+            slot = self._slots[minute] = _Slot(day, self.days)
+        slot.roll(day)
+        # the strength is measured on one row per minute, so that its 2,000 rows span days
+        # whatever the sampling (five-minute rows: every row)
+        first_today = slot.count == 0
         score = 0.0
-        if len(history) >= self.min_days:
+        if len(slot.earlier) >= self.min_days:
             # a handful of floats: plain Python is several times faster than numpy here
-            past = sorted(history)
+            past = sorted(slot.earlier)
             half = len(past) // 2
             middle = past[half] if len(past) % 2 else (past[half - 1] + past[half]) * 0.5
             residual = abs(value - middle)
             nearest = min(abs(value - earlier) for earlier in past)
             typical = self._residuals.sum / self._residuals.count if self._residuals.count else 0.0
             scale = max(typical, 1e-3 * (self._high - self._low), 1e-12)
-            self._residuals.push(residual)
-            if self._residuals.count >= 50:
+            if first_today:
+                self._residuals.push(residual)
+            if first_today and self._residuals.count >= 50:
                 variance = self._values.mean_std()[1] ** 2
                 self.informative = (self._residuals.sumsq / self._residuals.count
                                     < self.strength * variance)
             score = self._calibrate.update(nearest / scale)
             score = 0.0 if score != score else score
-        history.append(value)
-        self._values.push(value)
+        slot.total += value
+        slot.count += 1
+        if first_today:
+            self._values.push(value)
         self._low, self._high = min(self._low, value), max(self._high, value)
         return score
 
