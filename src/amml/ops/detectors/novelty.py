@@ -31,14 +31,13 @@ signal:
    (each day's mean where a minute holds several rows), calibrated by the likelihood over
    12-row averages, joins by ``max`` once it passes 0.99 (a one-in-10^9.9 event), and only
    while the series follows its time of day: the mean squared distance of values to their
-   minute's median is below ``daily`` times the values' variance. A day
-   that misses its usual rise is then found even though every value and every short shape in
-   it is an ordinary one. The nearest value, not the median, so that a weekend is compared
-   with the last weekend; averaged, so that one odd row is not a missed pattern. On 40
-   anomaly-free daily series of 28 days at five-minute rows (sine, square wave, weekly
-   pattern, varying height, phase jitter, trend, counts) it added 4 alarms to the 70 of the
-   rest and removed 1, all four on days whose height or phase varies
-   (``scripts/daily_false_alarms.py``);
+   minute's median is below ``daily`` times the values' variance. A day that misses its usual
+   rise is then found even though every value and every short shape in it is an ordinary one.
+   The nearest value, not the median, so that a weekend is compared with the last weekend;
+   averaged, so that one odd row is not a missed pattern. On 40 anomaly-free daily series of
+   28 days at five-minute rows (sine, square wave, weekly pattern, varying height, phase
+   jitter, trend, counts) it added 4 alarms to the 70 of the rest and removed 1, all four on
+   days whose height or phase varies (``scripts/daily_false_alarms.py``);
 6. after averaging, two causal filters make one alarm per event: a score counts only if it beats
    every score of the last ``peak_window`` rows, and after a score of at least ``alarm`` the next
    ``suppress`` rows are silenced.
@@ -70,6 +69,7 @@ True
 from __future__ import annotations
 
 import math
+import statistics
 from collections import deque
 from datetime import datetime
 from typing import Any
@@ -221,8 +221,8 @@ class _TimeOfDay:
     ``informative`` says whether the series follows its time of day closely enough for the
     score to mean anything: the mean squared distance of values to their minute's median is
     below ``strength`` times the values' variance (both over the last ``long`` rows, one row per
-    minute: they span days whatever the sampling). Series
-    without a daily pattern, and timestamps that never repeat a minute of the day, leave it off.
+    minute: they span days whatever the sampling). Series without a daily pattern, and
+    timestamps that never repeat a minute of the day, leave it off.
     """
 
     def __init__(self, strength: float, days: int = 7, short: int = 12, long: int = 2000,
@@ -253,19 +253,16 @@ class _TimeOfDay:
         score = 0.0
         if len(slot.earlier) >= self.min_days:
             # a handful of floats: plain Python is several times faster than numpy here
-            past = sorted(slot.earlier)
-            half = len(past) // 2
-            middle = past[half] if len(past) % 2 else (past[half - 1] + past[half]) * 0.5
-            residual = abs(value - middle)
-            nearest = min(abs(value - earlier) for earlier in past)
+            residual = abs(value - statistics.median(slot.earlier))
+            nearest = min(abs(value - earlier) for earlier in slot.earlier)
             typical = self._residuals.sum / self._residuals.count if self._residuals.count else 0.0
             scale = max(typical, 1e-3 * (self._high - self._low), 1e-12)
             if first_today:
                 self._residuals.push(residual)
-            if first_today and self._residuals.count >= 50:
-                variance = self._values.mean_std()[1] ** 2
-                self.informative = (self._residuals.sumsq / self._residuals.count
-                                    < self.strength * variance)
+                if self._residuals.count >= 50:
+                    variance = self._values.mean_std()[1] ** 2
+                    self.informative = (self._residuals.sumsq / self._residuals.count
+                                        < self.strength * variance)
             score = self._calibrate.update(nearest / scale)
             score = 0.0 if score != score else score
         slot.total += value
