@@ -35,25 +35,35 @@ def series(kind: str, rng: np.random.Generator) -> np.ndarray:
     return make[kind]()
 
 
+def alarms_with_and_without(cases, on: dict, off: dict, timestamps=None):
+    """Run the ``amml`` detector's own alarms with parameters ``on`` and ``off`` over each
+    ``(label, values)`` of ``cases``: the alarm totals of both, the rows only ``on`` alarms
+    at (``(label, row)``, in order) and how many rows only ``off`` alarms at."""
+    with_total = without_total = fewer = 0
+    extra: list[tuple[object, int]] = []
+    for label, values in cases:
+        alarms_on = set(np.flatnonzero(make_detector("amml", output="alarm", **on)
+                                       .score_series(values, timestamps) == 1))
+        alarms_off = set(np.flatnonzero(make_detector("amml", output="alarm", **off)
+                                        .score_series(values, timestamps) == 1))
+        with_total += len(alarms_on)
+        without_total += len(alarms_off)
+        extra += [(label, int(row)) for row in sorted(alarms_on - alarms_off)]
+        fewer += len(alarms_off - alarms_on)
+    return with_total, without_total, extra, fewer
+
+
 def main() -> None:
     kinds = ("gaussian", "student_t3", "random_walk", "ar1_0.9", "seasonal", "trend", "poisson",
              "lognormal")
-    with_total = without_total = 0
-    extra: list[tuple[str, int, int]] = []
-    for kind in kinds:
-        for seed in range(SEEDS):
-            values = series(kind, np.random.default_rng(seed))
-            on = make_detector("amml", output="alarm").score_series(values)
-            off = make_detector("amml", output="alarm", record=0).score_series(values)
-            alarms_on, alarms_off = set(np.flatnonzero(on == 1)), set(np.flatnonzero(off == 1))
-            with_total += len(alarms_on)
-            without_total += len(alarms_off)
-            extra += [(kind, seed, int(row)) for row in sorted(alarms_on - alarms_off)]
-    rows = [row for _, _, row in extra]
+    cases = (((kind, seed), series(kind, np.random.default_rng(seed)))
+             for kind in kinds for seed in range(SEEDS))
+    with_total, without_total, extra, _ = alarms_with_and_without(cases, {}, {"record": 0})
+    rows = [row for _, row in extra]
     print(f"record_false_alarms series={len(kinds) * SEEDS} rows={len(kinds) * SEEDS * ROWS} "
           f"alarms_with_record={with_total} alarms_without={without_total} "
           f"extra={len(extra)} last_extra_row={max(rows) if rows else '-'}")
-    for kind, seed, row in extra:
+    for (kind, seed), row in extra:
         print(f"record_false_alarms extra kind={kind} seed={seed} row={row}")
 
 
