@@ -4,35 +4,44 @@
 
     AMMLError
     ├── WorkflowError
-    │   └── WorkflowValidationError   (carries a list of ValidationIssue)
+    │   ├── WorkflowValidationError   (carries a list of ValidationIssue)
+    │   └── CronError                 (also a ValueError: a schedule that is not cron)
     ├── OpError
     │   ├── OpNotFoundError               (also an AttributeError)
     │   ├── PluginError
     │   │   ├── PluginClashError
     │   │   └── PluginNotFoundError       (also a LookupError)
     │   ├── StepFailedError
-    │   └── PayloadError                  (also a ValueError: one unreadable source message)
+    │   ├── PayloadError                  (also a ValueError: one unreadable source message)
+    │   ├── ModelContractError            (a model asked for what its kind does not do)
+    │   └── ClientUnavailable             (a federated client outside its availability window)
     ├── StoreError
     │   ├── ArtifactNotFoundError
     │   ├── ArtifactCorruptError          (a stored file does not hash to its name)
     │   ├── RunNotFoundError
     │   ├── RegistryError
-    │   │   └── AliasConflict
+    │   │   ├── AliasConflict
+    │   │   └── SignatureMismatch         (an alias move to a version of another signature)
     │   ├── LedgerError
     │   ├── ApiKeyError
     │   └── LabelError                (a label, a task or an actual that cannot be stored)
     ├── ServeError
     │   └── BodyError                     (also a ValueError; HTTP 422)
-    │       └── UnsupportedMediaType      (HTTP 415)
+    │       ├── UnsupportedMediaType      (HTTP 415)
+    │       └── LimitError                (a request over a server limit: HTTP 413, 422, 503)
+    ├── TriggerError                      (a retraining trigger that cannot be evaluated)
     └── ConfigurationError
 
 Every error carries the context a user needs to fix it: the file and line of a workflow, the
 step and field, the run id. Modules that raise these re-import them, so
 ``amml.serve.bodies.BodyError`` and ``amml.BodyError`` are one class.
 
-Two exceptions stay outside the tree on purpose, as internal control flow that never reaches a
-user: ``amml.lang.params.ParamProblem`` becomes a :class:`ValidationIssue` (or a CLI message), and
-``amml.serve.app.Reject`` becomes an HTTP error response.
+A few exceptions stay outside the tree on purpose (``tests/test_public_api.py`` lists them and
+fails on any other): internal control flow that never reaches a user
+(``amml.lang.params.ParamProblem`` becomes a :class:`ValidationIssue` or a CLI message;
+``amml.serve.app.Reject`` an HTTP error response; ``amml.dashboard.app.LoginRequired`` and
+``Forbidden`` a redirect or a 401/403 page), and ``amml.edge.runner.EdgeError``, because the
+edge runner imports nothing of AMML (it is installed alone on devices).
 """
 
 from __future__ import annotations
@@ -101,6 +110,11 @@ class WorkflowValidationError(WorkflowError):
         return f"invalid workflow ({count} {noun}):\n{body}"
 
 
+class CronError(WorkflowError, ValueError):
+    """A schedule that is not a valid five-field cron expression (also a ``ValueError``, which
+    callers of the cron parser caught before it joined the tree)."""
+
+
 class OpError(AMMLError):
     """An op is missing, misdeclared or failed."""
 
@@ -139,6 +153,14 @@ class PayloadError(OpError, ValueError):
         self.problem = problem
 
 
+class ModelContractError(OpError):
+    """A model was asked for something its kind does not do (yet), or given bad weights."""
+
+
+class ClientUnavailable(OpError):
+    """A federated client is outside its availability window: it declines this round."""
+
+
 class StoreError(AMMLError):
     """The metadata or artifact store failed or holds something unexpected."""
 
@@ -169,6 +191,15 @@ class AliasConflict(RegistryError):
     """A compare-and-set alias move found the alias moved by someone else meanwhile."""
 
 
+class SignatureMismatch(RegistryError):
+    """An alias would move to a version whose signature differs from its current one's;
+    ``differences`` lists them."""
+
+    def __init__(self, message: str, differences: list[str]) -> None:
+        super().__init__(message)
+        self.differences = differences
+
+
 class LedgerError(StoreError):
     """The ledger is broken, or an entry asked for does not exist."""
 
@@ -197,3 +228,21 @@ class UnsupportedMediaType(BodyError):
     """A body in a media type the server does not read."""
 
     status = 415
+
+
+class LimitError(BodyError):
+    """A request over one of the server's limits; ``limit`` names it (``max_body_bytes``...),
+    ``status`` is the HTTP answer (413, 422 or 503). The message says which ``amml serve``
+    option moves the limit."""
+
+    def __init__(self, message: str, limit: str, status: int, maximum: int) -> None:
+        option = "--" + limit.replace("_", "-")
+        super().__init__(f"{message} ({limit}; amml serve {option})")
+        self.limit, self.status, self.maximum = limit, status, maximum
+
+    def to_json(self) -> dict[str, object]:
+        return {"detail": str(self), "limit": self.limit, "max": self.maximum}
+
+
+class TriggerError(AMMLError):
+    """A trigger that cannot be evaluated (its source is unreachable, labels are missing)."""

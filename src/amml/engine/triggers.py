@@ -26,17 +26,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from amml._exceptions import AMMLError
+from amml._exceptions import AMMLError, TriggerError
 from amml.lang.cron import CronSchedule
 from amml.lang.triggers import TriggerIR
 from amml.lang.validate import ValidatedWorkflow
 from amml.store import Store
 from amml.store.drift_events import DriftRecords
 from amml.store.operations import OperationsRecords
-
-
-class TriggerError(AMMLError):
-    """A trigger that cannot be evaluated (its source is unreachable, labels are missing)."""
 
 
 @dataclass

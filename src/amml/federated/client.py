@@ -23,16 +23,12 @@ from typing import Any
 
 import numpy as np
 
-from amml._exceptions import ConfigurationError, OpError
+from amml._exceptions import ClientUnavailable, ConfigurationError, OpError
 from amml._lazy import pandas as pd
 from amml.federated.schedule import AvailabilityWindow
 from amml.federated.spec import FederationSpec
 from amml.ops.models.contract import ForecastModel, Training, make_model
 from amml.ops.transforms.windows import sliding_windows
-
-
-class ClientUnavailable(OpError):
-    """The client is outside its availability window: it declines this round."""
 
 
 @dataclass

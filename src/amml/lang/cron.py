@@ -13,13 +13,15 @@ both day fields are restricted a day matches if either does.
 >>> CronSchedule.parse("61 * * * *")
 Traceback (most recent call last):
 ...
-amml.lang.cron.CronError: minute: 61 is out of range 0-59
+amml._exceptions.CronError: minute: 61 is out of range 0-59
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+
+from amml._exceptions import CronError
 
 MACROS = {"@hourly": "0 * * * *", "@daily": "0 0 * * *", "@midnight": "0 0 * * *",
           "@weekly": "0 0 * * 0", "@monthly": "0 0 1 * *", "@yearly": "0 0 1 1 *",
@@ -33,10 +35,6 @@ _FIELDS = (("minute", 0, 59, None, 0), ("hour", 0, 23, None, 0),
 #: Searching further than this for a matching minute means the schedule never fires
 #: (``0 0 30 2 *``: February 30th).
 _HORIZON_DAYS = 366 * 5
-
-
-class CronError(ValueError):
-    """A schedule that is not a valid five-field cron expression."""
 
 
 def _value(text: str, name: str, low: int, high: int, names: list[str] | None,

@@ -8,7 +8,7 @@ records who promoted, when, and what was compared (``mse 0.051 < 0.054``).
 
 Only versions that answer the same question are compared: a candidate whose signature
 (columns, outputs, lookback, horizon, frequency) differs from the holder's is refused with
-:class:`~amml.store.model_registry.SignatureMismatch` naming the fields, unless forced: an MSE
+:class:`~amml.SignatureMismatch` naming the fields, unless forced: an MSE
 over 96 steps of one column says nothing against one over 336 steps of seven, and every
 client of the alias would start getting 422s.
 """

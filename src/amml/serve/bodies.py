@@ -83,7 +83,7 @@ def parse(body: bytes, content_type: str | None, spec: Spec, rows: int | None = 
           max_depth: int | None = None) -> Windows:
     """Parse and validate ``body``; ``rows`` defaults to the lookback (a forecast). A batch of
     more than ``max_windows`` windows, or JSON nested deeper than ``max_depth``, is a
-    :class:`~amml.serve.limits.LimitError`, found before the values are converted."""
+    :class:`~amml.LimitError`, found before the values are converted."""
     rows = spec.lookback if rows is None else rows
     reason = rows_reason or f"the model's lookback is {rows}"
     kind = (content_type or "").split(";", 1)[0].strip().lower()

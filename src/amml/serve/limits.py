@@ -18,7 +18,7 @@ parsed form, a few times the JSON size), which is what bounds its memory.
 3
 >>> check_json_depth(b"[" * 40 + b"]" * 40, 32)
 Traceback (most recent call last):
-amml.serve.limits.LimitError: JSON nested 40 levels deep, over this server's limit of 32 ...
+amml._exceptions.LimitError: JSON nested 40 levels deep, over this server's limit of 32 ...
 """
 
 from __future__ import annotations
@@ -28,14 +28,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from amml._exceptions import BodyError
+from amml._exceptions import BodyError, LimitError
 
 if TYPE_CHECKING:
     from starlette.requests import Request
 
-#: ``amml serve`` options, for the messages: a user who meets a limit learns how to move it.
-OPTIONS = {"max_body_bytes": "--max-body-bytes", "max_windows": "--max-windows",
-           "max_json_depth": "--max-json-depth", "max_in_flight": "--max-in-flight"}
 
 # +1 for an opening bracket or brace, -1 for a closing one, 0 for any other byte
 _DELTA = np.zeros(256, dtype=np.int8)
@@ -44,18 +41,6 @@ _DELTA[[ord("]"), ord("}")]] = -1
 _QUOTE = ord('"')
 _SLICE = 1 << 20
 _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
-
-
-class LimitError(BodyError):
-    """A request over one of the server's limits; ``limit`` names it, ``status`` is the HTTP
-    answer (413, 422 or 503)."""
-
-    def __init__(self, message: str, limit: str, status: int, maximum: int) -> None:
-        super().__init__(f"{message} ({limit}; amml serve {OPTIONS[limit]})")
-        self.limit, self.status, self.maximum = limit, status, maximum
-
-    def to_json(self) -> dict[str, object]:
-        return {"detail": str(self), "limit": self.limit, "max": self.maximum}
 
 
 async def read_body(request: Request, limit: int) -> bytes:

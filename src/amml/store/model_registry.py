@@ -29,7 +29,7 @@ from typing import Any
 from sqlalchemy import and_, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from amml._exceptions import AliasConflict, RegistryError
+from amml._exceptions import AliasConflict, RegistryError, SignatureMismatch
 from amml.store import Store
 from amml.store.artifacts import ArtifactRef
 from amml.store.code_version import CodeVersion, detect
@@ -52,14 +52,6 @@ ANY: Any = _Any()
 #: ``outputs``. Versions that differ in any of them are not interchangeable behind one alias,
 #: and their metrics are not comparable (an MSE over 96 steps against one over 336).
 SIGNATURE_FIELDS = ("columns", "outputs", "lookback", "horizon", "freq")
-
-
-class SignatureMismatch(RegistryError):
-    """An alias would move to a version whose signature differs from its current one's."""
-
-    def __init__(self, message: str, differences: list[str]) -> None:
-        super().__init__(message)
-        self.differences = differences
 
 
 def _same_freq(a: Any, b: Any) -> bool:

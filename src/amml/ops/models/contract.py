@@ -32,16 +32,12 @@ from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 
-from amml._exceptions import OpError
+from amml._exceptions import ModelContractError, OpError
 from amml.lang.params import did_you_mean
 from amml.store.artifacts.model import MODEL_CLASSES, SafetensorsModel
 
 #: The model-kind registry (it lives with the artifact loader, which resolves classes by it).
 MODEL_KINDS = MODEL_CLASSES
-
-
-class ModelContractError(OpError):
-    """A model was asked for something its kind does not do (yet), or given bad weights."""
 
 
 @runtime_checkable
