@@ -132,6 +132,18 @@ BUGS = (
         "score = self._calibrate.update(nearest / scale)",
         "score = self._calibrate.update(residual / scale)",
         ("tests/ops/detectors/test_novelty_daily.py",)),
+    PlantedBug(
+        "detect-reference-streams", "a detect step with a reference scores with everything "
+        "frozen on it", "src/amml/ops/detectors/detect.py",
+        "score = fitted.score(values)  # frozen",
+        "score = fitted.score_series(values)  # frozen",
+        ("tests/ops/detectors/test_detect_reference.py",)),
+    PlantedBug(
+        "stored-detector-names-module", "a stored detector names no module to import",
+        "src/amml/ops/detectors/fitted.py",
+        'text = json.dumps({"class": class_path(FittedDetector), "config": meta},',
+        'text = json.dumps({"class": class_path(type(self)), "config": meta},',
+        ("tests/ops/detectors/test_detect_reference.py",)),
 )
 
 

@@ -156,6 +156,12 @@ class _Scheduler:
             while self.ready:
                 step = self.plan.steps[self.ready.pop(0)]
                 inputs = self._input_refs(step)
+                unmade = self._unmade_inputs(step)
+                if unmade:  # bound to an optional output its step did not make this time
+                    self._finish(step, inputs, "", StepResult(
+                        step.name, started_at=time.time(), error="; ".join(unmade),
+                        error_type="OpError"))
+                    continue
                 try:
                     state = _source_state(step)
                 except Exception as exc:
@@ -198,11 +204,27 @@ class _Scheduler:
         refs: dict[str, Any] = {}
         for port, binding in step.inputs.items():
             if binding and isinstance(binding[0], tuple):
-                refs[port] = tuple(self.outcomes[u].outputs[o] for u, o in binding)
+                refs[port] = tuple(self.outcomes[u].outputs[o] for u, o in binding
+                                   if o in self.outcomes[u].outputs)
             elif binding:
                 up, output = binding
-                refs[port] = self.outcomes[up].outputs[output]
+                if output in self.outcomes[up].outputs:
+                    refs[port] = self.outcomes[up].outputs[output]
         return refs
+
+    def _unmade_inputs(self, step: PlannedStep) -> list[str]:
+        """What the step is bound to that its upstream step did not make (an optional
+        output), one message each."""
+        unmade = []
+        for port, binding in step.inputs.items():
+            pairs = binding if binding and isinstance(binding[0], tuple) else (
+                [binding] if binding else [])
+            for up, output in pairs:
+                if output not in self.outcomes[up].outputs:
+                    unmade.append(f"input '{port}': step '{up}' made no '{output}' output "
+                                  f"this run (op '{self.plan.steps[up].op_name}' makes it "
+                                  f"only in some cases)")
+        return unmade
 
     def _previous(self, step: PlannedStep) -> dict[str, ArtifactRef] | None:
         if not getattr(step.op, "incremental", False):
@@ -222,7 +244,9 @@ class _Scheduler:
         outputs = {name: ArtifactRef.from_json(ref) for name, ref in entry["outputs"].items()}
         # each output is re-hashed: one deleted, emptied or overwritten (then moved aside to
         # quarantine) makes this a miss, so the step runs again and writes it afresh
-        if set(outputs) != set(step.output_types) or not all(
+        declared = set(step.output_types)
+        required = declared - set(getattr(step.op, "optional_outputs", ()))
+        if not required <= set(outputs) <= declared or not all(
                 self.artifacts.intact(ref.digest) for ref in outputs.values()):
             return False
         self._record(step, "cached", key, outputs, inputs, [], time.time(), 0.0, None)

@@ -143,6 +143,9 @@ class Op:
     version: ClassVar[str] = "1"
     inputs: ClassVar[dict[str, Input]] = {}
     outputs: ClassVar[dict[str, str]] = {"out": "table"}
+    #: Outputs the op makes only in some cases (``detect``'s fitted ``detector``): ``run`` may
+    #: leave them out, and a step bound to one that was not made fails, naming it.
+    optional_outputs: ClassVar[frozenset[str]] = frozenset()
     Config: ClassVar[type[OpConfig]] = OpConfig
     #: What the step cache fingerprints as this op's code (a class or a function).
     code_object: ClassVar[Any] = None
@@ -192,6 +195,10 @@ class Op:
             raise OpError(f"{cls.__qualname__}: op name {cls.name!r} must be dotted identifiers")
         if not cls.outputs:
             raise OpError(f"op '{cls.name}' declares no outputs")
+        unknown = sorted(set(cls.optional_outputs) - set(cls.outputs))
+        if unknown:
+            raise OpError(f"op '{cls.name}': optional outputs {unknown} are not declared "
+                          f"outputs")
         for output, kind in cls.outputs.items():
             if kind not in ARTIFACT_TYPES:
                 raise OpError(f"op '{cls.name}': output '{output}' has unknown type '{kind}' "
@@ -209,7 +216,7 @@ class Op:
         if isinstance(result, tuple) and len(result) == len(names):
             return dict(zip(names, result, strict=True))
         if isinstance(result, dict):
-            missing = [n for n in names if n not in result]
+            missing = [n for n in names if n not in result and n not in self.optional_outputs]
             extra = [n for n in result if n not in names]
             if not missing and not extra:
                 return result

@@ -8,6 +8,16 @@ anomaly in any one sensor raises the alarm; a multivariate detector sees the row
 Scores are calibrated to ``[0, 1]``; the threshold is chosen as ``threshold`` says (see
 :mod:`amml.ops.detectors.thresholds`).
 
+A reference-fitted detector (``pca_t2q``, ``mset``, ``pyod``, the autoencoders) has a second
+life: given a ``reference`` table (rows believed normal: a training split, an anomaly-free
+run), the step fits it there, freezes its model and threshold (0.5 on the calibrated score,
+the default ``fixed`` threshold), and scores the table without learning from it. The fitted
+detector is the step's ``detector`` output, a ``model`` artifact (safetensors and JSON, no
+pickle); another step takes it as its ``fitted`` input and scores new rows exactly as it
+would have. Registered (the ``register`` op), it is found by name in later runs:
+``model: pump@champion`` scores with the version the alias points at (such a step always
+runs: the alias may have moved).
+
 >>> import numpy as np, pandas as pd
 >>> from amml.ops.base import StepContext
 >>> from amml.ops.detectors.detect import Detect
@@ -23,17 +33,19 @@ Scores are calibrated to ``[0, 1]``; the threshold is chosen as ``threshold`` sa
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
-from amml._exceptions import OpError
+from amml._exceptions import AMMLError, OpError
 from amml._lazy import pandas as pd
 from amml.lang.params import did_you_mean
 from amml.lang.spec import Input
 from amml.ops.base import Op, OpConfig, StepContext
 from amml.ops.detectors.base import DETECTORS, Detector, detector_names, make_detector
+from amml.ops.detectors.fitted import FittedDetector, fitted_detector_names
 from amml.ops.detectors.thresholds import (
     ThresholdConfig,
     alarm_metrics,
@@ -44,6 +56,8 @@ from amml.ops.registry import register
 
 #: The report lists at most this many alarms (rows and timestamps); ``alarms`` counts them all.
 MAX_LISTED_ALARMS = 1000
+#: The detector of a step that names none (and fits none elsewhere).
+DEFAULT_DETECTOR = "amml"
 _RESERVED = ("score", "alarm")
 
 
@@ -52,13 +66,23 @@ class Detect(Op):
     """Score a table with a registered detector; alarms where the score passes a threshold."""
 
     name = "detect"
-    inputs = {"table": Input("table")}
-    outputs = {"out": "table", "report": "json"}
+    inputs = {"table": Input("table"),
+              "reference": Input("table", required=False,
+                                 doc="rows believed normal: fit the detector here, then score "
+                                     "the table with its model and threshold frozen"),
+              "fitted": Input("model", required=False,
+                              doc="a detector fitted earlier (a detect step's 'detector' "
+                                  "output): score the table with it")}
+    outputs = {"out": "table", "report": "json", "detector": "model"}
+    #: a fitted detector exists only when the step fits or is given one
+    optional_outputs = frozenset({"detector"})
     #: detectors are looked up by name: the step cache covers every built-in one
     depends_on = ("amml.ops.detectors",)
 
     class Config(OpConfig):
-        detector: str = Field("amml", description="a registered detector's name")
+        detector: str | None = Field(None, description="a registered detector's name "
+                                     "(default: amml; with a 'fitted' input or a "
+                                     "'model', the one it holds)")
         params: dict[str, Any] = Field(default_factory=dict,
                                        description="the detector's parameters")
         columns: list[str] | None = Field(None, description="columns to score (default: every "
@@ -67,10 +91,15 @@ class Detect(Op):
                                       "index, or the first datetime column)")
         threshold: ThresholdConfig = Field(default_factory=ThresholdConfig)
         label: str | None = Field(None, description="0/1 column to score the alarms against")
+        model: str | None = Field(None, description="a registered fitted detector to score "
+                                  "with: NAME, NAME@ALIAS or NAME@VERSION (instead of fitting "
+                                  "one here)")
 
         @field_validator("detector")
         @classmethod
-        def _known_detector(cls, name: str) -> str:
+        def _known_detector(cls, name: str | None) -> str | None:
+            if name is None:
+                return None
             known = detector_names()
             if name not in known:
                 hint = did_you_mean(name, known)
@@ -81,29 +110,50 @@ class Detect(Op):
         @model_validator(mode="after")
         def _consistent(self) -> Detect.Config:
             try:
-                make_detector(self.detector, **self.params)
+                make_detector(self.detector_name, **self.params)
             except (OpError, TypeError, ValueError) as exc:
                 raise ValueError(f"params: {exc}") from None
             if self.threshold.kind == "labels" and self.label is None:
                 raise ValueError("threshold kind 'labels' needs a label column: set 'label'")
             return self
 
+        @property
+        def detector_name(self) -> str:
+            return self.detector or DEFAULT_DETECTOR
+
+    def source_state(self) -> str | None:
+        # a registry reference reads the registry, whose aliases move: always run then
+        return None if self.config.model else ""
+
     def code_references(self) -> tuple[Any, ...]:
         # the detector is named in the config: a user's, wherever it lives, is covered too
-        return (DETECTORS.get(self.config.detector),)
+        return (DETECTORS.get(self.config.detector_name),)
 
-    def run(self, ctx: StepContext, table: pd.DataFrame) -> dict[str, Any]:
+    def run(self, ctx: StepContext, table: pd.DataFrame, reference: pd.DataFrame | None = None,
+            fitted: Any = None) -> dict[str, Any]:
         c = self.config
-        detector = make_detector(c.detector, **c.params)
         stamps, stamp_column = _timestamps(table, c.timestamp)
-        columns = _columns(table, c.columns, {c.label, stamp_column})
         if c.label is not None and c.label not in table.columns:
             raise OpError(f"label column '{c.label}' not found (columns: "
                           f"{', '.join(map(str, table.columns))})")
+        fitted = _fitted_detector(ctx, c, reference, fitted, stamp_column)
+        wanted = c.columns if c.columns is not None else (
+            fitted.columns_ if fitted is not None else None)
+        columns = _columns(table, wanted, {c.label, stamp_column})
         values = table[columns].to_numpy(dtype=float)
-        per_column = _score(detector, values, columns, stamps)
-        score = (per_column.max(axis=1) if len(per_column.columns) else
-                 detector.score_series(values, stamps))
+        if fitted is not None:
+            if len(columns) != len(fitted.center_):
+                raise OpError(f"the fitted {fitted.name} scores {len(fitted.center_)} columns "
+                              f"{fitted.columns_ or ''}, the table gives {len(columns)}: "
+                              f"{columns}")
+            used: Detector = fitted
+            per_column = pd.DataFrame(index=range(len(values)))
+            score = fitted.score(values)  # frozen: rows that follow what it has seen
+        else:
+            used = make_detector(c.detector_name, **c.params)
+            per_column = _score(used, values, columns, stamps)
+            score = (per_column.max(axis=1) if len(per_column.columns) else
+                     used.score_series(values, stamps))
         labels = (pd.to_numeric(table[c.label], errors="coerce").to_numpy(dtype=float)
                   if c.label is not None else None)
         threshold = choose_threshold(score, c.threshold, labels, stamps)
@@ -126,8 +176,75 @@ class Detect(Op):
             labelled = np.isfinite(labels)
             metrics = alarm_metrics(alarm[labelled], labels[labelled] > 0)
         ctx.log_metrics({"alarms": int(alarm.sum()), "threshold": threshold, **metrics})
-        return {"out": out, "report": _report(c, detector, columns, threshold, alarm, stamps,
-                                              labels, metrics)}
+        report = _report(c, used, columns, threshold, alarm, stamps, labels, metrics)
+        result: dict[str, Any] = {"out": out, "report": report}
+        if fitted is not None:
+            report["fitted"] = {"on": (f"model {c.model}" if c.model else "reference"
+                                       if reference is not None else "fitted input"),
+                                "reference_rows": (None if reference is None
+                                                   else len(reference)),
+                                "threshold_raw": fitted.threshold_raw_}
+            result["detector"] = fitted  # its state after the table: it goes on from there
+        return result
+
+
+def _fitted_detector(ctx: StepContext, c: Detect.Config, reference: pd.DataFrame | None,
+                     fitted: Any, stamp_column: str | None) -> FittedDetector | None:
+    """The step's fitted detector: fitted on ``reference``, the ``fitted`` input, or the
+    registered ``model``; None when the detector streams."""
+    given = [what for what, value in (("'reference'", reference), ("'fitted'", fitted),
+                                      ("'model'", c.model)) if value is not None]
+    if len(given) > 1:
+        raise OpError(f"give one of 'reference' (fit the detector in this step), 'fitted' "
+                      f"(one fitted earlier) or 'model' (a registered one), not "
+                      f"{' and '.join(given)}")
+    if reference is not None:
+        return _fit_on_reference(c, reference, stamp_column)
+    if fitted is not None:
+        return _fitted_input(c, fitted, "input 'fitted'")
+    if c.model is not None:
+        return _fitted_input(c, _registered(ctx, c.model), f"model '{c.model}'")
+    return None
+
+
+def _fit_on_reference(c: Detect.Config, reference: pd.DataFrame,
+                      stamp_column: str | None) -> FittedDetector:
+    """A fresh ``c.detector`` fitted on the reference's columns (the table's, by name)."""
+    detector = make_detector(c.detector_name, **c.params)
+    if not isinstance(detector, FittedDetector):
+        raise OpError(f"detector '{c.detector_name}' learns as it streams: it has no fit on a "
+                      f"reference. Drop 'reference', or use a reference-fitted detector "
+                      f"({', '.join(fitted_detector_names())})")
+    _, reference_stamps = _timestamps(reference, c.timestamp)
+    columns = _columns(reference, c.columns, {c.label, stamp_column, reference_stamps})
+    detector.fit(reference[columns])
+    return detector
+
+
+def _registered(ctx: StepContext, reference: str) -> Any:
+    registry = ctx.model_registry()
+    if registry is None:
+        raise OpError(f"model '{reference}' is read from the model registry: run the workflow "
+                      "with a store (amml run, or run_workflow(..., store=open_store()))")
+    try:
+        return registry.load(registry.resolve(reference))
+    except AMMLError as exc:
+        raise OpError(f"model '{reference}': {exc}") from None
+
+
+def _fitted_input(c: Detect.Config, detector: Any, what: str) -> FittedDetector:
+    """A copy of the ``detector`` input (scoring moves its stream state; the stored one stays
+    as it was), checked against the config."""
+    if not isinstance(detector, FittedDetector) or not detector.fitted_:
+        raise OpError(f"{what} is a {type(detector).__name__}, not a fitted detector (the "
+                      f"'detector' output of a detect step with a 'reference')")
+    if c.detector is not None and c.detector != detector.name:
+        raise OpError(f"detector '{c.detector}' is configured, but {what} is a fitted "
+                      f"'{detector.name}': drop one of them")
+    if c.params:
+        raise OpError(f"params configure a detector fitted in this step; {what} keeps the "
+                      f"parameters it was fitted with: drop 'params'")
+    return copy.deepcopy(detector)
 
 
 def _timestamps(table: pd.DataFrame, name: str | None) -> tuple[pd.DatetimeIndex | None,
@@ -187,7 +304,7 @@ def _report(c: Detect.Config, detector: Detector, columns: list[str], threshold:
     rows = np.flatnonzero(alarm)
     listed = rows[:MAX_LISTED_ALARMS]
     report: dict[str, Any] = {
-        "detector": c.detector, "params": _jsonable(detector.get_params()),
+        "detector": detector.name, "params": _jsonable(detector.get_params()),
         "multivariate": detector.multivariate, "columns": columns,
         "threshold": threshold, "threshold_config": c.threshold.model_dump(),
         "rows": len(alarm), "alarms": len(rows),

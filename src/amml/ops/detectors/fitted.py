@@ -17,7 +17,11 @@ the first rows of a batch when a windowed feature has no earlier rows to look ba
 A fitted detector is saved as safetensors (its arrays) with JSON metadata (its name,
 parameters and counters): :func:`save_detector` / :func:`load_detector`. Nothing is pickled;
 a model from a library that only pickles (PyOD, scikit-learn) is rebuilt by refitting it on the
-stored reference sample with its fixed seed.
+stored reference sample with its fixed seed. A fitted detector is also a
+:class:`~amml.store.artifacts.model.SafetensorsModel`, so a workflow step can output it as a
+``model`` artifact (the ``detect`` op's ``detector``) and a later step take it as input. The
+artifact names this base class, never the detector's module: the detector is looked up by its
+registered name, as everywhere else.
 
 >>> import numpy as np
 >>> from amml.ops.detectors.base import make_detector
@@ -46,12 +50,13 @@ from amml._exceptions import OpError, StoreError
 from amml.ops.detectors.base import DETECTORS, Detector, Value
 from amml.ops.detectors.thresholds import runs
 from amml.ops.detectors.windowed import check_int, check_share
+from amml.store.artifacts.model import METADATA_KEY, SafetensorsModel, class_path
 
-#: The metadata key of a saved detector (one key: canonical JSON, so equal state, equal bytes).
-METADATA_KEY = "amml_detector"
+#: The metadata key detectors were saved under before they were models too (still read).
+LEGACY_METADATA_KEY = "amml_detector"
 
 
-class FittedDetector(Detector):
+class FittedDetector(Detector, SafetensorsModel):
     """Base of reference-fitted detectors (see the module docstring).
 
     Subclasses keep the shared parameters (``warmup``, ``smooth``, ``threshold``, ``quantile``,
@@ -64,6 +69,9 @@ class FittedDetector(Detector):
 
     multivariate = True
     lookback: int = 0
+    #: The reference's column names when it was a table (kept with the saved state, so a
+    #: stored detector knows which columns it scores); None for a plain array.
+    columns_: list[str] | None = None
 
     warmup: int
     smooth: int
@@ -169,6 +177,8 @@ class FittedDetector(Detector):
         """Learn centre, scale, model and threshold on ``reference`` (rows x columns), and
         freeze them. Returns the detector."""
         self._reset()
+        names = getattr(reference, "columns", None)
+        self.columns_ = [str(name) for name in names] if names is not None else None
         rows = self._rows(reference)
         if len(rows) < self.context + 2:
             raise OpError(f"{self.name}: the reference has {len(rows)} rows; it needs at least "
@@ -294,7 +304,33 @@ class FittedDetector(Detector):
         arrays.update({f"model.{k}": np.asarray(v) for k, v in self._model_arrays().items()})
         meta = {"detector": self.name, "params": self.get_params(),
                 "threshold_raw": self.threshold_raw_, "since_fit": self._since_fit}
+        if self.columns_ is not None:
+            meta["columns"] = list(self.columns_)
         return meta, arrays
+
+    # ------------------------------------------------------------------ a model artifact
+
+    def get_config(self) -> dict[str, Any]:
+        return self.state()[0]
+
+    def get_tensors(self) -> dict[str, np.ndarray]:
+        return self.state()[1]
+
+    @classmethod
+    def from_state(cls, config: dict[str, Any], tensors: dict[str, np.ndarray]
+                   ) -> FittedDetector:
+        return _rebuild(config, tensors)
+
+    def to_bytes(self) -> bytes:
+        """Safetensors bytes naming :class:`FittedDetector`, whatever the subclass: loading
+        then imports nothing the file names (see the module docstring)."""
+        from safetensors.numpy import save as st_save
+
+        meta, arrays = self.state()
+        tensors = {k: np.ascontiguousarray(v) for k, v in sorted(arrays.items())}
+        text = json.dumps({"class": class_path(FittedDetector), "config": meta},
+                          sort_keys=True, separators=(",", ":"))
+        return st_save(tensors, metadata={METADATA_KEY: text})
 
     def set_state(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         self._reset()
@@ -304,6 +340,7 @@ class FittedDetector(Detector):
         self._last = arrays["last"]
         self.threshold_raw_ = float(meta["threshold_raw"])
         self._since_fit = int(meta["since_fit"])
+        self.columns_ = list(meta["columns"]) if meta.get("columns") is not None else None
         self._set_model_arrays({k[len("model."):]: v for k, v in arrays.items()
                                 if k.startswith("model.")})
         self.fitted_ = True
@@ -311,27 +348,39 @@ class FittedDetector(Detector):
 
 def detector_to_bytes(detector: FittedDetector) -> bytes:
     """A fitted detector as safetensors bytes (arrays) with JSON metadata; no pickle."""
-    from safetensors.numpy import save as st_save
-
-    meta, arrays = detector.state()
-    tensors = {k: np.ascontiguousarray(v) for k, v in sorted(arrays.items())}
-    return st_save(tensors, metadata={METADATA_KEY: json.dumps(meta, sort_keys=True,
-                                                               separators=(",", ":"))})
+    return detector.to_bytes()
 
 
 def detector_from_bytes(data: bytes) -> FittedDetector:
-    """Rebuild a fitted detector: the class is looked up by its registered name only."""
+    """Rebuild a fitted detector: the class is looked up by its registered name only. Reads
+    what :func:`detector_to_bytes` writes and what it wrote before detectors were models."""
     from safetensors.numpy import load as st_load
 
     try:
         size = int.from_bytes(data[:8], "little")
-        meta = json.loads(json.loads(data[8:8 + size])["__metadata__"][METADATA_KEY])
+        metadata = json.loads(data[8:8 + size])["__metadata__"]
+        if METADATA_KEY in metadata:
+            meta = json.loads(metadata[METADATA_KEY])["config"]
+        else:
+            meta = json.loads(metadata[LEGACY_METADATA_KEY])
         arrays = st_load(data)
     except Exception as exc:  # any parse failure is one clear error
         raise StoreError(f"not a saved AMML detector ({type(exc).__name__}: {exc})") from None
-    cls = DETECTORS.get(meta["detector"])
-    if not issubclass(cls, FittedDetector):
-        raise StoreError(f"detector '{meta['detector']}' cannot be loaded from the store")
+    return _rebuild(meta, arrays)
+
+
+def fitted_detector_names() -> list[str]:
+    """The registered detectors with a reference-fitted life (``fit``/``score``)."""
+    return [name for name, cls in DETECTORS.items()
+            if isinstance(cls, type) and issubclass(cls, FittedDetector)]
+
+
+def _rebuild(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> FittedDetector:
+    name = meta.get("detector") if isinstance(meta, dict) else None
+    cls = DETECTORS.find(name) if isinstance(name, str) else None
+    if cls is None or not issubclass(cls, FittedDetector):
+        raise StoreError(f"detector {name!r} cannot be loaded from the store (fitted "
+                         f"detectors: {', '.join(fitted_detector_names())})")
     detector = cls(**meta["params"])
     detector.set_state(meta, arrays)
     return detector

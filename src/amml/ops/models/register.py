@@ -12,6 +12,11 @@ of model. Aliases given in the config are set once the version exists::
                data: test_scaled}
       with: {name: oil-temperature, aliases: [challenger]}
 
+A fitted anomaly detector (a ``detect`` step's ``detector`` output) registers the same way;
+its signature says what it scores: ``task: detect``, the detector, its columns, the rows one
+score needs (``lookback``) and the frequency. A ``detect`` step then scores with it by name
+(``model: pump@champion``).
+
 The step is cached like any other: running the workflow again with the same model registers
 nothing new; a new model (new data, new parameters) becomes the next version.
 """
@@ -100,9 +105,17 @@ def model_signature(model: Any, *, scaler: dict[str, Any] | None = None,
     >>> sig["freq"], sig["lookback"], sig["horizon"], sig["model_kind"]
     ('h', 24, 6, 'naive')
     """
+    from amml.ops.detectors.fitted import FittedDetector
+
+    frequency = freq or (infer_frequency(data) if data is not None else None)
+    if isinstance(model, FittedDetector) and model.fitted_:
+        width = len(model.center_)
+        return {"task": "detect", "freq": frequency, "lookback": model.context + 1,
+                "columns": list(model.columns_ or [f"c{i}" for i in range(width)]),
+                "outputs": ["score"], "model_kind": model.name, "detector": model.name}
     if not isinstance(model, ForecastModel):
-        raise OpError(f"register needs a ForecastModel (a trained kind), got "
-                      f"{type(model).__name__}")
+        raise OpError(f"register needs a ForecastModel (a trained kind) or a fitted "
+                      f"detector, got {type(model).__name__}")
     columns, outputs = list(model.columns), list(model.outputs)
     kept = None
     if scaler:
@@ -111,7 +124,7 @@ def model_signature(model: Any, *, scaler: dict[str, Any] | None = None,
         # a univariate shorthand's placeholder column ('value') names nothing in the data:
         # then the whole scaler describes what the caller sends
         kept = (fitted.subset(wanted) if fitted.covers(wanted) else fitted).to_json() or None
-    return {"freq": freq or (infer_frequency(data) if data is not None else None),
+    return {"freq": frequency,
             "lookback": model.lookback, "horizon": model.horizon,
             "columns": columns, "outputs": outputs, "scaler": kept,
             "model_kind": model.kind}

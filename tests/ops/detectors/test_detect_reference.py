@@ -1,0 +1,267 @@
+"""The ``detect`` op's reference-fitted life: fit on a ``reference`` table, score the table with
+everything frozen, output the fitted detector as a ``model`` artifact, and score later rows
+with it (``fitted`` input), in one run or the next."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from amml import load_model, open_store, run_workflow
+from amml._exceptions import OpError, RegistryError, StepFailedError, StoreError
+from amml.lang import load_yaml_text
+from amml.ops.base import StepContext
+from amml.ops.detectors.base import make_detector
+from amml.ops.detectors.detect import Detect
+from amml.ops.detectors.fitted import (
+    LEGACY_METADATA_KEY,
+    FittedDetector,
+    detector_from_bytes,
+    detector_to_bytes,
+)
+from amml.store.artifacts.serializers import deserialize, serialize
+
+BREAK = (200, 260)  # rows of the scored table where the channels stop moving together
+
+
+def pump(rows: int, seed: int, broken: tuple[int, int] | None = None) -> pd.DataFrame:
+    """Two channels that move together (plus a third of noise), hourly; within ``broken`` the
+    second channel turns against the first while each stays in its usual range."""
+    rng = np.random.default_rng(seed)
+    drive = np.sin(np.arange(rows) / 7.0) + rng.normal(0, 0.05, rows)
+    frame = pd.DataFrame({
+        "flow": drive + rng.normal(0, 0.05, rows),
+        "pressure": 2.0 * drive + rng.normal(0, 0.05, rows),
+        "noise": rng.normal(0, 1, rows),
+    }, index=pd.date_range("2024-05-01", periods=rows, freq="h", name="time"))
+    frame["is_anomaly"] = 0
+    if broken is not None:
+        lo, hi = broken
+        frame.iloc[lo:hi, 1] = -frame.iloc[lo:hi, 1]
+        frame.iloc[lo:hi, 3] = 1
+    return frame
+
+
+def test_fit_on_the_reference_then_score_frozen_as_the_python_api_does() -> None:
+    reference, table = pump(500, 1), pump(400, 2, BREAK)
+    result = Detect(detector="pca_t2q", label="is_anomaly").run(
+        StepContext(), table, reference=reference)
+    out, report, fitted = result["out"], result["report"], result["detector"]
+    # the same detector object and numbers as the Python API (issue 13, item 5)
+    columns = ["flow", "pressure", "noise"]
+    expected = make_detector("pca_t2q").fit(reference[columns]).score(table[columns].to_numpy())
+    np.testing.assert_array_equal(out["score"].to_numpy(), expected)
+    assert report["columns"] == columns and report["threshold"] == 0.5
+    assert report["fitted"] == {"on": "reference", "reference_rows": 500,
+                                "threshold_raw": fitted.threshold_raw_}
+    alarm = out["alarm"].to_numpy()
+    # frozen: the whole broken stretch alarms (a moving calibration would absorb it)
+    assert alarm[BREAK[0]:BREAK[1]].mean() >= 0.95
+    assert alarm[:BREAK[0]].sum() + alarm[BREAK[1]:].sum() <= 4
+    assert report["metrics"]["recall"] >= 0.95
+    assert isinstance(fitted, FittedDetector) and fitted.columns_ == columns
+
+
+def test_without_a_reference_the_detector_streams_as_before() -> None:
+    table = pump(600, 3)
+    plain = Detect(detector="pca_t2q", params={"warmup": 300}).run(StepContext(), table)
+    assert "detector" not in plain and "fitted" not in plain["report"]
+    assert plain["out"]["score"].iloc[:300].isna().all()
+
+
+def test_a_stored_detector_scores_later_rows_as_the_fitted_one_would() -> None:
+    reference, first, later = pump(500, 4), pump(300, 5), pump(400, 6, BREAK)
+    fitted = Detect(detector="mset").run(StepContext(), first, reference=reference)["detector"]
+    kind, data = serialize(fitted, "model")  # what the engine stores for the output
+    assert kind == "model"
+    stored = deserialize(kind, data)
+    assert isinstance(stored, FittedDetector) and stored.columns_ == fitted.columns_
+    again = Detect().run(StepContext(), later, fitted=stored)
+    twin = make_detector("mset").fit(reference[fitted.columns_])
+    twin.score(first[fitted.columns_].to_numpy())
+    np.testing.assert_array_equal(again["out"]["score"].to_numpy(),
+                                  twin.score(later[fitted.columns_].to_numpy()))
+    assert again["report"]["detector"] == "mset"
+    assert again["report"]["fitted"]["on"] == "fitted input"
+    # the input is left as it was stored: scoring moved a copy
+    assert detector_to_bytes(stored) == data
+    assert again["out"]["alarm"].to_numpy()[BREAK[0]:BREAK[1]].mean() >= 0.9
+
+
+def test_the_reference_life_in_a_workflow_across_two_runs(tmp_path: Path) -> None:
+    """Run 1 fits on a training split, stores and registers the detector; run 2 scores new
+    rows with the version the alias points at: the numbers of one object."""
+    pump(900, 7, (750, 800)).to_csv(tmp_path / "history.csv")
+    pump(300, 8, (100, 140)).to_csv(tmp_path / "today.csv")
+    fit = load_yaml_text(f"""
+name: pump-fit
+steps:
+  raw:
+    op: source.csv
+    with: {{path: {tmp_path / 'history.csv'}, time: time}}
+  parts:
+    op: split
+    inputs: {{table: raw}}
+    with: {{train: 0.6, val: 0.1}}
+  scored:
+    op: detect
+    inputs: {{table: parts.test, reference: parts.train}}
+    with: {{detector: pca_t2q, label: is_anomaly}}
+  registered:
+    op: register
+    inputs: {{model: scored.detector, data: parts.test}}
+    with: {{name: pump-detector, aliases: [champion]}}
+""")
+    score = load_yaml_text(f"""
+name: pump-score
+steps:
+  today:
+    op: source.csv
+    with: {{path: {tmp_path / 'today.csv'}, time: time}}
+  scored:
+    op: detect
+    inputs: {{table: today}}
+    with: {{model: pump-detector@champion, label: is_anomaly}}
+""")
+    with open_store(tmp_path / "home") as store:
+        first = run_workflow(fit, store=store).raise_for_status()
+        report = first.output("scored", "report")
+        assert report["fitted"]["reference_rows"] == 540
+        assert report["metrics"]["recall"] >= 0.9
+        ref = first.steps["scored"].outputs["detector"]
+        assert ref.type == "model"
+        stored = store.artifacts.load(ref)
+        registered = first.output("registered")
+        assert registered["artifact"] == ref.digest  # the stored artifact, not a copy
+        assert registered["signature"] == {
+            "task": "detect", "detector": "pca_t2q", "model_kind": "pca_t2q", "freq": "h",
+            "lookback": 1, "columns": ["flow", "pressure", "noise"], "outputs": ["score"]}
+        refit = run_workflow(fit, store=store).raise_for_status()
+        assert refit.count("cached") == len(refit.steps)  # the fitted detector too
+        assert refit.steps["scored"].outputs["detector"] == ref
+        second = run_workflow(score, store=store).raise_for_status()
+        result = second.output("scored", "report")
+        scores = second.output("scored")["score"].to_numpy()
+        # a detector version is not a forecaster: load_model (and the server) say so
+        with pytest.raises(RegistryError, match="PCAT2QDetector is not a forecaster"):
+            load_model("pump-detector@champion", store=store)
+        again = run_workflow(score, store=store).raise_for_status()
+        # the source is cached; the registry reference is not (the alias may have moved)
+        assert again.steps["today"].status == "cached"
+        assert again.steps["scored"].status == "ran"
+    assert isinstance(stored, FittedDetector) and stored.columns_ == ["flow", "pressure", "noise"]
+    today = pd.read_csv(tmp_path / "today.csv", index_col="time", parse_dates=True)
+    np.testing.assert_array_equal(scores, stored.score(today[stored.columns_].to_numpy()))
+    assert result["fitted"]["on"] == "model pump-detector@champion"
+    assert result["metrics"]["recall"] >= 0.9
+
+
+def test_a_registered_reference_needs_a_store_and_a_fitted_detector(tmp_path: Path) -> None:
+    table = pump(100, 13)
+    with pytest.raises(OpError, match="run the workflow with a store"):
+        Detect(model="pump@champion").run(StepContext(), table)
+
+
+def test_saved_detectors_of_the_earlier_format_still_load() -> None:
+    from safetensors.numpy import save as st_save
+
+    fitted = make_detector("pca_t2q").fit(pump(400, 9)[["flow", "pressure"]])
+    meta, arrays = fitted.state()
+    legacy = st_save({k: np.ascontiguousarray(v) for k, v in sorted(arrays.items())},
+                     metadata={LEGACY_METADATA_KEY: json.dumps(meta, sort_keys=True)})
+    loaded = detector_from_bytes(legacy)
+    rows = pump(100, 10)[["flow", "pressure"]].to_numpy()
+    np.testing.assert_array_equal(loaded.score(rows), fitted.score(rows))
+    with pytest.raises(StoreError, match="cannot be loaded from the store"):
+        detector_from_bytes(st_save({"x": np.zeros(1)}, metadata={
+            LEGACY_METADATA_KEY: json.dumps({"detector": "amml", "params": {}})}))
+
+
+def test_errors_name_the_problem() -> None:
+    reference, table = pump(400, 11), pump(200, 12)
+    with pytest.raises(OpError, match=r"learns as it streams.*pca_t2q"):
+        Detect(detector="rolling_mad").run(StepContext(), table, reference=reference)
+    fitted = Detect(detector="pca_t2q", label="is_anomaly").run(
+        StepContext(), table, reference=reference)["detector"]
+    with pytest.raises(OpError, match="not 'reference' and 'fitted'"):
+        Detect().run(StepContext(), table, reference=reference, fitted=fitted)
+    with pytest.raises(OpError, match="not 'reference' and 'model'"):
+        Detect(model="pump@champion").run(StepContext(), table, reference=reference)
+    with pytest.raises(OpError, match="not a fitted detector"):
+        Detect().run(StepContext(), table, fitted={"not": "a detector"})
+    with pytest.raises(OpError, match="not a fitted detector"):
+        Detect().run(StepContext(), table, fitted=make_detector("pca_t2q"))  # never fitted
+    with pytest.raises(OpError, match="configured, but input 'fitted' is a fitted 'pca_t2q'"):
+        Detect(detector="mset").run(StepContext(), table, fitted=fitted)
+    with pytest.raises(OpError, match="keeps the parameters it was fitted with"):
+        Detect(params={"window": 64}).run(StepContext(), table, fitted=fitted)
+    with pytest.raises(OpError, match=r"scores 3 columns.*gives 2"):
+        Detect(columns=["flow", "pressure"]).run(StepContext(), table, fitted=fitted)
+    with pytest.raises(OpError, match="columns \\['noise'\\] not found"):
+        Detect().run(StepContext(), table.drop(columns="noise"), fitted=fitted)
+
+
+def test_a_stored_detector_names_no_module_to_import(tmp_path: Path) -> None:
+    """The artifact names the FittedDetector base: a fresh interpreter that has imported no
+    detector module rebuilds it, looked up by its registered name."""
+    import subprocess
+    import sys
+
+    fitted = make_detector("pca_t2q").fit(pump(300, 14)[["flow", "pressure"]])
+    path = tmp_path / "detector.safetensors"
+    path.write_bytes(serialize(fitted, "model")[1])
+    script = (
+        "import sys\n"
+        "import amml.ops.detectors.fitted\n"
+        "from amml.store.artifacts.serializers import deserialize\n"
+        "before = 'amml.ops.detectors.multivariate' in sys.modules\n"
+        f"detector = deserialize('model', open({str(path)!r}, 'rb').read())\n"
+        "print(before, type(detector).__name__, detector.columns_)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.split() == ["False", "PCAT2QDetector", "['flow',", "'pressure']"]
+
+
+def test_a_step_bound_to_a_detector_that_was_not_fitted_fails_naming_it(tmp_path: Path) -> None:
+    """``detector`` is an optional output: a streaming detect step makes none, and a step
+    bound to it fails with the reason (the rest of the run is unaffected)."""
+    workflow = load_yaml_text("""
+name: no-fit
+steps:
+  raw:
+    op: source.synthetic
+    with: {periods: 300, seed: 3}
+  scored:
+    op: detect
+    inputs: {table: raw}
+    with: {detector: rolling_mad, label: is_anomaly}
+  registered:
+    op: register
+    inputs: {model: scored.detector}
+    with: {name: nothing}
+""")
+    with open_store(tmp_path / "home") as store, pytest.raises(StepFailedError) as failed:
+        run_workflow(workflow, store=store)
+    assert failed.value.step == "registered"
+    assert str(failed.value).endswith(
+        "OpError: input 'model': step 'scored' made no 'detector' output this run (op 'detect' "
+        "makes it only in some cases)")
+    with open_store(tmp_path / "home") as store:  # the detect step ran and is kept
+        steps = {row["name"]: row for row in store.metadata.run_steps(failed.value.run_id)}
+    assert steps["scored"]["status"] == "ran"
+
+
+def test_only_declared_outputs_may_be_optional() -> None:
+    from amml.ops.base import Op
+
+    class Odd(Op):
+        name = "odd"
+        outputs = {"out": "table"}
+        optional_outputs = frozenset({"other"})
+
+    with pytest.raises(OpError, match=r"optional outputs \['other'\] are not declared"):
+        Odd.check_declaration()
