@@ -304,7 +304,7 @@ def build_card(store: Store, reference: str, *, max_windows: int = 2000,
                and k not in ("lookback", "horizon")}
     evaluation = _evaluation_data(store, version)
     slices, overall, naive = ({}, None, None)
-    if evaluation is not None:
+    if evaluation is not None and not _is_detector(version):
         slices, overall, naive = _slices(model, evaluation, max_windows)
     drift = [e for e in DriftRecords(store).events(version.name)]
     ledgers = _ledgers(store, version, training.get("step"))
@@ -322,9 +322,20 @@ def build_card(store: Store, reference: str, *, max_windows: int = 2000,
     return card
 
 
+def _is_detector(version: ModelVersion) -> bool:
+    """A fitted anomaly detector (the ``register`` op's ``task: detect`` signature)."""
+    return (version.signature or {}).get("task") == "detect"
+
+
 def _intended_use(version: ModelVersion) -> str:
     sig = version.signature or {}
     columns = ", ".join(sig.get("columns") or []) or "?"
+    if _is_detector(version):
+        freq = f"frequency {sig['freq']}" if sig.get("freq") else "an unrecorded frequency"
+        text = (f"Scores each row of {columns} (sampled at {freq}) for anomalies with a fitted "
+                f"{sig.get('detector') or '?'} detector, from the last {sig.get('lookback', '?')} "
+                f"rows; a score of 0.5 is the threshold frozen on its reference period.")
+        return text + (f" {version.description}" if version.description else "")
     outputs = ", ".join(sig.get("outputs") or []) or "?"
     freq = f"frequency {sig['freq']}" if sig.get("freq") else "an unrecorded frequency"
     text = (f"Forecasts the next {sig.get('horizon', '?')} steps of {outputs} from the last "
@@ -594,15 +605,21 @@ def _ledgers(store: Store, version: ModelVersion, train_step: str | None
 
 def _limits(version: ModelVersion, card: ModelCard, evaluation: Any) -> list[str]:
     sig = version.signature or {}
-    limits = [f"Forecasts exactly {sig.get('horizon', '?')} steps from exactly "
-              f"{sig.get('lookback', '?')} rows; other shapes are refused."]
+    if _is_detector(version):
+        limits = [f"Scores exactly the columns {', '.join(sig.get('columns') or []) or '?'}, in "
+                  f"that order. Model and threshold were frozen on the reference period: a new "
+                  f"normal (a changed process, a recalibrated sensor) alarms until the detector "
+                  f"is fitted again."]
+    else:
+        limits = [f"Forecasts exactly {sig.get('horizon', '?')} steps from exactly "
+                  f"{sig.get('lookback', '?')} rows; other shapes are refused."]
     ranges = [s for s in card.lineage.get("sources", []) if s.get("start")]
     if ranges:
         start = min(s["start"] for s in ranges)
         end = max(s["end"] for s in ranges)
         limits.append(f"Trained on data from {start} to {end}; behaviour outside the "
                       "range of values seen then is unknown.")
-    if evaluation is None:
+    if evaluation is None and not _is_detector(version):
         limits.append("No test data was registered with the version: per-slice errors "
                       "could not be computed.")
     for title, rows in card.slices.items():
@@ -616,8 +633,9 @@ def _limits(version: ModelVersion, card: ModelCard, evaluation: Any) -> list[str
     if own:
         limits.append(f"{len(own)} drift event(s) recorded while this version served; the "
                       f"last on {_iso(own[-1]['detected_at'])}.")
-    limits.append("Point forecasts without uncertainty; not for safety-critical decisions "
-                  "without a human in the loop.")
+    limits.append(("Alarms are calibrated scores, not certainties" if _is_detector(version)
+                   else "Point forecasts without uncertainty")
+                  + "; not for safety-critical decisions without a human in the loop.")
     return limits
 
 
@@ -625,6 +643,8 @@ def _checks(version: ModelVersion, card: ModelCard, overall: float | None,
             naive: float | None) -> list[Check]:
     sig = version.signature or {}
     checks: list[Check] = []
+    if _is_detector(version):
+        return _detector_checks(version, card)
     missing = [k for k in ("lookback", "horizon", "columns", "outputs") if not sig.get(k)]
     checks.append(Check("signature complete", "fail" if missing else "pass",
                         f"missing {', '.join(missing)}" if missing else
@@ -659,6 +679,34 @@ def _checks(version: ModelVersion, card: ModelCard, overall: float | None,
                              f"{SLICE_RATIO:g}x the other slices' MSE") if worse else
                             f"every slice within {SLICE_RATIO:g}x the other slices' MSE"
                             if judged else "too few points per slice"))
+    for ledger in card.ledgers:
+        checks.append(Check(f"ledger {ledger['ledger']} verifies",
+                            "pass" if ledger["verified"] else "fail",
+                            f"{ledger['entries']} entries, head {ledger['head_hash'][:12]}"
+                            if ledger["verified"] else str(ledger["problem"])))
+    return checks
+
+
+def _detector_checks(version: ModelVersion, card: ModelCard) -> list[Check]:
+    """A fitted detector's checks: what it scores, how it did on labelled rows, where it came
+    from (no forecast to compare with a naive one)."""
+    sig = version.signature or {}
+    missing = [k for k in ("detector", "lookback", "columns") if not sig.get(k)]
+    checks = [Check("signature complete", "fail" if missing else "pass",
+                    f"missing {', '.join(missing)}" if missing else
+                    "detector, lookback and columns recorded")]
+    # the detect report's metrics, registered whole or as its 'metrics' section
+    found = {k: v for k, v in card.metrics.items()
+             if k.rsplit(".", 1)[-1] in ("precision", "recall", "f1")}
+    bad = [k for k, v in found.items() if not math.isfinite(v)]
+    checks.append(Check("detection metrics recorded", "fail" if bad or not found else "pass",
+                        f"not finite: {', '.join(bad)}" if bad else
+                        ", ".join(f"{k} {_fmt(v)}" for k, v in found.items()) if found else
+                        "no precision, recall or f1 recorded (register the detect step's "
+                        "report metrics, with a label column)"))
+    checks.append(Check("lineage recorded", "pass" if card.lineage.get("workflow") else "fail",
+                        f"run {version.run_id}, step {version.step_name}"
+                        if card.lineage.get("workflow") else "not registered by a recorded run"))
     for ledger in card.ledgers:
         checks.append(Check(f"ledger {ledger['ledger']} verifies",
                             "pass" if ledger["verified"] else "fail",

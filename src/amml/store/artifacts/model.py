@@ -98,9 +98,20 @@ class SafetensorsModel:
         return cls.from_state(config, st_load(data))
 
 
+#: AMML's own model classes that are not forecasting kinds, by the name their artifacts give,
+#: with the module that defines them: imported on first use like :data:`MODEL_CLASSES`'
+#: built-ins (this table chose the module, not the file). A fitted anomaly detector's
+#: artifact names the base class; the detector itself is found by its registered name.
+BUILTIN_CLASSES = {"amml.ops.detectors.fitted:FittedDetector": "amml.ops.detectors.fitted"}
+
+
 def resolve_model_class(name: str) -> type[SafetensorsModel]:
-    """The class an artifact names, among imported subclasses and registered model kinds."""
+    """The class an artifact names, among imported subclasses, AMML's built-in classes and
+    registered model kinds."""
     cls = SafetensorsModel._known.get(name)
+    if cls is None and name in BUILTIN_CLASSES:
+        importlib.import_module(BUILTIN_CLASSES[name])
+        cls = SafetensorsModel._known.get(name)
     if cls is None:
         cls = next((c for _, c in MODEL_CLASSES.items() if class_path(c) == name), None)
     if cls is None or not issubclass(cls, SafetensorsModel):
