@@ -23,7 +23,7 @@ from amml.serve.models import ServedModel
 #: ~1e7. (``SCALE_FLOOR`` and ``MIN_SCALE`` are the detector's.)
 TRAINING_SCALE_FLOOR = 1e-2
 __all__ = ["MIN_SCALE", "SCALE_FLOOR", "TRAINING_SCALE_FLOOR", "check_finite", "detect_payload",
-           "detector_for", "forecast_payload", "to_json"]
+           "detector_for", "fitted_detector_payload", "forecast_payload", "to_json"]
 
 def check_finite(values: np.ndarray, inputs: np.ndarray, outputs: tuple[str, ...],
                  what: str) -> None:
@@ -64,6 +64,25 @@ def forecast_payload(served: ServedModel, windows: Windows) -> dict[str, Any]:
         payload["forecast"] = _columns(y[0], spec.outputs)
         if stamps is not None and stamps[0] is not None:
             payload["timestamps"] = future_timestamps(stamps[0], spec, spec.horizon)
+    return payload
+
+
+def fitted_detector_payload(served: ServedModel, windows: Windows) -> dict[str, Any]:
+    """A registered fitted detector's answer: the calibrated score of each window's newest
+    row (``FittedDetector.score_windows``: the frozen model and threshold, nothing learnt from
+    the request) and an alarm where it reaches 0.5, the threshold frozen on the reference."""
+    x = windows.values
+    with np.errstate(over="ignore", invalid="ignore"):
+        scores = np.asarray(served.predict(x), dtype=float)
+    check_finite(scores[:, None, None], x, ("score",), "anomaly score")
+    results = [{"score": float(s), "alarm": bool(s >= 0.5)} for s in scores]
+    payload: dict[str, Any] = {"model": served.name, "version": served.version,
+                               "detector": served.model.name,
+                               "columns": list(served.spec.columns), "threshold": 0.5}
+    if windows.batch:
+        payload["results"] = results
+    else:
+        payload.update(results[0])
     return payload
 
 

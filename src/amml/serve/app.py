@@ -39,7 +39,12 @@ from starlette.routing import Route
 
 from amml._exceptions import ServeError
 from amml.registry import ModelRegistry
-from amml.serve.answers import detect_payload, forecast_payload, to_json
+from amml.serve.answers import (
+    detect_payload,
+    fitted_detector_payload,
+    forecast_payload,
+    to_json,
+)
 from amml.serve.auth import ApiKey, KeyCache
 from amml.serve.bodies import ARROW_TYPES, BodyError, Windows, parse
 from amml.serve.config import ServeConfig
@@ -259,7 +264,15 @@ class ServerState:
         """Parse, score and serialise one request (in the thread pool, off the event loop)."""
         spec, config = served.spec, self.config
         limits = {"max_windows": config.max_windows, "max_depth": config.max_json_depth}
-        if endpoint == "forecast":
+        if served.task == "detect":
+            if endpoint != "detect":
+                raise BodyError(f"model '{served.name}' is an anomaly detector "
+                                f"({served.model.name}): it answers "
+                                f"/v1/models/{served.name}/detect")
+            windows = parse(body, ctype, spec, spec.lookback,
+                            f"the detector scores the newest of {spec.lookback} rows", **limits)
+            payload = fitted_detector_payload(served, windows)
+        elif endpoint == "forecast":
             windows = parse(body, ctype, spec, **limits)
             payload = forecast_payload(served, windows)
         else:

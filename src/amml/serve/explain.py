@@ -81,6 +81,9 @@ def explain_answer(state: ServerState, explainers: Explainers, served: ServedMod
                    kind: str) -> tuple[bytes, Any]:
     """Parse, explain and serialise one request (in the server's thread pool)."""
     spec, config = served.spec, state.config
+    if served.task == "detect":
+        raise BodyError(f"model '{served.name}' is an anomaly detector ({served.model.name}): "
+                        "explanations are for forecasters")
     windows = parse(body, ctype, spec, max_windows=config.max_windows,
                     max_depth=config.max_json_depth)
     x = windows.values

@@ -6,7 +6,9 @@ reference (``NAME@ALIAS``, ``NAME@3`` or ``NAME``) in a single attribute: a requ
 once, at its start, and keeps that object to the end, so it finishes on the version it began
 with however often the slot changes meanwhile. The :class:`Watcher` thread polls each slot's
 target version; when it changes it loads the new version, smoke-tests it on a zero window of
-the signature's shape, warms it, and only then assigns it to the slot. A version that fails
+the signature's shape, warms it, and only then assigns it to the slot. A registered fitted
+anomaly detector (``task: detect``) is served too: its ``/detect`` scores the newest row of each
+window of ``lookback`` rows with the detector's frozen model and threshold. A version that fails
 to load or to pass the smoke test is not served (the old one stays) until the reference
 moves again. A reference that comes to point at nothing (its version deleted: ``amml models
 delete --force`` removes the version's aliases with it) is unloaded: the model answers 503
@@ -26,7 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from amml._exceptions import AMMLError, ServeError
+from amml._exceptions import AMMLError, BodyError, ServeError
+from amml.ops.detectors.fitted import FittedDetector
 from amml.ops.models.contract import Forecasting
 from amml.ops.transforms.scaling import Scaler
 from amml.registry import (
@@ -63,9 +66,13 @@ class ServedModel:
     scaler: Scaler | None  # of the input and output columns (missing ones pass as they are)
     loaded_at: float
     info: dict[str, Any] = field(default_factory=dict)
+    #: "forecast", or "detect" for a fitted anomaly detector (``predict``: windows -> scores)
+    task: str = "forecast"
 
     @classmethod
     def build(cls, version: ModelVersion, model: Any) -> ServedModel:
+        if isinstance(model, FittedDetector):
+            return cls._detector(version, model)
         if not isinstance(model, Forecasting):  # the model contract, checked once
             raise ServeError(f"{version.ref}: {type(model).__name__} is not a forecaster "
                              "(lookback, horizon, columns, outputs, predict_windows); cannot "
@@ -76,9 +83,28 @@ class ServedModel:
                    {"metrics": version.metrics, "artifact": version.artifact_digest,
                     "created_at": version.created_at, "created_by": version.created_by})
 
+    @classmethod
+    def _detector(cls, version: ModelVersion, detector: FittedDetector) -> ServedModel:
+        sig = version.signature or {}
+        width = len(detector.center_)
+        columns = tuple(sig.get("columns") or detector.columns_
+                        or [f"c{i}" for i in range(width)])
+        if len(columns) != width:
+            raise ServeError(f"{version.ref}: the signature names {len(columns)} columns, the "
+                             f"detector scores {width}")
+        spec = Spec(detector.context + 1, 0, columns, ("score",), sig.get("freq") or None)
+        return cls(version.name, version.version, spec, detector, detector.score_windows, None,
+                   time.time(), {"metrics": version.metrics, "artifact": version.artifact_digest,
+                                 "created_at": version.created_at,
+                                 "created_by": version.created_by, "detector": detector.name},
+                   task="detect")
+
     def forecast(self, x: np.ndarray) -> np.ndarray:
         """(windows, lookback, columns) in original units -> (windows, horizon, outputs): the
         registry's code path, the one ``amml.load_model(...).forecast`` takes too."""
+        if self.task == "detect":
+            raise BodyError(f"model '{self.name}' is an anomaly detector "
+                            f"({self.model.name}): it answers /v1/models/{self.name}/detect")
         return scaled_forecast(self.predict, self.scaler, self.spec.columns, self.spec.outputs,
                                x)
 
@@ -87,6 +113,9 @@ class ServedModel:
         (1, horizon, outputs). Then a few more calls to warm caches and lazy paths."""
         spec = self.spec
         x = np.zeros((1, spec.lookback, len(spec.columns)))
+        if self.task == "detect":
+            self._smoke_test_detector(x, warm)
+            return
         if self.scaler is not None:  # zero in the model's (scaled) units
             x = self.scaler.inverse(x, list(spec.columns), missing="identity")
         try:
@@ -102,6 +131,18 @@ class ServedModel:
             raise ServeError(f"{self.name}@{self.version} smoke test: non-finite output")
         for _ in range(warm):
             self.forecast(x)
+
+    def _smoke_test_detector(self, x: np.ndarray, warm: int) -> None:
+        try:
+            scores = self.predict(x)
+        except Exception as exc:
+            raise ServeError(f"{self.name}@{self.version} failed its smoke test: "
+                             f"{type(exc).__name__}: {exc}") from exc
+        if np.shape(scores) != (1,) or not np.isfinite(scores).all():
+            raise ServeError(f"{self.name}@{self.version} smoke test: scores {scores!r}, "
+                             "expected one finite score")
+        for _ in range(warm):
+            self.predict(x)
 
 
 class ModelSlot:
@@ -134,6 +175,7 @@ class ModelSlot:
                 "version": served.version if served else None,
                 "ready": served is not None, "swaps": self.swaps, "error": self.error,
                 "signature": served.spec.to_json() if served else None,
+                "task": served.task if served else None,
                 "loaded_at": served.loaded_at if served else None,
                 **({"metrics": served.info.get("metrics", {})} if served else {})}
 

@@ -249,6 +249,27 @@ class FittedDetector(Detector, SafetensorsModel):
             self._context = full[len(full) - self.context:]
         return scores
 
+    def score_windows(self, windows: Any) -> np.ndarray:
+        """The calibrated score of each window's newest row, from that window alone (its last
+        ``context + 1`` rows): what a server answers for one request. The detector's stream
+        state is not touched, so one fitted detector answers concurrent requests; over a
+        stream, a window of the rows up to ``t`` scores what ``score`` gives row ``t``."""
+        if not self.fitted_:
+            raise OpError(f"{self.name}: only a fitted detector scores windows")
+        w = np.asarray(windows, dtype=float)
+        span, width = self.context + 1, len(self.center_)
+        if w.ndim != 3 or w.shape[1] < span or w.shape[2] != width:
+            raise OpError(f"{self.name}: windows must be (N, at least {span} rows, {width} "
+                          f"columns), got {w.shape}")
+        tails = (w[:, w.shape[1] - span:, :] - self.center_) / self.scale_
+        raw = np.array([float(np.asarray(self._raw(self._features(tail)), dtype=float)[-1])
+                        for tail in tails])
+        raw = np.maximum(np.where(np.isfinite(raw), raw, np.inf), 0.0)
+        with np.errstate(invalid="ignore"):
+            scores = raw / (raw + self.threshold_raw_)
+        scores[~np.isfinite(raw)] = 1.0
+        return scores
+
     def update(self, timestamp: Any, value: Value) -> float:
         """Streaming life: NaN for the ``warmup`` rows (then fit on them), a score after."""
         if not self.fitted_:

@@ -1,0 +1,93 @@
+"""A registered fitted anomaly detector (``task: detect``) is served: ``/detect`` scores the
+newest row of each window with the frozen model and threshold, the same numbers the detector
+gives over a stream and a workflow's ``detect`` step gives; ``/forecast`` and ``/explain``
+refuse it with a 422 that says what it answers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from numpy.lib.stride_tricks import sliding_window_view
+
+from amml.ops.base import StepContext
+from amml.ops.detectors.base import make_detector
+from amml.ops.detectors.detect import Detect
+from amml.ops.models.register import model_signature
+from amml.store import Store
+from amml.store.model_registry import ModelRegistry
+from tests.serve.conftest import serving
+
+COLUMNS = ["flow", "pressure"]
+SMOOTH = 3  # the detector averages 3 rows: a score needs this row and the 2 before it
+DETECT = "/v1/models/pump/detect"
+
+
+def pump(rows: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    drive = np.sin(np.arange(rows) / 6.0) + rng.normal(0, 0.05, rows)
+    return pd.DataFrame({"flow": drive + rng.normal(0, 0.05, rows),
+                         "pressure": 2 * drive + rng.normal(0, 0.05, rows)})
+
+
+@pytest.fixture
+def detector_store(store: Store):
+    fitted = make_detector("pca_t2q", smooth=SMOOTH).fit(pump(500, 1))
+    registry = ModelRegistry(store)
+    registry.register("pump", fitted, signature=model_signature(fitted))
+    registry.set_alias("pump", "champion", 1)
+    return store, fitted
+
+
+def test_detect_scores_each_window_as_the_detector_and_the_step_do(detector_store,
+                                                                   tmp_path: Path) -> None:
+    store, fitted = detector_store
+    rows = pump(80, 2)
+    rows.loc[50:53, "pressure"] *= -1  # the channels stop moving together
+    with serving(store, tmp_path, models=("oil@champion", "pump@champion")) as app:
+        status = app.get("/v1/models/pump").json()
+        windows = sliding_window_view(rows.to_numpy(), SMOOTH, axis=0).transpose(0, 2, 1)
+        answer = app.post(DETECT, json={"windows": windows.tolist()})
+        single = app.post(DETECT, json={"columns": ["pressure", "flow"],
+                                        "window": windows[50][:, ::-1].tolist()})
+        forecast = app.post("/v1/models/pump/forecast", json={"window": windows[0].tolist()})
+        explain = app.post("/v1/models/pump/explain", json={"window": windows[0].tolist()})
+        short = app.post(DETECT, json={"window": windows[0][:2].tolist()})
+        oil = app.post("/v1/models/oil/forecast", json={"window": list(range(8))})
+    assert status["task"] == "detect"
+    assert status["signature"]["lookback"] == SMOOTH and status["signature"]["horizon"] == 0
+    assert answer.status_code == 200, answer.text
+    served = np.array([r["score"] for r in answer.json()["results"]])
+    # the stream: the detector scoring the rows after its reference, row by row
+    stream = make_detector("pca_t2q", smooth=SMOOTH).fit(pump(500, 1))
+    stream._context = rows.to_numpy()[:SMOOTH - 1]  # start from the same look-back rows
+    expected = stream.score(rows.to_numpy()[SMOOTH - 1:])
+    np.testing.assert_allclose(served, expected, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(served, fitted.score_windows(windows), rtol=0, atol=0)
+    # the workflow step with the registered detector gives the same numbers (after its
+    # first SMOOTH - 1 rows, which the stored state scores from the reference's last rows)
+    step = Detect().run(StepContext(), rows, fitted=fitted)["out"]["score"].to_numpy()
+    np.testing.assert_allclose(step[SMOOTH - 1:], served, rtol=0, atol=1e-12)
+    alarms = [i + SMOOTH - 1 for i, r in enumerate(answer.json()["results"]) if r["alarm"]]
+    assert set(range(50, 54)) <= set(alarms) and all(48 <= i <= 56 for i in alarms)
+    body = single.json()
+    assert body["score"] == pytest.approx(served[50]) and body["alarm"] is True
+    assert (body["detector"], body["threshold"], body["columns"]) == ("pca_t2q", 0.5, COLUMNS)
+    assert forecast.status_code == 422
+    assert forecast.json()["detail"] == ("model 'pump' is an anomaly detector (pca_t2q): it "
+                                         "answers /v1/models/pump/detect")
+    assert explain.status_code == 422 and "explanations are for forecasters" in explain.text
+    assert short.status_code == 422
+    assert "the detector scores the newest of 3 rows" in short.json()["detail"]
+    assert oil.status_code == 200  # the forecasters beside it are unaffected
+
+
+def test_score_windows_leaves_the_detector_as_it_was(detector_store) -> None:
+    _, fitted = detector_store
+    before = fitted.to_bytes()
+    fitted.score_windows(np.zeros((4, SMOOTH, 2)))
+    assert fitted.to_bytes() == before
+    with pytest.raises(Exception, match=r"windows must be \(N, at least 3 rows, 2 columns\)"):
+        fitted.score_windows(np.zeros((4, 2, 2)))
