@@ -11,6 +11,11 @@ residual scale for anomaly scores) is canonical JSON signed by the active key of
 :class:`~amml.store.keys.KeyRing`; a device verifies that signature and the sha256 before it
 loads the model. The export is also appended to the ledger ``edge:NAME`` (kind
 ``edge_export``), whose chain is itself signed.
+
+A registered fitted anomaly detector with an ONNX path (``conv_autoencoder``,
+``lstm_autoencoder``: :mod:`amml.edge.detector_export`) exports the same way: its graph
+scores raw windows, the manifest says ``task: detect``, and the parity is the largest
+difference from the detector's own scores (``score_windows``) on windows of its reference.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from amml._exceptions import ConfigurationError
+from amml.ops.detectors.fitted import FittedDetector
 from amml.ops.models.contract import ForecastModel
 from amml.ops.models.onnx_export import INPUT, onnx_bytes, reference_windows
 from amml.registry import ModelRegistry, ModelVersion, current_actor
@@ -174,11 +180,13 @@ def export_variant(store: Store, reference: str, fmt: str = DYNAMIC, *,
     registry = ModelRegistry(store)
     version = registry.resolve(reference)
     model = registry.load(version)
+    actor = actor or current_actor()
+    keyring = keyring or KeyRing()
+    if isinstance(model, FittedDetector):
+        return _export_detector(store, version, model, fmt, calibration, keyring, actor)
     if not isinstance(model, ForecastModel):
         raise ConfigurationError(f"{version.ref} is a {type(model).__name__}, not a forecaster "
                                  "with an ONNX path")
-    actor = actor or current_actor()
-    keyring = keyring or KeyRing()
     scales = residual_scale(model, evaluation)
     fp32 = onnx_bytes(model, _metadata(version, model, scales))
     data = convert(fp32, fmt, calibration)
@@ -191,13 +199,44 @@ def export_variant(store: Store, reference: str, fmt: str = DYNAMIC, *,
     if evaluation is not None and evaluation.y is not None and len(evaluation.x):
         reference_fp32 = run_onnx(fp32, check) if fmt != "fp32" else got
         delta = relative_mse_change(got, reference_fp32, evaluation.y)
-    digest = store.artifacts.put_bytes(data)
     manifest = {"model": version.name, "version": version.version, "format": fmt,
                 "sha256": hashlib.sha256(data).hexdigest(), "size": len(data),
                 "kind": model.kind, "lookback": model.lookback, "horizon": model.horizon,
                 "columns": model.columns, "outputs": model.outputs,
                 "scaler": _scaler(version, model), "residual_scale": scales,
                 "parity_max_abs": parity, "mse_delta_pct": delta, "created_at": time.time()}
+    return _publish(store, version, fmt, data, manifest, parity, delta, keyring, actor)
+
+
+def _export_detector(store: Store, version: ModelVersion, detector: FittedDetector, fmt: str,
+                     calibration: np.ndarray | None, keyring: KeyRing, actor: str
+                     ) -> ExportResult:
+    """A fitted detector's variant: its scoring graph, checked against ``score_windows`` on
+    windows of the reference rows it keeps."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    from amml.edge.detector_export import detector_manifest, detector_onnx
+
+    fp32 = detector_onnx(detector, {"amml.model": version.ref})
+    span = detector.context + 1
+    rows = np.array(detector._history, dtype=float)  # the reference (its last `history` rows)
+    windows = sliding_window_view(rows, span, axis=0).transpose(0, 2, 1)[-256:]
+    data = convert(fp32, fmt, windows if calibration is None else calibration)
+    got = session(data).run(None, {INPUT: np.ascontiguousarray(windows, dtype=np.float32)})[0]
+    parity = float(np.max(np.abs(np.asarray(got, dtype=float)
+                                 - detector.score_windows(windows)))) if len(windows) else 0.0
+    columns = (version.signature or {}).get("columns") or detector.columns_
+    manifest = {**detector_manifest(detector, data, name=version.name,
+                                    version=version.version, fmt=fmt, columns=columns),
+                "parity_max_abs": parity, "mse_delta_pct": None, "created_at": time.time()}
+    return _publish(store, version, fmt, data, manifest, parity, None, keyring, actor)
+
+
+def _publish(store: Store, version: ModelVersion, fmt: str, data: bytes,
+             manifest: dict[str, Any], parity: float, delta: float | None, keyring: KeyRing,
+             actor: str) -> ExportResult:
+    """Store, sign, record in the ledger ``edge:NAME`` and list a variant's bytes."""
+    digest = store.artifacts.put_bytes(data)
     key = keyring.active()
     text = canonical_body(manifest)
     signature = key.sign(text.encode())
