@@ -93,7 +93,9 @@ def describe(op_cls: Any) -> dict[str, Any]:
             "description": inspect.getdoc(op_cls) or "",
             "inputs": [{"name": k, "type": v.type, "required": v.required}
                        for k, v in op_cls.inputs.items()],
-            "outputs": [{"name": k, "type": v} for k, v in op_cls.outputs.items()],
+            "outputs": [{"name": k, "type": v,
+                         "optional": k in getattr(op_cls, "optional_outputs", ())}
+                        for k, v in op_cls.outputs.items()],
             "incremental": bool(getattr(op_cls, "incremental", False)),
             "config": _fields(op_cls.Config)}
 
@@ -115,7 +117,9 @@ def _show(op_cls: Any, json_output: bool) -> None:
     ports = ", ".join(f"{p['name']}: {p['type']}" + ("" if p["required"] else " (optional)")
                       for p in info["inputs"]) or "none"
     out.print(f"inputs:  {ports}", markup=False, highlight=False)
-    out.print("outputs: " + ", ".join(f"{p['name']}: {p['type']}" for p in info["outputs"]),
+    out.print("outputs: " + ", ".join(f"{p['name']}: {p['type']}"
+                                      + (" (in some runs only)" if p["optional"] else "")
+                                      for p in info["outputs"]),
               markup=False, highlight=False)
     if not info["config"]:
         out.print("config:  none")

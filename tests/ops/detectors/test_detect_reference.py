@@ -275,3 +275,13 @@ def test_only_declared_outputs_may_be_optional() -> None:
 
     with pytest.raises(OpError, match=r"optional outputs \['other'\] are not declared"):
         Odd.check_declaration()
+
+
+def test_amml_ops_says_the_detector_output_is_made_in_some_runs_only() -> None:
+    from amml.cli.ops import describe
+
+    info = describe(Detect)
+    assert [(p["name"], p["optional"]) for p in info["outputs"]] == [
+        ("out", False), ("report", False), ("detector", True)]
+    assert [(p["name"], p["required"]) for p in info["inputs"]] == [
+        ("table", True), ("reference", False), ("fitted", False)]
