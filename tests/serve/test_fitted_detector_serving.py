@@ -91,3 +91,37 @@ def test_score_windows_leaves_the_detector_as_it_was(detector_store) -> None:
     assert fitted.to_bytes() == before
     with pytest.raises(Exception, match=r"windows must be \(N, at least 3 rows, 2 columns\)"):
         fitted.score_windows(np.zeros((4, 2, 2)))
+
+
+def test_detector_alarms_flow_into_the_label_queue(detector_store, tmp_path: Path) -> None:
+    """A fitted detector's /detect answers feed the label queue like forecast residuals': an
+    alarm is a task spanning the scored row (its time), an answer near the threshold an
+    uncertain one, the rest nothing."""
+    from amml.store.label_queue import queue_detect_answers
+    from amml.store.labels import tasks
+
+    store, fitted = detector_store
+    rows = pump(60, 3)
+    rows.loc[40:41, "pressure"] *= -1
+    stamps = pd.date_range("2024-06-01", periods=len(rows), freq="h")
+    windows = sliding_window_view(rows.to_numpy(), SMOOTH, axis=0).transpose(0, 2, 1)
+    scores = fitted.score_windows(windows)
+    alarm, calm = int(np.argmax(scores)), int(np.argmin(scores))
+    near = int(np.flatnonzero((scores >= 0.75 * 0.5) & (scores < 0.5))[0])  # a close call
+    assert scores[alarm] >= 0.5 and scores[calm] < 0.75 * 0.5
+    picked = [alarm, calm, near]
+    with serving(store, tmp_path, models=("oil@champion", "pump@champion")) as app:
+        for i in picked:
+            body = {"window": windows[i].tolist(),
+                    "timestamps": [t.isoformat() for t in stamps[i:i + SMOOTH]]}
+            assert app.post(DETECT, json=body).status_code == 200
+        app.state.predlog.flush()
+    found = queue_detect_answers(store, "pump")
+    assert len(found["alarm"]) == 1 and len(found["uncertain"]) == 1
+    task = next(t for t in tasks(store, model="pump") if t["kind"] == "alarm")
+    newest = stamps[alarm + SMOOTH - 1].timestamp()
+    assert (task["start"], task["end"], task["column"]) == (newest, newest, "score")
+    assert task["score"] == pytest.approx(scores[alarm])
+    assert task["details"]["threshold"] == 0.5 and task["details"]["steps"] == [0]
+    assert task["details"]["series"]["flow"] == windows[alarm][:, 0].tolist()
+    assert queue_detect_answers(store, "pump") == found  # again: nothing twice

@@ -200,6 +200,10 @@ def _windows_of(row: Any, signatures: _Signatures) -> Iterator[ServedWindow]:
     for index, (item, result, stamps) in enumerate(zip(items, results, stamps_list,
                                                        strict=True)):
         parsed = _parse_item(item, top_columns, default_columns)
+        if (parsed is not None and endpoint == "detect" and "forecast" not in result
+                and isinstance(result.get("score"), int | float)):
+            yield _fitted_detector_window(row, index, parsed, result, answer)
+            continue
         if parsed is None or not isinstance(result.get("forecast"), dict):
             continue
         window, columns, timestamps = parsed
@@ -227,6 +231,22 @@ def _windows_of(row: Any, signatures: _Signatures) -> Iterator[ServedWindow]:
             if isinstance(answer.get("threshold"), int | float):
                 served.threshold = float(answer["threshold"])
         yield served
+
+
+def _fitted_detector_window(row: Any, index: int, parsed: tuple[np.ndarray, Any, Any],
+                            result: dict[str, Any], answer: dict[str, Any]) -> ServedWindow:
+    """A registered fitted detector's answer (one score for the window's newest row) as a
+    served window: its one step is that row, at that row's time."""
+    window, columns, timestamps = parsed
+    threshold = answer.get("threshold")
+    return ServedWindow(
+        log_id=int(row["id"]), index=index, model=row["model"], version=int(row["version"]),
+        endpoint="detect", received_at=float(row["received_at"]), columns=columns,
+        window=window, timestamps=timestamps, outputs=["score"], forecast={},
+        forecast_ts=timestamps[-1:] if timestamps else None,
+        scores={"score": [float(result["score"])]},
+        alarms={"score": [0]} if result.get("alarm") else {},
+        threshold=float(threshold) if isinstance(threshold, int | float) else None)
 
 
 def _request_items(request: Any) -> tuple[list[Any] | None, Any]:
