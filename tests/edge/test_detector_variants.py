@@ -68,3 +68,11 @@ def test_a_detector_without_an_onnx_path_is_refused(store: Store, tmp_path) -> N
     with pytest.raises(ConfigurationError, match="'pca_t2q' has no ONNX path"):
         export_variant(store, "plain@1", "int8", keyring=KeyRing(tmp_path / "keys"))
     assert variants(store, "plain", 1) == []
+
+
+def test_a_detector_keeping_too_few_rows_to_check_is_refused(store: Store, tmp_path) -> None:
+    detector = make_detector("conv_autoencoder", window=WINDOW, epochs=1, history=8)
+    detector.fit(two_channels()[:300])
+    ModelRegistry(store).register("short", detector, signature=model_signature(detector))
+    with pytest.raises(ConfigurationError, match="keeps 8 reference rows, fewer than the 16"):
+        export_variant(store, "short@1", "fp32", keyring=KeyRing(tmp_path / "keys"))

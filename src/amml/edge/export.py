@@ -220,6 +220,10 @@ def _export_detector(store: Store, version: ModelVersion, detector: FittedDetect
     fp32 = detector_onnx(detector, {"amml.model": version.ref})
     span = detector.context + 1
     rows = np.array(detector._history, dtype=float)  # the reference (its last `history` rows)
+    if len(rows) < span:
+        raise ConfigurationError(f"{version.ref}: the detector keeps {len(rows)} reference "
+                                 f"rows, fewer than the {span} one window needs to check the "
+                                 f"export against (fit it with history >= {span})")
     windows = sliding_window_view(rows, span, axis=0).transpose(0, 2, 1)[-256:]
     data = convert(fp32, fmt, windows if calibration is None else calibration)
     got = session(data).run(None, {INPUT: np.ascontiguousarray(windows, dtype=np.float32)})[0]

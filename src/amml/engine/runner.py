@@ -63,6 +63,9 @@ class RunResult:
     def output(self, step: str, name: str | None = None) -> Any:
         """Load a step's output value (its first output unless ``name`` is given)."""
         outputs = self.steps[step].outputs
+        if name is not None and name not in outputs:
+            raise KeyError(f"step '{step}' made no '{name}' output in this run (it made: "
+                           f"{', '.join(outputs) or 'nothing'})")
         ref = outputs[name] if name else next(iter(outputs.values()))
         return self.store.artifacts.load(ref)
 

@@ -219,6 +219,10 @@ class ServerState:
             body = await read_body(request, self.config.max_body_bytes)
             request_record = body
             threshold = _threshold(request) if endpoint == "detect" else DEFAULT_THRESHOLD
+            if served.task == "detect" and "threshold" in request.query_params:
+                raise BodyError(f"model '{name}' is a fitted detector: it alarms at the "
+                                "threshold frozen on its reference (score 0.5); drop "
+                                "?threshold=")
             content, windows = await asyncio.get_running_loop().run_in_executor(
                 self.pool, self._answer, served, endpoint, body,
                 request.headers.get("content-type"), threshold)

@@ -65,6 +65,10 @@ def test_fit_on_the_reference_then_score_frozen_as_the_python_api_does() -> None
     assert alarm[:BREAK[0]].sum() + alarm[BREAK[1]:].sum() <= 4
     assert report["metrics"]["recall"] >= 0.95
     assert isinstance(fitted, FittedDetector) and fitted.columns_ == columns
+    # the output is the detector as fitted (not as the table left it): same reference and
+    # settings, same artifact, so registering it again registers nothing new
+    assert detector_to_bytes(fitted) == detector_to_bytes(
+        make_detector("pca_t2q").fit(reference[columns]))
 
 
 def test_without_a_reference_the_detector_streams_as_before() -> None:
@@ -82,8 +86,8 @@ def test_a_stored_detector_scores_later_rows_as_the_fitted_one_would() -> None:
     stored = deserialize(kind, data)
     assert isinstance(stored, FittedDetector) and stored.columns_ == fitted.columns_
     again = Detect().run(StepContext(), later, fitted=stored)
+    # the output is the detector as fitted: scoring `first` did not move it
     twin = make_detector("mset").fit(reference[fitted.columns_])
-    twin.score(first[fitted.columns_].to_numpy())
     np.testing.assert_array_equal(again["out"]["score"].to_numpy(),
                                   twin.score(later[fitted.columns_].to_numpy()))
     assert again["report"]["detector"] == "mset"
@@ -209,10 +213,53 @@ def test_errors_name_the_problem() -> None:
         Detect(detector="mset").run(StepContext(), table, fitted=fitted)
     with pytest.raises(OpError, match="keeps the parameters it was fitted with"):
         Detect(params={"window": 64}).run(StepContext(), table, fitted=fitted)
-    with pytest.raises(OpError, match=r"scores 3 columns.*gives 2"):
+    with pytest.raises(OpError, match=r"columns \['flow', 'pressure'\] are not the ones the "
+                                      r"pca_t2q detector was fitted on: \['flow', 'pressure', "
+                                      r"'noise'\]"):
         Detect(columns=["flow", "pressure"]).run(StepContext(), table, fitted=fitted)
-    with pytest.raises(OpError, match="columns \\['noise'\\] not found"):
+    with pytest.raises(OpError, match=r"the table lacks \['noise'\], which the pca_t2q detector "
+                                      r"was fitted on"):
         Detect().run(StepContext(), table.drop(columns="noise"), fitted=fitted)
+    with pytest.raises(OpError, match=r"^reference: columns \['noise'\] not found"):
+        Detect(detector="pca_t2q", columns=["flow", "noise"]).run(
+            StepContext(), table, reference=reference.drop(columns="noise"))
+    for threshold in ({"kind": "quantile"}, {"kind": "fixed", "value": 0.9},
+                      {"kind": "labels"}):
+        with pytest.raises(OpError, match="threshold is frozen on its reference"):
+            Detect(threshold=threshold, label="is_anomaly").run(StepContext(), table,
+                                                                fitted=fitted)
+
+
+def test_columns_are_matched_by_name_not_position() -> None:
+    """A configured list in another order, or a table with its columns in another order,
+    scores the same: the detector takes its columns by the names it was fitted on."""
+    reference, table = pump(500, 15), pump(300, 16, BREAK)
+    fitted = Detect(detector="pca_t2q", label="is_anomaly").run(
+        StepContext(), table, reference=reference)["detector"]
+    plain = Detect(label="is_anomaly").run(StepContext(), table, fitted=fitted)["out"]
+    shuffled = table[["noise", "is_anomaly", "pressure", "flow"]]
+    for other in (Detect(label="is_anomaly", columns=["pressure", "noise", "flow"]).run(
+                      StepContext(), table, fitted=fitted)["out"],
+                  Detect(label="is_anomaly").run(StepContext(), shuffled, fitted=fitted)["out"]):
+        np.testing.assert_array_equal(other["score"].to_numpy(), plain["score"].to_numpy())
+    assert plain["alarm"].to_numpy()[:BREAK[0]].sum() <= 2
+
+
+def test_gaps_at_the_start_of_a_reference_are_not_zeros() -> None:
+    """Missing values before a column's first reading are carried back from it, not read as
+    0 in the data's units (which would inflate the scale and hide every anomaly)."""
+    reference, table = pump(500, 17), pump(300, 18, BREAK)
+    reference[["flow", "pressure"]] += 100.0
+    table[["flow", "pressure"]] += 100.0
+    gappy = reference.copy()
+    gappy.iloc[:3, 0] = np.nan
+    clean = Detect(detector="pca_t2q", label="is_anomaly").run(
+        StepContext(), table, reference=reference)
+    with_gaps = Detect(detector="pca_t2q", label="is_anomaly").run(
+        StepContext(), table, reference=gappy)
+    assert with_gaps["detector"].scale_[0] == pytest.approx(clean["detector"].scale_[0],
+                                                            rel=0.05)
+    assert with_gaps["report"]["metrics"]["recall"] >= 0.9
 
 
 def test_a_stored_detector_names_no_module_to_import(tmp_path: Path) -> None:
@@ -285,3 +332,22 @@ def test_amml_ops_says_the_detector_output_is_made_in_some_runs_only() -> None:
         ("out", False), ("report", False), ("detector", True)]
     assert [(p["name"], p["required"]) for p in info["inputs"]] == [
         ("table", True), ("reference", False), ("fitted", False)]
+
+
+def test_asking_a_run_for_an_output_that_was_not_made_says_so(tmp_path: Path) -> None:
+    workflow = load_yaml_text("""
+name: stream-only
+steps:
+  raw:
+    op: source.synthetic
+    with: {periods: 200, seed: 5}
+  scored:
+    op: detect
+    inputs: {table: raw}
+    with: {detector: rolling_mad, label: is_anomaly}
+""")
+    with open_store(tmp_path / "home") as store:
+        result = run_workflow(workflow, store=store)
+        with pytest.raises(KeyError, match="step 'scored' made no 'detector' output in this run "
+                                           r"\(it made: out, report\)"):
+            result.output("scored", "detector")

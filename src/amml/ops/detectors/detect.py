@@ -10,13 +10,14 @@ Scores are calibrated to ``[0, 1]``; the threshold is chosen as ``threshold`` sa
 
 A reference-fitted detector (``pca_t2q``, ``mset``, ``pyod``, the autoencoders) has a second
 life: given a ``reference`` table (rows believed normal: a training split, an anomaly-free
-run), the step fits it there, freezes its model and threshold (0.5 on the calibrated score,
-the default ``fixed`` threshold), and scores the table without learning from it. The fitted
-detector is the step's ``detector`` output, a ``model`` artifact (safetensors and JSON, no
-pickle); another step takes it as its ``fitted`` input and scores new rows exactly as it
-would have. Registered (the ``register`` op), it is found by name in later runs:
-``model: pump@champion`` scores with the version the alias points at (such a step always
-runs: the alias may have moved).
+run), the step fits it there, freezes its model and threshold (0.5 on the calibrated score:
+another ``threshold`` is refused, ``min_gap`` may stay), and scores the table without learning
+from it, taking its columns by the names it was fitted on. The fitted detector, as fitted, is
+the step's ``detector`` output, a ``model`` artifact (safetensors and JSON, no pickle); another
+step takes it as its ``fitted`` input and scores new rows exactly as it would have.
+Registered (the ``register`` op), it is found by name in later runs: ``model: pump@champion``
+scores with the version the alias points at (such a step always runs: the alias may have
+moved).
 
 >>> import numpy as np, pandas as pd
 >>> from amml.ops.base import StepContext
@@ -137,15 +138,14 @@ class Detect(Op):
             raise OpError(f"label column '{c.label}' not found (columns: "
                           f"{', '.join(map(str, table.columns))})")
         fitted = _fitted_detector(ctx, c, reference, fitted, stamp_column)
-        wanted = c.columns if c.columns is not None else (
-            fitted.columns_ if fitted is not None else None)
-        columns = _columns(table, wanted, {c.label, stamp_column})
+        if fitted is not None:
+            _check_frozen_threshold(c)
+            columns = _fitted_columns(c, fitted, table)
+            as_fitted = copy.deepcopy(fitted)  # the output: the detector as fitted
+        else:
+            columns = _columns(table, c.columns, {c.label, stamp_column})
         values = table[columns].to_numpy(dtype=float)
         if fitted is not None:
-            if len(columns) != len(fitted.center_):
-                raise OpError(f"the fitted {fitted.name} scores {len(fitted.center_)} columns "
-                              f"{fitted.columns_ or ''}, the table gives {len(columns)}: "
-                              f"{columns}")
             used: Detector = fitted
             per_column = pd.DataFrame(index=range(len(values)))
             score = fitted.score(values)  # frozen: rows that follow what it has seen
@@ -184,7 +184,9 @@ class Detect(Op):
                                 "reference_rows": (None if reference is None
                                                    else len(reference)),
                                 "threshold_raw": fitted.threshold_raw_}
-            result["detector"] = fitted  # its state after the table: it goes on from there
+            # as fitted, not as left by this table: the same reference and settings give the
+            # same artifact, so registering it again registers nothing new
+            result["detector"] = as_fitted
         return result
 
 
@@ -216,9 +218,45 @@ def _fit_on_reference(c: Detect.Config, reference: pd.DataFrame,
                       f"reference. Drop 'reference', or use a reference-fitted detector "
                       f"({', '.join(fitted_detector_names())})")
     _, reference_stamps = _timestamps(reference, c.timestamp)
-    columns = _columns(reference, c.columns, {c.label, stamp_column, reference_stamps})
+    try:
+        columns = _columns(reference, c.columns, {c.label, stamp_column, reference_stamps})
+    except OpError as exc:
+        raise OpError(f"reference: {exc}") from None
     detector.fit(reference[columns])
     return detector
+
+
+def _check_frozen_threshold(c: Detect.Config) -> None:
+    """A fitted detector alarms at the threshold frozen on its reference (0.5 on its
+    calibrated score), here, on the server and on the edge alike: no other is chosen."""
+    chosen = c.threshold
+    if chosen.kind != "fixed" or chosen.value != ThresholdConfig().value:
+        raise OpError("a fitted detector's threshold is frozen on its reference (0.5 on its "
+                      "calibrated score): drop 'threshold' (min_gap may stay), or move the "
+                      "detector's own threshold with its 'quantile' or 'factor' params")
+
+
+def _fitted_columns(c: Detect.Config, fitted: FittedDetector, table: pd.DataFrame
+                    ) -> list[str]:
+    """The table's columns in the order the detector was fitted on: by name where the
+    detector knows its columns (a configured list must name the same ones)."""
+    width = len(fitted.center_)
+    if fitted.columns_ is None:
+        columns = _columns(table, c.columns, {c.label})
+        if len(columns) != width:
+            raise OpError(f"the fitted {fitted.name} scores {width} columns, the table gives "
+                          f"{len(columns)}: {columns}")
+        return columns
+    known = list(fitted.columns_)
+    if c.columns is not None and sorted(map(str, c.columns)) != sorted(map(str, known)):
+        raise OpError(f"columns {list(c.columns)} are not the ones the {fitted.name} detector "
+                      f"was fitted on: {known}")
+    missing = [name for name in known if name not in table.columns]
+    if missing:
+        raise OpError(f"the table lacks {missing}, which the {fitted.name} detector was fitted "
+                      f"on (it scores {known}; the table has "
+                      f"{', '.join(map(str, table.columns))})")
+    return _columns(table, known, {c.label})
 
 
 def _registered(ctx: StepContext, reference: str) -> Any:

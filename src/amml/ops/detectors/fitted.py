@@ -156,7 +156,7 @@ class FittedDetector(Detector, SafetensorsModel):
                           "(as in the reference)")
         # a gap in a stream is not an anomaly: carry the column's last finite value
         out = rows.copy()
-        last = self._last if self._last is not None else np.zeros(rows.shape[1])
+        last = self._last if self._last is not None else _first_finite(out)
         for i in range(len(out)):
             row = out[i]
             bad = ~np.isfinite(row)
@@ -178,7 +178,8 @@ class FittedDetector(Detector, SafetensorsModel):
         freeze them. Returns the detector."""
         self._reset()
         names = getattr(reference, "columns", None)
-        self.columns_ = [str(name) for name in names] if names is not None else None
+        self.columns_ = ([name if isinstance(name, int | str) else str(name) for name in names]
+                         if names is not None else None)
         rows = self._rows(reference)
         if len(rows) < self.context + 2:
             raise OpError(f"{self.name}: the reference has {len(rows)} rows; it needs at least "
@@ -365,6 +366,17 @@ class FittedDetector(Detector, SafetensorsModel):
         self._set_model_arrays({k[len("model."):]: v for k, v in arrays.items()
                                 if k.startswith("model.")})
         self.fitted_ = True
+
+
+def _first_finite(rows: np.ndarray) -> np.ndarray:
+    """Each column's first finite value (0 for a column without one): what a gap at the very
+    start is carried from, instead of a 0 in the data's units."""
+    first = np.zeros(rows.shape[1])
+    for j in range(rows.shape[1]):
+        found = np.flatnonzero(np.isfinite(rows[:, j]))
+        if found.size:
+            first[j] = rows[found[0], j]
+    return first
 
 
 def detector_to_bytes(detector: FittedDetector) -> bytes:

@@ -21,6 +21,7 @@ True
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import numpy as np
@@ -85,7 +86,12 @@ class PyODDetector(FittedDetector):
         self._offset = float(np.min(self._estimator.decision_function(self._reference)))
 
     def _raw(self, features: np.ndarray) -> np.ndarray:
-        scores = self._estimator.decision_function(features)
+        estimator = self._estimator
+        if self.model in BATCH_DEPENDENT:
+            # their decision_function stores the batch's distributions on the estimator: a
+            # shallow copy per call keeps concurrent calls (a server's threads) apart
+            estimator = copy.copy(estimator)
+        scores = estimator.decision_function(features)
         return np.asarray(scores, dtype=float) - self._offset
 
     def skipped_checks(self) -> dict[str, str]:
