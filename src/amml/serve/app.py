@@ -219,7 +219,8 @@ class ServerState:
             body = await read_body(request, self.config.max_body_bytes)
             request_record = body
             threshold = _threshold(request) if endpoint == "detect" else DEFAULT_THRESHOLD
-            if served.task == "detect" and "threshold" in request.query_params:
+            if (served.task == "detect" and "threshold" in request.query_params
+                    and threshold != 0.5):
                 raise BodyError(f"model '{name}' is a fitted detector: it alarms at the "
                                 "threshold frozen on its reference (score 0.5); drop "
                                 "?threshold=")

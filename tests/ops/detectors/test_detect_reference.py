@@ -23,6 +23,7 @@ from amml.ops.detectors.fitted import (
     detector_from_bytes,
     detector_to_bytes,
 )
+from amml.ops.models.register import model_signature
 from amml.registry.cards import build_card
 from amml.store.artifacts.serializers import deserialize, serialize
 
@@ -351,3 +352,38 @@ steps:
         with pytest.raises(KeyError, match="step 'scored' made no 'detector' output in this run "
                                            r"\(it made: out, report\)"):
             result.output("scored", "detector")
+
+
+def test_integer_column_names_and_a_detector_fitted_on_a_plain_array() -> None:
+    """Column names are kept as text (what a signature and a server speak) and matched to
+    the table's by text; a detector fitted on an array scores the table's numeric columns
+    but the label and the timestamp."""
+    rng = np.random.default_rng(19)
+    reference = pd.DataFrame(rng.normal(0, 1, (300, 2)))  # columns 0 and 1
+    table = pd.DataFrame(rng.normal(0, 1, (100, 2)))
+    table.iloc[60, 1] += 12.0
+    result = Detect(detector="pca_t2q").run(StepContext(), table, reference=reference)
+    fitted = result["detector"]
+    assert fitted.columns_ == ["0", "1"]
+    assert model_signature(fitted)["columns"] == ["0", "1"]
+    again = Detect().run(StepContext(), table[[1, 0]], fitted=fitted)
+    np.testing.assert_array_equal(again["out"]["score"].to_numpy(),
+                                  result["out"]["score"].to_numpy())
+    assert int(np.argmax(again["out"]["score"].to_numpy())) == 60
+
+    plain = make_detector("pca_t2q").fit(reference.to_numpy())  # no names
+    stamped = table.assign(t=np.arange(len(table)) * 3_600_000_000_000)[["t", 0, 1]]
+    scored = Detect(timestamp="t").run(StepContext(), stamped, fitted=plain)
+    assert scored["report"]["columns"] == [0, 1]  # the timestamp column is not a feature
+    np.testing.assert_array_equal(scored["out"]["score"].to_numpy(),
+                                  plain.score(table.to_numpy()))
+
+
+def test_streaming_and_batch_lives_agree_on_gaps_before_a_first_reading() -> None:
+    rows = pump(600, 20)[["flow", "pressure"]].to_numpy() + 100.0
+    rows[:3, 0] = np.nan
+    batch = make_detector("pca_t2q", warmup=200).score_series(rows)
+    streaming = make_detector("pca_t2q", warmup=200)
+    one_by_one = np.array([streaming.update(i, row) for i, row in enumerate(rows)])
+    np.testing.assert_allclose(one_by_one, batch, rtol=1e-9, atol=1e-12)  # row vs batch sums
+    assert streaming.scale_[0] < 2.0  # carried back from the first reading, not from 0

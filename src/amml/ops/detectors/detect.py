@@ -137,10 +137,11 @@ class Detect(Op):
         if c.label is not None and c.label not in table.columns:
             raise OpError(f"label column '{c.label}' not found (columns: "
                           f"{', '.join(map(str, table.columns))})")
+        if reference is not None or fitted is not None or c.model is not None:
+            _check_frozen_threshold(c)  # before any fitting
         fitted = _fitted_detector(ctx, c, reference, fitted, stamp_column)
         if fitted is not None:
-            _check_frozen_threshold(c)
-            columns = _fitted_columns(c, fitted, table)
+            columns = _fitted_columns(c, fitted, table, stamp_column)
             as_fitted = copy.deepcopy(fitted)  # the output: the detector as fitted
         else:
             columns = _columns(table, c.columns, {c.label, stamp_column})
@@ -236,27 +237,29 @@ def _check_frozen_threshold(c: Detect.Config) -> None:
                       "detector's own threshold with its 'quantile' or 'factor' params")
 
 
-def _fitted_columns(c: Detect.Config, fitted: FittedDetector, table: pd.DataFrame
-                    ) -> list[str]:
+def _fitted_columns(c: Detect.Config, fitted: FittedDetector, table: pd.DataFrame,
+                    stamp_column: str | None) -> list[Any]:
     """The table's columns in the order the detector was fitted on: by name where the
-    detector knows its columns (a configured list must name the same ones)."""
+    detector knows its columns (as text: a stored detector keeps them so; a configured list
+    must name the same ones)."""
     width = len(fitted.center_)
     if fitted.columns_ is None:
-        columns = _columns(table, c.columns, {c.label})
+        columns = _columns(table, c.columns, {c.label, stamp_column})
         if len(columns) != width:
             raise OpError(f"the fitted {fitted.name} scores {width} columns, the table gives "
                           f"{len(columns)}: {columns}")
         return columns
     known = list(fitted.columns_)
-    if c.columns is not None and sorted(map(str, c.columns)) != sorted(map(str, known)):
+    if c.columns is not None and sorted(map(str, c.columns)) != sorted(known):
         raise OpError(f"columns {list(c.columns)} are not the ones the {fitted.name} detector "
                       f"was fitted on: {known}")
-    missing = [name for name in known if name not in table.columns]
+    by_text = {str(column): column for column in table.columns}
+    missing = [name for name in known if name not in by_text]
     if missing:
         raise OpError(f"the table lacks {missing}, which the {fitted.name} detector was fitted "
                       f"on (it scores {known}; the table has "
                       f"{', '.join(map(str, table.columns))})")
-    return _columns(table, known, {c.label})
+    return _columns(table, [by_text[name] for name in known], {c.label})
 
 
 def _registered(ctx: StepContext, reference: str) -> Any:

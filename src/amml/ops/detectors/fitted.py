@@ -178,8 +178,7 @@ class FittedDetector(Detector, SafetensorsModel):
         freeze them. Returns the detector."""
         self._reset()
         names = getattr(reference, "columns", None)
-        self.columns_ = ([name if isinstance(name, int | str) else str(name) for name in names]
-                         if names is not None else None)
+        self.columns_ = [str(name) for name in names] if names is not None else None
         rows = self._rows(reference)
         if len(rows) < self.context + 2:
             raise OpError(f"{self.name}: the reference has {len(rows)} rows; it needs at least "
@@ -274,11 +273,12 @@ class FittedDetector(Detector, SafetensorsModel):
     def update(self, timestamp: Any, value: Value) -> float:
         """Streaming life: NaN for the ``warmup`` rows (then fit on them), a score after."""
         if not self.fitted_:
-            row = self._rows(np.atleast_1d(np.asarray(value, dtype=float))[None, :])[0]
-            self._pending.append(row)
+            row = np.atleast_1d(np.asarray(value, dtype=float))
+            self._rows(row[None, :])  # checks its width
+            self._pending.append(row.copy())  # gaps are filled once all warm-up rows are in
             if len(self._pending) >= self.warmup:
-                pending = np.array(self._pending)
-                self._fit_on(pending)
+                self._last = None  # as fit: gaps before a first reading are carried back
+                self._fit_on(self._rows(np.array(self._pending)))
                 self._pending = []
             return math.nan
         return float(self.score(np.atleast_1d(np.asarray(value, dtype=float))[None, :])[0])
