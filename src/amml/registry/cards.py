@@ -657,9 +657,7 @@ def _checks(version: ModelVersion, card: ModelCard, overall: float | None,
         checks.append(Check("test metrics recorded", "fail" if bad else "pass",
                             f"not finite: {', '.join(bad)}" if bad else
                             ", ".join(f"{k} {_fmt(v)}" for k, v in finite.items())))
-    checks.append(Check("lineage recorded", "pass" if card.lineage.get("workflow") else "fail",
-                        f"run {version.run_id}, step {version.step_name}"
-                        if card.lineage.get("workflow") else "not registered by a recorded run"))
+    checks.append(_lineage_check(version, card))
     if overall is None:
         checks.append(Check("beats a naive forecast", "skip", "no test data registered"))
     elif naive is None:
@@ -679,12 +677,7 @@ def _checks(version: ModelVersion, card: ModelCard, overall: float | None,
                              f"{SLICE_RATIO:g}x the other slices' MSE") if worse else
                             f"every slice within {SLICE_RATIO:g}x the other slices' MSE"
                             if judged else "too few points per slice"))
-    for ledger in card.ledgers:
-        checks.append(Check(f"ledger {ledger['ledger']} verifies",
-                            "pass" if ledger["verified"] else "fail",
-                            f"{ledger['entries']} entries, head {ledger['head_hash'][:12]}"
-                            if ledger["verified"] else str(ledger["problem"])))
-    return checks
+    return checks + _ledger_checks(card)
 
 
 def _detector_checks(version: ModelVersion, card: ModelCard) -> list[Check]:
@@ -704,15 +697,21 @@ def _detector_checks(version: ModelVersion, card: ModelCard) -> list[Check]:
                         ", ".join(f"{k} {_fmt(v)}" for k, v in found.items()) if found else
                         "no precision, recall or f1 recorded (register the detect step's "
                         "report metrics, with a label column)"))
-    checks.append(Check("lineage recorded", "pass" if card.lineage.get("workflow") else "fail",
-                        f"run {version.run_id}, step {version.step_name}"
-                        if card.lineage.get("workflow") else "not registered by a recorded run"))
-    for ledger in card.ledgers:
-        checks.append(Check(f"ledger {ledger['ledger']} verifies",
-                            "pass" if ledger["verified"] else "fail",
-                            f"{ledger['entries']} entries, head {ledger['head_hash'][:12]}"
-                            if ledger["verified"] else str(ledger["problem"])))
-    return checks
+    checks.append(_lineage_check(version, card))
+    return checks + _ledger_checks(card)
+
+
+def _lineage_check(version: ModelVersion, card: ModelCard) -> Check:
+    return Check("lineage recorded", "pass" if card.lineage.get("workflow") else "fail",
+                 f"run {version.run_id}, step {version.step_name}"
+                 if card.lineage.get("workflow") else "not registered by a recorded run")
+
+
+def _ledger_checks(card: ModelCard) -> list[Check]:
+    return [Check(f"ledger {ledger['ledger']} verifies", "pass" if ledger["verified"] else "fail",
+                  f"{ledger['entries']} entries, head {ledger['head_hash'][:12]}"
+                  if ledger["verified"] else str(ledger["problem"]))
+            for ledger in card.ledgers]
 
 
 def _plots(card: ModelCard, store: Store) -> dict[str, bytes]:
