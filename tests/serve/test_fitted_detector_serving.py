@@ -144,3 +144,32 @@ def test_one_detector_answers_concurrent_requests_as_serial_ones(model: str) -> 
         for _ in range(3):
             parallel = list(pool.map(lambda w: float(fitted.score_windows(w)[0]), windows))
             assert parallel == serial
+
+
+def test_a_csv_batch_keeps_its_window_ids_and_row_times(detector_store, tmp_path: Path) -> None:
+    """Sensor feeds send CSV: a ``window`` column splits the batch, a ``timestamp`` column
+    dates the rows. The answer names each window and the time of the row it scored, and an
+    alarm is queued at that time, not at the time it was served."""
+    from amml.store.label_queue import queue_detect_answers
+    from amml.store.labels import tasks
+
+    store, _ = detector_store
+    rows = pump(SMOOTH * 2, 5)
+    rows.iloc[SMOOTH:, 1] *= -1  # the second window breaks the relation
+    stamps = pd.date_range("2024-07-01", periods=len(rows), freq="h")
+    frame = rows.assign(timestamp=stamps.strftime("%Y-%m-%dT%H:%M:%S"),
+                        window=["w1"] * SMOOTH + ["w2"] * SMOOTH)
+    with serving(store, tmp_path, models=("oil@champion", "pump@champion")) as app:
+        answer = app.post(DETECT, content=frame.to_csv(index=False),
+                          headers={"Content-Type": "text/csv"})
+        app.state.predlog.flush()
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["windows"] == ["w1", "w2"]
+    assert [r["timestamp"] for r in body["results"]] == [
+        stamps[SMOOTH - 1].isoformat(), stamps[-1].isoformat()]
+    assert [r["alarm"] for r in body["results"]] == [False, True]
+    queued = queue_detect_answers(store, "pump")
+    assert len(queued["alarm"]) == 1
+    task = next(t for t in tasks(store, model="pump") if t["kind"] == "alarm")
+    assert task["start"] == task["end"] == stamps[-1].timestamp()

@@ -73,7 +73,9 @@ def _signature_text(signature: dict[str, Any]) -> str:
     if not signature:
         return ""
     parts = [signature.get("model_kind") or ""]
-    if signature.get("lookback") is not None:
+    if signature.get("task") == "detect":  # a fitted detector: rows per score, no horizon
+        parts.append(f"detect L{signature.get('lookback')}")
+    elif signature.get("lookback") is not None:
         parts.append(f"L{signature['lookback']}→H{signature.get('horizon')}")
     if signature.get("freq"):
         parts.append(str(signature["freq"]))

@@ -606,8 +606,8 @@ def _ledgers(store: Store, version: ModelVersion, train_step: str | None
 def _limits(version: ModelVersion, card: ModelCard, evaluation: Any) -> list[str]:
     sig = version.signature or {}
     if _is_detector(version):
-        limits = [f"Scores exactly the columns {', '.join(sig.get('columns') or []) or '?'}, in "
-                  f"that order. Model and threshold were frozen on the reference period: a new "
+        limits = [f"Scores exactly the columns {', '.join(sig.get('columns') or []) or '?'} "
+                  f"(by name). Model and threshold were frozen on the reference period: a new "
                   f"normal (a changed process, a recalibrated sensor) alarms until the detector "
                   f"is fitted again."]
     else:

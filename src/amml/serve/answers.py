@@ -75,12 +75,18 @@ def fitted_detector_payload(served: ServedModel, windows: Windows) -> dict[str, 
     with np.errstate(over="ignore", invalid="ignore"):
         scores = np.asarray(served.predict(x), dtype=float)
     check_finite(scores[:, None, None], x, ("score",), "anomaly score")
-    results = [{"score": float(s), "alarm": bool(s >= 0.5)} for s in scores]
+    results: list[dict[str, Any]] = [{"score": float(s), "alarm": bool(s >= 0.5)}
+                                     for s in scores]
+    for result, stamps in zip(results, windows.timestamps or [], strict=False):
+        if stamps is not None and len(stamps):  # the scored row's time, when it was sent
+            result["timestamp"] = stamps[-1].isoformat()
     payload: dict[str, Any] = {"model": served.name, "version": served.version,
                                "detector": served.model.name,
                                "columns": list(served.spec.columns), "threshold": 0.5}
     if windows.batch:
         payload["results"] = results
+        if windows.ids is not None:
+            payload["windows"] = windows.ids
     else:
         payload.update(results[0])
     return payload

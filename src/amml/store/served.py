@@ -239,11 +239,12 @@ def _fitted_detector_window(row: Any, index: int, parsed: tuple[np.ndarray, Any,
     served window: its one step is that row, at that row's time."""
     window, columns, timestamps = parsed
     threshold = answer.get("threshold")
+    scored_at = _epochs([result["timestamp"]]) if result.get("timestamp") else None
     return ServedWindow(
         log_id=int(row["id"]), index=index, model=row["model"], version=int(row["version"]),
         endpoint="detect", received_at=float(row["received_at"]), columns=columns,
         window=window, timestamps=timestamps, outputs=["score"], forecast={},
-        forecast_ts=timestamps[-1:] if timestamps else None,
+        forecast_ts=scored_at or (timestamps[-1:] if timestamps else None),
         scores={"score": [float(result["score"])]},
         alarms={"score": [0]} if result.get("alarm") else {},
         threshold=float(threshold) if isinstance(threshold, int | float) else None)

@@ -387,3 +387,12 @@ def test_streaming_and_batch_lives_agree_on_gaps_before_a_first_reading() -> Non
     one_by_one = np.array([streaming.update(i, row) for i, row in enumerate(rows)])
     np.testing.assert_allclose(one_by_one, batch, rtol=1e-9, atol=1e-12)  # row vs batch sums
     assert streaming.scale_[0] < 2.0  # carried back from the first reading, not from 0
+
+
+def test_amml_models_list_shows_a_detector_without_a_horizon() -> None:
+    from amml.cli.models import _signature_text
+
+    assert _signature_text({"task": "detect", "detector": "pca_t2q", "model_kind": "pca_t2q",
+                            "lookback": 3, "freq": "h"}) == "pca_t2q detect L3 h"
+    assert _signature_text({"model_kind": "linear", "lookback": 96, "horizon": 24}) == (
+        "linear L96→H24")
