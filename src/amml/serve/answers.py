@@ -83,6 +83,13 @@ def fitted_detector_payload(served: ServedModel, windows: Windows) -> dict[str, 
     payload: dict[str, Any] = {"model": served.name, "version": served.version,
                                "detector": served.model.name,
                                "columns": list(served.spec.columns), "threshold": 0.5}
+    return _with_results(payload, results, windows)
+
+
+def _with_results(payload: dict[str, Any], results: list[dict[str, Any]], windows: Windows
+                  ) -> dict[str, Any]:
+    """A batch's answer lists its results (and names its windows, where the body did); a
+    single window's answer holds its one result's fields."""
     if windows.batch:
         payload["results"] = results
         if windows.ids is not None:
@@ -141,13 +148,7 @@ def detect_payload(served: ServedModel, windows: Windows, threshold: float
     payload: dict[str, Any] = {"model": served.name, "version": served.version,
                                "horizon": spec.horizon, "outputs": list(spec.outputs),
                                "threshold": threshold}
-    if windows.batch:
-        payload["results"] = results
-        if windows.ids is not None:
-            payload["windows"] = windows.ids
-    else:
-        payload.update(results[0])
-    return payload
+    return _with_results(payload, results, windows)
 
 
 def _training_floor(served: ServedModel) -> np.ndarray:
