@@ -284,19 +284,24 @@ def test_a_stored_detector_names_no_module_to_import(tmp_path: Path) -> None:
     assert done.stdout.split() == ["False", "PCAT2QDetector", "['flow',", "'pressure']"]
 
 
-def test_a_step_bound_to_a_detector_that_was_not_fitted_fails_naming_it(tmp_path: Path) -> None:
-    """``detector`` is an optional output: a streaming detect step makes none, and a step
-    bound to it fails with the reason (the rest of the run is unaffected)."""
-    workflow = load_yaml_text("""
-name: no-fit
+def streaming(name: str, periods: int, seed: int) -> str:
+    """A workflow whose detect step streams (no reference: no fitted detector is made)."""
+    return f"""
+name: {name}
 steps:
   raw:
     op: source.synthetic
-    with: {periods: 300, seed: 3}
+    with: {{periods: {periods}, seed: {seed}}}
   scored:
     op: detect
-    inputs: {table: raw}
-    with: {detector: rolling_mad, label: is_anomaly}
+    inputs: {{table: raw}}
+    with: {{detector: rolling_mad, label: is_anomaly}}"""
+
+
+def test_a_step_bound_to_a_detector_that_was_not_fitted_fails_naming_it(tmp_path: Path) -> None:
+    """``detector`` is an optional output: a streaming detect step makes none, and a step
+    bound to it fails with the reason (the rest of the run is unaffected)."""
+    workflow = load_yaml_text(streaming("no-fit", periods=300, seed=3) + """
   registered:
     op: register
     inputs: {model: scored.detector}
@@ -336,17 +341,7 @@ def test_amml_ops_says_the_detector_output_is_made_in_some_runs_only() -> None:
 
 
 def test_asking_a_run_for_an_output_that_was_not_made_says_so(tmp_path: Path) -> None:
-    workflow = load_yaml_text("""
-name: stream-only
-steps:
-  raw:
-    op: source.synthetic
-    with: {periods: 200, seed: 5}
-  scored:
-    op: detect
-    inputs: {table: raw}
-    with: {detector: rolling_mad, label: is_anomaly}
-""")
+    workflow = load_yaml_text(streaming("stream-only", periods=200, seed=5))
     with open_store(tmp_path / "home") as store:
         result = run_workflow(workflow, store=store)
         with pytest.raises(KeyError, match="step 'scored' made no 'detector' output in this run "

@@ -142,15 +142,15 @@ class Detect(Op):
         fitted = _fitted_detector(ctx, c, reference, fitted, stamp_column)
         if fitted is not None:
             columns = _fitted_columns(c, fitted, table, stamp_column)
-            as_fitted = copy.deepcopy(fitted)  # the output: the detector as fitted
+            values = table[columns].to_numpy(dtype=float)
+            # scoring moves a detector's stream state: a copy scores; the output (and a
+            # stored input) stays as fitted
+            used: Detector = copy.deepcopy(fitted)
+            per_column = pd.DataFrame(index=range(len(values)))
+            score = used.score(values)  # frozen: rows that follow what it has seen
         else:
             columns = _columns(table, c.columns, {c.label, stamp_column})
-        values = table[columns].to_numpy(dtype=float)
-        if fitted is not None:
-            used: Detector = fitted
-            per_column = pd.DataFrame(index=range(len(values)))
-            score = fitted.score(values)  # frozen: rows that follow what it has seen
-        else:
+            values = table[columns].to_numpy(dtype=float)
             used = make_detector(c.detector_name, **c.params)
             per_column = _score(used, values, columns, stamps)
             score = (per_column.max(axis=1) if len(per_column.columns) else
@@ -187,7 +187,7 @@ class Detect(Op):
                                 "threshold_raw": fitted.threshold_raw_}
             # as fitted, not as left by this table: the same reference and settings give the
             # same artifact, so registering it again registers nothing new
-            result["detector"] = as_fitted
+            result["detector"] = fitted
         return result
 
 
@@ -274,8 +274,7 @@ def _registered(ctx: StepContext, reference: str) -> Any:
 
 
 def _fitted_input(c: Detect.Config, detector: Any, what: str) -> FittedDetector:
-    """A copy of the ``detector`` input (scoring moves its stream state; the stored one stays
-    as it was), checked against the config."""
+    """The ``detector`` input, checked against the config."""
     if not isinstance(detector, FittedDetector) or not detector.fitted_:
         raise OpError(f"{what} is a {type(detector).__name__}, not a fitted detector (the "
                       f"'detector' output of a detect step with a 'reference')")
@@ -285,7 +284,7 @@ def _fitted_input(c: Detect.Config, detector: Any, what: str) -> FittedDetector:
     if c.params:
         raise OpError(f"params configure a detector fitted in this step; {what} keeps the "
                       f"parameters it was fitted with: drop 'params'")
-    return copy.deepcopy(detector)
+    return detector
 
 
 def _timestamps(table: pd.DataFrame, name: str | None) -> tuple[pd.DatetimeIndex | None,

@@ -239,11 +239,7 @@ class FittedDetector(Detector, SafetensorsModel):
         scores = np.full(len(rows), np.nan)
         if len(full) > self.context:
             features = self._features((full - self.center_) / self.scale_)
-            raw = np.asarray(self._raw(features), dtype=float)
-            raw = np.where(np.isfinite(raw), raw, np.inf)
-            raw = np.maximum(raw, 0.0)
-            calibrated = raw / (raw + self.threshold_raw_)
-            calibrated[~np.isfinite(raw)] = 1.0
+            calibrated = self._calibrated(self._raw(features))
             scores[max(missing, 0):] = calibrated[len(calibrated) - (len(rows) - max(missing, 0)):]
         if self.context:
             self._context = full[len(full) - self.context:]
@@ -262,13 +258,18 @@ class FittedDetector(Detector, SafetensorsModel):
             raise OpError(f"{self.name}: windows must be (N, at least {span} rows, {width} "
                           f"columns), got {w.shape}")
         tails = (w[:, w.shape[1] - span:, :] - self.center_) / self.scale_
-        raw = np.array([float(np.asarray(self._raw(self._features(tail)), dtype=float)[-1])
-                        for tail in tails])
+        return self._calibrated([float(np.asarray(self._raw(self._features(tail)),
+                                                  dtype=float)[-1]) for tail in tails])
+
+    def _calibrated(self, raw: Any) -> np.ndarray:
+        """Raw scores -> ``raw / (raw + threshold)``: the frozen threshold at 0.5, a raw score
+        that is not finite (the model cannot say) at 1."""
+        raw = np.asarray(raw, dtype=float)
         raw = np.maximum(np.where(np.isfinite(raw), raw, np.inf), 0.0)
         with np.errstate(invalid="ignore"):
-            scores = raw / (raw + self.threshold_raw_)
-        scores[~np.isfinite(raw)] = 1.0
-        return scores
+            calibrated = raw / (raw + self.threshold_raw_)
+        calibrated[~np.isfinite(raw)] = 1.0
+        return calibrated
 
     def update(self, timestamp: Any, value: Value) -> float:
         """Streaming life: NaN for the ``warmup`` rows (then fit on them), a score after."""
