@@ -18,7 +18,7 @@ from amml.monitor.service import MonitorConfig, MonitorService
 from amml.store import Store
 from amml.store.drift_events import DriftRecords
 from amml.store.metadata.schema import prediction_log
-from tests.serve.conftest import LOOKBACK, serving, wait_until
+from tests.serve.conftest import HORIZON, LOOKBACK, serving, wait_until
 
 BATCH, BATCHES, DRIFT_BATCH = 50, 12, 8  # windows 400.. see the drifted rows
 
@@ -55,12 +55,16 @@ def test_monitor_reads_the_prediction_log_and_records_drift(store: Store,
             r = app.post("/v1/models/oil/forecast", json={"windows": windows})
             assert r.status_code == 200
         app.post("/v1/models/oil/forecast", json={"window": [1.0] * 3})  # a 422: skipped
+        # a residual detection: its windows are lookback + horizon rows, not a forecast's
+        detect = app.post("/v1/models/oil/detect",
+                          json={"windows": [values[:LOOKBACK + HORIZON].tolist()] * 5})
+        assert detect.status_code == 200
 
         def logged() -> int:
             with store.metadata.engine.connect() as conn:
                 return conn.execute(select(func.count()).select_from(prediction_log)).scalar()
 
-        wait_until(lambda: logged() == BATCHES + 1)
+        wait_until(lambda: logged() == BATCHES + 2)
     with store.metadata.engine.connect() as conn:
         times = [row.received_at for row in conn.execute(
             select(prediction_log).order_by(prediction_log.c.id))]

@@ -1,9 +1,11 @@
-"""What the server served: the prediction log's forecast rows as windows and forecasts.
+"""What the server served: the prediction log's rows as windows and what was answered.
 
 A logged request is what the client sent (JSON: ``window``, ``series`` or a ``windows``
 batch, with optional ``columns``; CSV and Arrow bodies were logged as the JSON of their
-parsed windows) and its answer (``forecast`` or ``forecasts``). Rows that are not a
-successful forecast, and bodies logged only as a summary (too large), are skipped.
+parsed windows) and its answer: a forecaster's ``forecast`` (or ``forecasts``), a fitted
+detector's ``score`` (or ``results``, each with its ``score``: read as the one output
+``score``). Rows that are not a successful answer, and bodies logged only as a summary (too
+large), are skipped.
 """
 
 from __future__ import annotations
@@ -53,7 +55,9 @@ def _window(item: Any, columns: list[str], given: list[str] | None) -> np.ndarra
 
 def parse_logged(request: str, response: str, columns: list[str], outputs: list[str]
                  ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """``(window, forecast)`` pairs of one logged forecast (empty if it cannot be read)."""
+    """``(window, forecast)`` pairs of one logged answer (empty if it cannot be read): the
+    forecast ``(horizon, outputs)``, or a detector's score as ``(1, 1)`` (outputs
+    ``("score",)``)."""
     try:
         body, answer = json.loads(request), json.loads(response)
     except ValueError:
@@ -64,10 +68,11 @@ def parse_logged(request: str, response: str, columns: list[str], outputs: list[
     try:
         if "windows" in body:
             windows = [_window(item, columns, given) for item in body["windows"]]
-            forecasts = answer.get("forecasts", [])
+            forecasts = answer.get("forecasts", answer.get("results", []))
         else:
             windows = [_window(body, columns, given)]
-            forecasts = [answer.get("forecast")]
+            # a detector's single answer holds its result's fields (``score``) itself
+            forecasts = [answer.get("forecast", answer)]
         pairs = []
         for window, forecast in zip(windows, forecasts, strict=False):
             if window is None or not isinstance(forecast, dict):

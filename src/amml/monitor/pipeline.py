@@ -11,6 +11,13 @@ known, the actual value of its first forecast step. What each detector watches:
 ``error-adwin|page_hinkley``  the first step's absolute error, once the actual arrives
 =====================  =========================================================
 
+A fitted anomaly detector (``task: detect``) is watched the same way, its one "forecast"
+being the score of the window's newest row (output ``score``): the input detectors watch what
+it is given, ``prediction-ks`` the distribution of its scores (a detector that alarms more,
+or less, than on its reference). It has no SHAP attributions and no actual value to be wrong
+about, so ``attribution`` and the ``error-`` detectors do not apply (``DETECTOR_DRIFT`` lists
+those that do).
+
 The first ``reference`` observations are the reference period: the detectors are fitted on
 them (the attribution explainer's background is drawn from them too), and watch what comes
 after. Actual values come from the next window when it is the previous one moved by one row
@@ -34,6 +41,9 @@ from amml.monitor.prediction_drift import PredictionDrift
 
 DETECTORS = ("input-ks", "input-psi", "input-wasserstein", "input-mmd", "prediction-ks",
              "attribution", "error-adwin", "error-page_hinkley")
+
+#: The drift detectors that apply to a fitted anomaly detector's answers (scores, no actuals).
+DETECTOR_DRIFT = ("input-ks", "input-psi", "input-wasserstein", "input-mmd", "prediction-ks")
 
 
 @dataclass
@@ -74,8 +84,10 @@ class DriftPipeline:
     def _actual_error(self, window: np.ndarray, forecast: np.ndarray,
                       actual: np.ndarray | None) -> float | None:
         previous, self._previous = self._previous, (window, forecast)
-        if actual is None and previous is not None and np.array_equal(previous[0][1:],
-                                                                       window[:-1]):
+        if not any(name.startswith("error-") for name in self.wanted):
+            return None  # nothing watches errors (a detector's scores have no actual value)
+        if (actual is None and previous is not None and set(self.outputs) <= set(self.columns)
+                and np.array_equal(previous[0][1:], window[:-1])):
             actual = window[-1, [self.columns.index(o) for o in self.outputs]]
         if actual is None or previous is None:
             return None

@@ -39,9 +39,17 @@ from typing import Any
 
 import numpy as np
 
+from amml._exceptions import ConfigurationError
 from amml.monitor.logged import parse_logged
-from amml.monitor.pipeline import DETECTORS, DriftPipeline, Scored
-from amml.registry import ModelRegistry, model_scaler, model_shape, scaled_forecast
+from amml.monitor.pipeline import DETECTOR_DRIFT, DETECTORS, DriftPipeline, Scored
+from amml.ops.detectors.fitted import FittedDetector
+from amml.registry import (
+    ModelRegistry,
+    detector_shape,
+    model_scaler,
+    model_shape,
+    scaled_forecast,
+)
 from amml.store import Store
 from amml.store.drift_events import DriftRecords
 
@@ -87,6 +95,10 @@ class Gauges:
         return start_http_server(port, addr="127.0.0.1", registry=self.registry)
 
 
+#: The prediction log's endpoints that show a version serving: a forecaster's forecasts (and
+#: residual detections), a fitted detector's scores.
+SERVED_ENDPOINTS = ("forecast", "detect")
+
 #: How many earlier (re-)references the store keeps per model.
 HISTORY = 50
 
@@ -119,15 +131,31 @@ class MonitorService:
     def _load(self, version: int) -> None:
         found = self.registry.get(self.name, version)
         model = self.registry.load(found)
-        shape = model_shape(found, model)
+        detectors = list(self.config.detectors)
+        if isinstance(model, FittedDetector):
+            shape = detector_shape(found, model)
+            self.endpoint, self.scaler = "detect", None
+            skipped = [d for d in detectors if d not in DETECTOR_DRIFT]
+            detectors = [d for d in detectors if d in DETECTOR_DRIFT]
+            if not detectors:
+                raise ConfigurationError(
+                    f"{found.ref} is an anomaly detector ({model.name}): of the drift "
+                    f"detectors asked for ({', '.join(skipped)}) none applies; use "
+                    f"{', '.join(DETECTOR_DRIFT)}")
+            if skipped:
+                log.info("amml monitor: %s is an anomaly detector (%s): %s do not apply (no "
+                         "attributions, no actual values)", found.ref, model.name,
+                         ", ".join(skipped))
+        else:
+            shape = model_shape(found, model)
+            self.endpoint = "forecast"
+            self.scaler = model_scaler(found, list(shape.columns), list(shape.outputs))
         self.columns, self.outputs = list(shape.columns), list(shape.outputs)
         self.lookback = shape.lookback
-        self.scaler = model_scaler(found, self.columns, self.outputs)
         self.model, self.version = model, version
         self.pipeline = DriftPipeline(model, self.columns, self.outputs, scaler=self.scaler,
                                       reference=self.config.reference,
-                                      window=self.config.window,
-                                      detectors=self.config.detectors)
+                                      window=self.config.window, detectors=detectors)
 
     def _pinned(self) -> int | None:
         """The version ``NAME@VERSION`` or ``NAME@ALIAS`` names now (None: the alias is not
@@ -148,7 +176,7 @@ class MonitorService:
                 select(func.max(prediction_log.c.id), func.max(prediction_log.c.version))
                 .where(prediction_log.c.model == self.name,
                        prediction_log.c.id > self._served_after,
-                       prediction_log.c.endpoint == "forecast",
+                       prediction_log.c.endpoint.in_(SERVED_ENDPOINTS),
                        prediction_log.c.status == 200)).one()
         if last is not None:
             self._served_after = int(last)
@@ -222,7 +250,7 @@ class MonitorService:
         items: list[tuple[float, np.ndarray, np.ndarray]] = []
         for row in rows:
             self.after_id = row.id
-            if row.endpoint != "forecast" or row.status != 200:
+            if row.endpoint not in SERVED_ENDPOINTS or row.status != 200:
                 continue
             version = int(row.version)
             if not self.pointer and (self._served is None or version > self._served):
@@ -233,6 +261,8 @@ class MonitorService:
             if version != self.version:
                 self.skipped += 1
                 continue
+            if row.endpoint != self.endpoint:
+                continue  # a forecaster's /detect: its forecasts are watched on /forecast
             for window, forecast in parse_logged(row.request, row.response, self.columns,
                                                  self.outputs):
                 items.append((row.received_at, window, forecast))
@@ -271,8 +301,11 @@ class MonitorService:
             self._rows = self._rows[-self.lookback:]
             if len(self._rows) == self.lookback:
                 window = np.stack(self._rows)
-                forecast = scaled_forecast(self.model.predict_windows, self.scaler,
-                                           self.columns, self.outputs, window[None])[0]
+                if self.endpoint == "detect":  # the score the server would answer
+                    forecast = self.model.score_windows(window[None]).reshape(1, 1)
+                else:
+                    forecast = scaled_forecast(self.model.predict_windows, self.scaler,
+                                               self.columns, self.outputs, window[None])[0]
                 items.append((at, window, forecast))
                 actuals.append(None)  # the next window, one row on, gives it
         return items, actuals

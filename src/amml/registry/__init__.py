@@ -33,7 +33,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from amml.registry.loaded import LoadedModel, ModelShape, model_scaler, model_shape, scaled_forecast
+from amml.registry.loaded import (
+    LoadedModel,
+    ModelShape,
+    detector_shape,
+    model_scaler,
+    model_shape,
+    scaled_forecast,
+)
 from amml.registry.promotion import PromotionResult, metric_value, promote
 from amml.store.model_registry import (
     ANY,
@@ -88,6 +95,7 @@ __all__ = [
     "RegistryError",
     "SignatureMismatch",
     "current_actor",
+    "detector_shape",
     "load_model",
     "metric_value",
     "model_scaler",

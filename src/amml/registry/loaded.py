@@ -67,6 +67,20 @@ def model_shape(version: ModelVersion, model: Any) -> ModelShape:
                       tuple(map(str, outputs)), sig.get("freq") or None)
 
 
+def detector_shape(version: ModelVersion, detector: Any) -> ModelShape:
+    """What a fitted anomaly detector (``task: detect``) takes and gives: windows of
+    ``context + 1`` rows of its columns (the signature's, else those it was fitted on), one
+    ``score`` per window, no horizon."""
+    sig = version.signature or {}
+    width = len(detector.center_)
+    columns = tuple(str(c) for c in (sig.get("columns") or detector.columns_
+                                     or [f"c{i}" for i in range(width)]))
+    if len(columns) != width:
+        raise RegistryError(f"{version.ref}: the signature names {len(columns)} columns, the "
+                            f"detector scores {width}")
+    return ModelShape(detector.context + 1, 0, columns, ("score",), sig.get("freq") or None)
+
+
 def model_scaler(version: ModelVersion, columns: Sequence[str], outputs: Sequence[str]
                  ) -> Scaler | None:
     """The signature's scaler when it covers the model's columns or outputs (the columns

@@ -36,6 +36,7 @@ from amml.registry import (
     ModelRegistry,
     ModelVersion,
     RegistryError,
+    detector_shape,
     model_scaler,
     model_shape,
     scaled_forecast,
@@ -85,14 +86,11 @@ class ServedModel:
 
     @classmethod
     def _detector(cls, version: ModelVersion, detector: FittedDetector) -> ServedModel:
-        sig = version.signature or {}
-        width = len(detector.center_)
-        columns = tuple(sig.get("columns") or detector.columns_
-                        or [f"c{i}" for i in range(width)])
-        if len(columns) != width:
-            raise ServeError(f"{version.ref}: the signature names {len(columns)} columns, the "
-                             f"detector scores {width}")
-        spec = Spec(detector.context + 1, 0, columns, ("score",), sig.get("freq") or None)
+        try:
+            shape = detector_shape(version, detector)
+        except RegistryError as exc:
+            raise ServeError(str(exc)) from None
+        spec = Spec(shape.lookback, 0, shape.columns, shape.outputs, shape.freq)
         return cls(version.name, version.version, spec, detector, detector.score_windows, None,
                    time.time(), {"metrics": version.metrics, "artifact": version.artifact_digest,
                                  "created_at": version.created_at,
