@@ -29,6 +29,7 @@ from amml.store import Store
 from amml.store.drift_events import DriftRecords
 from amml.store.metadata.schema import prediction_log
 from amml.store.model_registry import ModelRegistry
+from amml.store.prediction_log import PredictionLogTable
 from tests.serve.conftest import serving, wait_until
 
 SMOOTH = 3  # the detector's window: it averages 3 rows
@@ -118,15 +119,24 @@ def test_a_detector_with_only_forecaster_drift_detectors_is_refused(detector_sto
         service.poll_once()
 
 
-def test_live_mqtt_rows_are_scored_by_the_detector(detector_store: Store, mqtt_url: str
-                                                   ) -> None:
-    """On MQTT the monitor scores each window itself, with the served detector's numbers."""
+@pytest.mark.parametrize("watched", ["pump@champion", "pump"])
+def test_live_mqtt_rows_are_scored_by_the_detector(detector_store: Store, mqtt_url: str,
+                                                   watched: str) -> None:
+    """On MQTT the monitor scores each window itself, with the served detector's numbers:
+    the version the alias names, or (``NAME``) the one the log shows answering /detect, not
+    a newer one registered since and not served."""
     import paho.mqtt.client as mqtt
 
+    registry = ModelRegistry(detector_store)
+    newer = make_detector("pca_t2q", smooth=SMOOTH).fit(pump(500, 7) * 3.0)
+    registry.register("pump", newer, signature=model_signature(newer))
+    PredictionLogTable(detector_store).append([dict(
+        model="pump", version=1, endpoint="detect", received_at=1_600_000_000.0,
+        latency_ms=1.0, status=200, request="{}", response="{}")])
     rows = shifted_run()
     topic = f"amml-test/{time.time_ns()}"
     service = MonitorService(detector_store, MonitorConfig(
-        model="pump@champion", reference=REFERENCE, window=WINDOW, mqtt_url=mqtt_url,
+        model=watched, reference=REFERENCE, window=WINDOW, mqtt_url=mqtt_url,
         mqtt_topic=topic,
         detectors=["input-ks", "prediction-ks"]))
     service.start_sources()
@@ -148,7 +158,7 @@ def test_live_mqtt_rows_are_scored_by_the_detector(detector_store: Store, mqtt_u
         publisher.loop_stop()
         publisher.disconnect()
         service.close()
-    assert len(scored) == BATCH * BATCHES - REFERENCE
+    assert len(scored) == BATCH * BATCHES - REFERENCE and service.version == 1
     fitted = ModelRegistry(detector_store).load(ModelRegistry(detector_store).get("pump", 1))
     windows = sliding_window_view(rows, SMOOTH, axis=0).transpose(0, 2, 1)
     np.testing.assert_allclose(  # the reference holds the scores the server would answer

@@ -47,7 +47,8 @@ def monitor(
 ) -> None:
     """Score drift on every forecast MODEL served (the prediction log) or on live MQTT rows:
     input, prediction, attribution and error drift, each event with its drift point and
-    confidence, stored, exposed as Prometheus gauges and posted to a webhook. When another
+    confidence, stored, exposed as Prometheus gauges and posted to a webhook. An anomaly
+    detector's answers are watched for input drift and for drift in its scores. When another
     version serves (a promotion, a moved alias), drift is measured against that version's
     own first forecasts: a new reference, logged and recorded."""
     from amml.cli.main import _fail, _open_store, err
