@@ -62,3 +62,27 @@ def test_server_builds_the_registered_detector(served):
                                         np.zeros((1, 1, 1)))
     assert scale[0, 0] == pytest.approx(1e-6) and raw[0, 0, 0] == pytest.approx(1e6)
     assert detector.calibrate(np.array([6.5]))[0] == pytest.approx(0.5)
+
+
+def test_a_csv_body_s_alarms_are_queued_at_the_rows_they_scored(store, tmp_path):
+    """A CSV body is logged as its parsed windows, without their times: the answer carries
+    the scored rows' times, so the label queue dates an alarm at the row, not at the moment
+    it was served (a JSON body with ``timestamps`` gets the same answer field)."""
+    from amml.store.label_queue import queue_detect_answers
+    from amml.store.labels import tasks
+    from tests.serve.conftest import serving
+
+    values = series()[30:30 + LOOKBACK + HORIZON]  # the spike is the 3rd of the scored rows
+    stamps = pd.date_range("2024-03-01", periods=len(values), freq="h")
+    frame = pd.DataFrame({"timestamp": stamps.strftime("%Y-%m-%dT%H:%M:%S"), "OT": values})
+    with serving(store, tmp_path) as app:
+        answer = app.post(DETECT, content=frame.to_csv(index=False),
+                          headers={"Content-Type": "text/csv"})
+        app.state.predlog.flush()
+    assert answer.status_code == 200, answer.text
+    scored = [t.isoformat() for t in stamps[LOOKBACK:]]
+    assert answer.json()["timestamps"] == scored
+    queued = queue_detect_answers(store, "oil")
+    assert len(queued["alarm"]) == 1
+    task = next(t for t in tasks(store, model="oil") if t["kind"] == "alarm")
+    assert task["start"] == stamps[40 - 30].timestamp()

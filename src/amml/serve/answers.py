@@ -145,6 +145,9 @@ def detect_payload(served: ServedModel, windows: Windows, threshold: float
                         "scale": dict(zip(spec.outputs, scale[i].tolist(), strict=True)),
                         "alarms": alarms,
                         "anomalous": any(bool(v) for v in alarms.values())})
+    for result, stamps in zip(results, windows.timestamps or [], strict=False):
+        if stamps is not None and len(stamps) > spec.lookback:  # the scored rows' times
+            result["timestamps"] = [t.isoformat() for t in stamps[spec.lookback:]]
     payload: dict[str, Any] = {"model": served.name, "version": served.version,
                                "horizon": spec.horizon, "outputs": list(spec.outputs),
                                "threshold": threshold}
