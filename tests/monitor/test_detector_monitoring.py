@@ -109,14 +109,47 @@ def test_monitor_finds_input_and_score_drift_of_a_served_detector(detector_store
     assert recorded == set(DETECTOR_DRIFT)  # no attribution, no error drift
 
 
-def test_a_detector_with_only_forecaster_drift_detectors_is_refused(detector_store: Store
-                                                                    ) -> None:
+@pytest.mark.parametrize("watched", ["pump@champion", "pump"])
+def test_a_detector_with_only_forecaster_drift_detectors_is_refused(detector_store: Store,
+                                                                    watched: str) -> None:
+    """No later round could watch what was asked for: the service stops with the reason (the
+    CLI prints it) instead of logging it once and idling, and is left as it was."""
+    PredictionLogTable(detector_store).append([dict(
+        model="pump", version=1, endpoint="detect", received_at=1_600_000_000.0,
+        latency_ms=1.0, status=200, request="{}", response="{}")])
     service = MonitorService(detector_store, MonitorConfig(
-        model="pump@champion", reference=100, window=25,
+        model=watched, reference=100, window=25, interval=0.01,
         detectors=["attribution", "error-adwin"]))
     with pytest.raises(ConfigurationError, match=r"pump@1 is an anomaly detector \(pca_t2q\)"
                        r".*none applies; use input-ks"):
-        service.poll_once()
+        service.run(rounds=3)
+    assert service.version is None and service.pipeline is None and not service.references
+
+
+def test_live_rows_of_the_previous_version_are_not_mixed_into_a_new_one(detector_store: Store
+                                                                        ) -> None:
+    """Live rows are kept until they fill a window; after a swap they are the previous
+    version's columns (here in another order), so the new version starts from fresh rows."""
+    registry = ModelRegistry(detector_store)
+    swapped = make_detector("pca_t2q", smooth=SMOOTH).fit(pump(500, 1)[["pressure", "flow"]])
+    registry.register("pump", swapped, signature=model_signature(swapped))
+    service = MonitorService(detector_store, MonitorConfig(  # rows put where MQTT puts them
+        model="pump@champion", reference=REFERENCE, window=WINDOW, mqtt_url="mqtt://unused"))
+    rows = pump(2 * SMOOTH, 3)
+    for flow, pressure in rows.to_numpy()[:SMOOTH - 1]:  # a window short of full
+        service._live.put({"flow": flow, "pressure": pressure})
+    assert service.poll_once() == [] and service.version == 1
+    registry.set_alias("pump", "champion", 2)
+    service._live.put({"flow": 1.0, "pressure": 2.0})
+    service.poll_once()
+    assert service.version == 2 and service.columns == ["pressure", "flow"]
+    assert service.pipeline._reference == []  # no window of rows from both versions
+    for flow, pressure in rows.to_numpy()[SMOOTH:2 * SMOOTH - 1]:
+        service._live.put({"flow": flow, "pressure": pressure})
+    service.poll_once()
+    (_, window, _, _), = service.pipeline._reference
+    expected = [[2.0, 1.0], *rows[["pressure", "flow"]].to_numpy()[SMOOTH:2 * SMOOTH - 1]]
+    np.testing.assert_array_equal(window, expected)
 
 
 @pytest.mark.parametrize("watched", ["pump@champion", "pump"])

@@ -59,12 +59,15 @@ def test_monitor_reads_the_prediction_log_and_records_drift(store: Store,
         detect = app.post("/v1/models/oil/detect",
                           json={"windows": [values[:LOOKBACK + HORIZON].tolist()] * 5})
         assert detect.status_code == 200
+        # one window alone: its answer's forecast would read as the window's own
+        assert app.post("/v1/models/oil/detect", json={
+            "window": values[:LOOKBACK + HORIZON].tolist()}).status_code == 200
 
         def logged() -> int:
             with store.metadata.engine.connect() as conn:
                 return conn.execute(select(func.count()).select_from(prediction_log)).scalar()
 
-        wait_until(lambda: logged() == BATCHES + 2)
+        wait_until(lambda: logged() == BATCHES + 3)
     with store.metadata.engine.connect() as conn:
         times = [row.received_at for row in conn.execute(
             select(prediction_log).order_by(prediction_log.c.id))]

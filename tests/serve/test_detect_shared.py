@@ -86,3 +86,28 @@ def test_a_csv_body_s_alarms_are_queued_at_the_rows_they_scored(store, tmp_path)
     assert len(queued["alarm"]) == 1
     task = next(t for t in tasks(store, model="oil") if t["kind"] == "alarm")
     assert task["start"] == stamps[40 - 30].timestamp()
+
+
+@pytest.mark.parametrize("unit", [1, 1000])  # epoch seconds, or milliseconds
+def test_numeric_timestamps_are_epoch_seconds_or_milliseconds(store, tmp_path, unit):
+    """A client's clock sends numbers: epoch seconds (milliseconds above 1e11), the rule the
+    label queue reads them by; pandas alone would read them as nanoseconds in 1970."""
+    from amml.store.label_queue import queue_detect_answers
+    from amml.store.labels import tasks
+    from tests.serve.conftest import serving
+
+    values = series()[30:30 + LOOKBACK + HORIZON]
+    stamps = pd.date_range("2024-03-01", periods=len(values), freq="h")
+    epochs = [int(t.timestamp()) * unit for t in stamps]
+    with serving(store, tmp_path) as app:
+        answer = app.post(DETECT, json={"window": values.tolist(), "timestamps": epochs})
+        forecast = app.post("/v1/models/oil/forecast",
+                            json={"window": values[:LOOKBACK].tolist(),
+                                  "timestamps": epochs[:LOOKBACK]})
+        app.state.predlog.flush()
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["timestamps"] == [t.isoformat() for t in stamps[LOOKBACK:]]
+    assert forecast.json()["timestamps"][0] == stamps[LOOKBACK].isoformat()
+    queue_detect_answers(store, "oil")
+    task = next(t for t in tasks(store, model="oil") if t["kind"] == "alarm")
+    assert task["start"] == stamps[40 - 30].timestamp()

@@ -132,9 +132,10 @@ class MonitorService:
         found = self.registry.get(self.name, version)
         model = self.registry.load(found)
         detectors = list(self.config.detectors)
+        # nothing is changed until every check passed: a refused version leaves the monitor
+        # as it was
         if isinstance(model, FittedDetector):
-            shape = detector_shape(found, model)
-            self.endpoint, self.scaler = "detect", None
+            shape, endpoint, scaler = detector_shape(found, model), "detect", None
             skipped = [d for d in detectors if d not in DETECTOR_DRIFT]
             detectors = [d for d in detectors if d in DETECTOR_DRIFT]
             if not detectors:
@@ -147,15 +148,15 @@ class MonitorService:
                          "attributions, no actual values)", found.ref, model.name,
                          ", ".join(skipped))
         else:
-            shape = model_shape(found, model)
-            self.endpoint = "forecast"
-            self.scaler = model_scaler(found, list(shape.columns), list(shape.outputs))
+            shape, endpoint = model_shape(found, model), "forecast"
+            scaler = model_scaler(found, list(shape.columns), list(shape.outputs))
+        pipeline = DriftPipeline(model, list(shape.columns), list(shape.outputs), scaler=scaler,
+                                 reference=self.config.reference, window=self.config.window,
+                                 detectors=detectors)
         self.columns, self.outputs = list(shape.columns), list(shape.outputs)
-        self.lookback = shape.lookback
-        self.model, self.version = model, version
-        self.pipeline = DriftPipeline(model, self.columns, self.outputs, scaler=self.scaler,
-                                      reference=self.config.reference,
-                                      window=self.config.window, detectors=detectors)
+        self.lookback, self.endpoint, self.scaler = shape.lookback, endpoint, scaler
+        self.model, self.version, self.pipeline = model, version, pipeline
+        self._rows = []  # live rows were the previous version's columns
 
     def _pinned(self) -> int | None:
         """The version ``NAME@VERSION`` or ``NAME@ALIAS`` names now (None: the alias is not
@@ -254,10 +255,10 @@ class MonitorService:
                 continue
             version = int(row.version)
             if not self.pointer and (self._served is None or version > self._served):
-                self._served = version
                 scored += self._score(items)  # what the previous version served
                 items = []
                 self._reference_on(version, f"the log's row {row.id} was served by it")
+                self._served = version
             if version != self.version:
                 self.skipped += 1
                 continue
@@ -367,6 +368,8 @@ class MonitorService:
             while not self._stop.is_set():
                 try:
                     self.poll_once()
+                except ConfigurationError:
+                    raise  # no later round can watch what was asked for
                 except Exception as exc:  # the store blinked: keep watching
                     log.error("amml monitor: %s: %s", type(exc).__name__, exc)
                 done += 1

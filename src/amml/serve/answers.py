@@ -77,13 +77,23 @@ def fitted_detector_payload(served: ServedModel, windows: Windows) -> dict[str, 
     check_finite(scores[:, None, None], x, ("score",), "anomaly score")
     results: list[dict[str, Any]] = [{"score": float(s), "alarm": bool(s >= 0.5)}
                                      for s in scores]
-    for result, stamps in zip(results, windows.timestamps or [], strict=False):
-        if stamps is not None and len(stamps):  # the scored row's time, when it was sent
-            result["timestamp"] = stamps[-1].isoformat()
+    for result, times in zip(results, _scored_times(windows, served.spec.lookback - 1),
+                             strict=False):
+        if times:  # the scored row's time, when it was sent
+            result["timestamp"] = times[0]
     payload: dict[str, Any] = {"model": served.name, "version": served.version,
                                "detector": served.model.name,
                                "columns": list(served.spec.columns), "threshold": 0.5}
     return _with_results(payload, results, windows)
+
+
+def _scored_times(windows: Windows, first: int) -> list[list[str] | None]:
+    """Per window, the times of its rows from ``first`` on (the rows an answer scores), or
+    None where the request dated none: a CSV or Arrow body is logged without its times, so
+    the answer carries them to the label queue."""
+    stamps = windows.timestamps or [None] * len(windows.values)
+    return [None if s is None or len(s) <= first else [t.isoformat() for t in s[first:]]
+            for s in stamps]
 
 
 def _with_results(payload: dict[str, Any], results: list[dict[str, Any]], windows: Windows
@@ -145,9 +155,9 @@ def detect_payload(served: ServedModel, windows: Windows, threshold: float
                         "scale": dict(zip(spec.outputs, scale[i].tolist(), strict=True)),
                         "alarms": alarms,
                         "anomalous": any(bool(v) for v in alarms.values())})
-    for result, stamps in zip(results, windows.timestamps or [], strict=False):
-        if stamps is not None and len(stamps) > spec.lookback:  # the scored rows' times
-            result["timestamps"] = [t.isoformat() for t in stamps[spec.lookback:]]
+    for result, times in zip(results, _scored_times(windows, spec.lookback), strict=False):
+        if times:  # the scored rows' times, when they were sent
+            result["timestamps"] = times
     payload: dict[str, Any] = {"model": served.name, "version": served.version,
                                "horizon": spec.horizon, "outputs": list(spec.outputs),
                                "threshold": threshold}

@@ -343,12 +343,23 @@ def _check_finite(array: np.ndarray, columns: tuple[str, ...], where: str) -> No
     raise BodyError(f"{where}{what} at row {row} of column {columns[col]}")
 
 
+def _datetimes(stamps: list[Any]) -> Any:
+    """Dates of texts, or of numbers as epoch seconds (milliseconds when above 1e11, the
+    rule of ``amml.store.served.to_epoch``): pandas alone reads numbers as nanoseconds."""
+    if stamps and all(isinstance(s, int | float | np.integer | np.floating)
+                      and not isinstance(s, bool) for s in stamps):
+        seconds = np.asarray(stamps, dtype=np.float64)
+        seconds = np.where(np.abs(seconds) > 1e11, seconds / 1000.0, seconds)
+        return pd.to_datetime(seconds, unit="s")
+    return pd.to_datetime(stamps)
+
+
 def check_timestamps(stamps: Any, spec: Spec, rows: int, where: str = "") -> pd.DatetimeIndex:
     """Parse the timestamps of a window; with a frequency in the signature, check it."""
     if not isinstance(stamps, list):
         raise BodyError(f"{where}timestamps must be a list")
     try:
-        index = pd.DatetimeIndex(pd.to_datetime(stamps))
+        index = pd.DatetimeIndex(_datetimes(stamps))
     except (ValueError, TypeError) as exc:
         raise BodyError(f"{where}timestamps cannot be read: {exc}") from None
     if len(index) != rows:

@@ -217,14 +217,14 @@ def _windows_of(row: Any, signatures: _Signatures) -> Iterator[ServedWindow]:
         if endpoint == "forecast":
             served.forecast_ts = _epochs(stamps) if stamps else None
         else:
-            # the scored rows' times: the answer's (a CSV or Arrow body was logged without
-            # them), else the request window's last ``horizon``
+            # the scored rows' times: the request window's last ``horizon``, else the
+            # answer's (a CSV or Arrow body is logged without them)
             scored_at = (_epochs(result["timestamps"])
                          if isinstance(result.get("timestamps"), list) else None)
-            if scored_at is not None and len(scored_at) == horizon:
-                served.forecast_ts = scored_at
-            elif timestamps is not None and len(timestamps) >= horizon:
+            if timestamps is not None and len(timestamps) >= horizon:
                 served.forecast_ts = timestamps[len(timestamps) - horizon:]
+            elif scored_at is not None and len(scored_at) == horizon:
+                served.forecast_ts = scored_at
             if columns is not None:
                 for name in forecast:
                     if name in columns:
