@@ -123,6 +123,7 @@ class MonitorService:
         self._served_after = 0
         self._live: queue.Queue[dict[str, Any]] = queue.Queue()
         self._rows: list[np.ndarray] = []
+        self.columns: list[str] = []  # the watched version's (none loaded yet)
         self._stop = threading.Event()
         self._mqtt: Any = None
         self._http: Any = None
@@ -153,10 +154,11 @@ class MonitorService:
         pipeline = DriftPipeline(model, list(shape.columns), list(shape.outputs), scaler=scaler,
                                  reference=self.config.reference, window=self.config.window,
                                  detectors=detectors)
+        if list(shape.columns) != self.columns:
+            self._rows = []  # live rows held the previous version's columns
         self.columns, self.outputs = list(shape.columns), list(shape.outputs)
         self.lookback, self.endpoint, self.scaler = shape.lookback, endpoint, scaler
         self.model, self.version, self.pipeline = model, version, pipeline
-        self._rows = []  # live rows were the previous version's columns
 
     def _pinned(self) -> int | None:
         """The version ``NAME@VERSION`` or ``NAME@ALIAS`` names now (None: the alias is not
