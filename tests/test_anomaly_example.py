@@ -58,3 +58,37 @@ def test_runs_end_to_end_then_fully_cached(tmp_path: Path) -> None:
     assert ran == ["anomalies", "plot"]
     assert other.output("anomalies", "report")["detector"] == "amml"
     store.close()
+
+
+def test_reference_example_fits_on_the_clean_run_registers_and_serves(tmp_path: Path) -> None:
+    """``examples/anomaly/reference.yaml``: MSET fitted on the anomaly-free commissioning run
+    finds the production run's faults with the threshold frozen there; the fitted detector is
+    registered (``task: detect``) and the server scores windows with the step's numbers."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    from amml.registry import ModelRegistry
+    from amml.serve.models import ServedModel
+
+    store = open_store(tmp_path / "store")
+    first = run_workflow(compile_workflow(EXAMPLE / "reference.yaml"), store=store)
+    first.raise_for_status()
+    out, report = first.output("anomalies", "out"), first.output("anomalies", "report")
+    metrics = alarm_metrics(out["alarm"].to_numpy(), out["is_anomaly"].to_numpy())
+    assert metrics["event_recall"] >= 0.9 and metrics["precision"] >= 0.9, metrics
+    assert report["fitted"]["reference_rows"] == 2000  # the whole commissioning run
+
+    registry = ModelRegistry(store)
+    version = registry.resolve("sensors-detector@champion")
+    assert version.signature["task"] == "detect"
+    served = ServedModel.build(version, registry.load(version))
+    columns = list(served.spec.columns)
+    assert served.task == "detect" and columns == ["temperature", "vibration", "load"]
+    rows = out[columns].to_numpy()
+    windows = sliding_window_view(rows, served.spec.lookback, axis=0).transpose(0, 2, 1)
+    scored = out["score"].to_numpy()[served.spec.lookback - 1:]
+    np.testing.assert_allclose(served.predict(windows), scored, rtol=0, atol=1e-9)
+
+    second = run_workflow(compile_workflow(EXAMPLE / "reference.yaml"), store=store)
+    assert second.count("cached") == len(second.steps)  # nothing new registered
+    assert [v.version for v in registry.versions("sensors-detector")] == [1]
+    store.close()
