@@ -22,8 +22,12 @@ from amml.serve.models import ServedModel
 #: scaler), and at least ``MIN_SCALE``: a constant lookback otherwise divides by ~0 and scores
 #: ~1e7. (``SCALE_FLOOR`` and ``MIN_SCALE`` are the detector's.)
 TRAINING_SCALE_FLOOR = 1e-2
-__all__ = ["MIN_SCALE", "SCALE_FLOOR", "TRAINING_SCALE_FLOOR", "check_finite", "detect_payload",
-           "detector_for", "fitted_detector_payload", "forecast_payload", "to_json"]
+#: ``?explain=true`` explains the alarms of at most this many windows a request (each alarm
+#: costs 2**columns scores).
+MAX_EXPLAINED = 256
+__all__ = ["MAX_EXPLAINED", "MIN_SCALE", "SCALE_FLOOR", "TRAINING_SCALE_FLOOR", "check_finite",
+           "detect_payload", "detector_for", "fitted_detector_payload", "forecast_payload",
+           "to_json"]
 
 def check_finite(values: np.ndarray, inputs: np.ndarray, outputs: tuple[str, ...],
                  what: str) -> None:
@@ -67,16 +71,32 @@ def forecast_payload(served: ServedModel, windows: Windows) -> dict[str, Any]:
     return payload
 
 
-def fitted_detector_payload(served: ServedModel, windows: Windows) -> dict[str, Any]:
+def fitted_detector_payload(served: ServedModel, windows: Windows, explain: bool = False
+                            ) -> dict[str, Any]:
     """A registered fitted detector's answer: the calibrated score of each window's newest
     row (``FittedDetector.score_windows``: the frozen model and threshold, nothing learnt from
-    the request) and an alarm where it reaches 0.5, the threshold frozen on the reference."""
+    the request) and an alarm where it reaches 0.5, the threshold frozen on the reference.
+    With ``explain``, each alarm names its ``cause`` (the column with the largest share) and
+    every column's ``shares`` of its score (:mod:`amml.ops.detectors.explain`)."""
     x = windows.values
+    if explain and len(x) > MAX_EXPLAINED:
+        raise BodyError(f"?explain=true takes at most {MAX_EXPLAINED} windows a request, got "
+                        f"{len(x)}: send the windows to explain on their own")
     with np.errstate(over="ignore", invalid="ignore"):
         scores = np.asarray(served.predict(x), dtype=float)
     check_finite(scores[:, None, None], x, ("score",), "anomaly score")
     results: list[dict[str, Any]] = [{"score": float(s), "alarm": bool(s >= 0.5)}
                                      for s in scores]
+    alarmed = np.flatnonzero(scores >= 0.5)
+    if explain and len(alarmed):
+        from amml.ops.detectors.explain import column_contributions, shares
+
+        with np.errstate(over="ignore", invalid="ignore"):
+            share = shares(column_contributions(served.model, x[alarmed]))
+        check_finite(share[:, None, :], x, served.spec.columns, "column share")
+        for i, row in zip(alarmed, share, strict=True):
+            results[i]["cause"] = served.spec.columns[int(np.argmax(row))]
+            results[i]["shares"] = dict(zip(served.spec.columns, row.tolist(), strict=True))
     for result, times in zip(results, _scored_times(windows, served.spec.lookback - 1),
                              strict=False):
         if times:  # the scored row's time, when it was sent

@@ -224,9 +224,14 @@ class ServerState:
                 raise BodyError(f"model '{name}' is a fitted detector: it alarms at the "
                                 "threshold frozen on its reference (score 0.5); drop "
                                 "?threshold=")
+            explain = _explain(request)
+            if explain and served.task != "detect":
+                raise BodyError(f"?explain=true names the columns behind a fitted detector's "
+                                f"alarms; model '{name}' forecasts: POST "
+                                f"/v1/models/{name}/explain for its forecasts' attributions")
             content, windows = await asyncio.get_running_loop().run_in_executor(
                 self.pool, self._answer, served, endpoint, body,
-                request.headers.get("content-type"), threshold)
+                request.headers.get("content-type"), threshold, explain)
         except Reject as reject:
             status, content, headers = reject.status, _detail(reject.message), reject.headers
             logged = status != 401
@@ -265,7 +270,7 @@ class ServerState:
         return Response(content, status_code=status, media_type=JSON, headers=headers)
 
     def _answer(self, served: ServedModel, endpoint: str, body: bytes, ctype: str | None,
-                threshold: float) -> tuple[bytes, Windows]:
+                threshold: float, explain: bool = False) -> tuple[bytes, Windows]:
         """Parse, score and serialise one request (in the thread pool, off the event loop)."""
         spec, config = served.spec, self.config
         limits = {"max_windows": config.max_windows, "max_depth": config.max_json_depth}
@@ -276,7 +281,7 @@ class ServerState:
                                 f"/v1/models/{served.name}/detect")
             windows = parse(body, ctype, spec, spec.lookback,
                             f"the detector scores the newest of {spec.lookback} rows", **limits)
-            payload = fitted_detector_payload(served, windows)
+            payload = fitted_detector_payload(served, windows, explain)
         elif endpoint == "forecast":
             windows = parse(body, ctype, spec, **limits)
             payload = forecast_payload(served, windows)
@@ -306,6 +311,15 @@ def _is_arrow(request: Request) -> bool:
 
 def _detail(message: str) -> bytes:
     return json.dumps({"detail": message}).encode()
+
+
+def _explain(request: Request) -> bool:
+    text = request.query_params.get("explain")
+    if text is None or text.lower() in ("false", "0"):
+        return False
+    if text.lower() in ("true", "1"):
+        return True
+    raise BodyError(f"explain must be true or false, got '{text}'")
 
 
 def _threshold(request: Request) -> float:

@@ -17,7 +17,9 @@ the step's ``detector`` output, a ``model`` artifact (safetensors and JSON, no p
 step takes it as its ``fitted`` input and scores new rows exactly as it would have.
 Registered (the ``register`` op), it is found by name in later runs: ``model: pump@champion``
 scores with the version the alias points at (such a step always runs: the alias may have
-moved).
+moved). ``explain: true`` then names the column behind each alarm (``cause``, the largest
+of every column's Shapley share of the score, :mod:`amml.ops.detectors.explain`), with all the
+shares in the report.
 
 >>> import numpy as np, pandas as pd
 >>> from amml.ops.base import StepContext
@@ -95,6 +97,9 @@ class Detect(Op):
         model: str | None = Field(None, description="a registered fitted detector to score "
                                   "with: NAME, NAME@ALIAS or NAME@VERSION (instead of fitting "
                                   "one here)")
+        explain: bool = Field(False, description="name the column that drove each alarm of a "
+                              "fitted detector ('cause'), with every column's share of its "
+                              "score in the report (Shapley values over the columns)")
 
         @field_validator("detector")
         @classmethod
@@ -149,6 +154,11 @@ class Detect(Op):
             per_column = pd.DataFrame(index=range(len(values)))
             score = used.score(values)  # frozen: rows that follow what it has seen
         else:
+            if c.explain:
+                raise OpError("'explain' names the columns behind a fitted detector's alarms: "
+                              "give the step a 'reference', a 'fitted' input or a 'model' (a "
+                              "streaming detector scores each column on its own: its "
+                              "score_<column> outputs say which)")
             columns = _columns(table, c.columns, {c.label, stamp_column})
             values = table[columns].to_numpy(dtype=float)
             used = make_detector(c.detector_name, **c.params)
@@ -169,6 +179,9 @@ class Detect(Op):
         out["alarm"] = alarm
         for column in per_column.columns:
             out[column] = per_column[column].to_numpy()
+        causes: list[dict[str, Any]] | None = None
+        if c.explain and fitted is not None:
+            out["cause"], causes = _causes(fitted, values, alarm, columns, stamps)
         if c.label is not None:
             out[c.label] = table[c.label]
 
@@ -178,6 +191,8 @@ class Detect(Op):
             metrics = alarm_metrics(alarm[labelled], labels[labelled] > 0)
         ctx.log_metrics({"alarms": int(alarm.sum()), "threshold": threshold, **metrics})
         report = _report(c, used, columns, threshold, alarm, stamps, labels, metrics)
+        if causes is not None:
+            report["causes"] = causes
         result: dict[str, Any] = {"out": out, "report": report}
         if fitted is not None:
             report["fitted"] = {"on": (f"model {c.model}" if c.model else "reference"
@@ -189,6 +204,38 @@ class Detect(Op):
             # same artifact, so registering it again registers nothing new
             result["detector"] = fitted
         return result
+
+
+def _causes(fitted: FittedDetector, values: np.ndarray, alarm: np.ndarray,
+            columns: list[Any], stamps: pd.DatetimeIndex | None
+            ) -> tuple[list[str], list[dict[str, Any]]]:
+    """The column that drove each alarm (its largest Shapley share; "" on other rows), and
+    per listed alarm every column's share: from the window that ends at the alarm's row (the
+    rows before the table come from where the fitted detector left off, as in scoring)."""
+    if fitted.refit > 0:
+        raise OpError(f"'explain' needs a frozen detector: this {fitted.name} refits every "
+                      f"{fitted.refit} rows (refit: 0 to explain)")
+    from amml.ops.detectors.explain import column_contributions, shares
+
+    before = fitted._context  # what the table's first rows are scored after
+    full = np.concatenate([before, values]) if len(before) else values
+    span = fitted.context + 1
+    rows = [int(r) for r in np.flatnonzero(alarm)[:MAX_LISTED_ALARMS]
+            if r + len(before) + 1 >= span]
+    cause = [""] * len(values)
+    listed: list[dict[str, Any]] = []
+    if rows:
+        windows = np.stack([full[r + len(before) + 1 - span:r + len(before) + 1]
+                            for r in rows])
+        share = shares(column_contributions(fitted, windows))
+        names = [str(column) for column in columns]
+        for row, row_share in zip(rows, share, strict=True):
+            cause[row] = names[int(np.argmax(row_share))]
+            listed.append({"row": row, "cause": cause[row],
+                           "timestamp": None if stamps is None else stamps[row].isoformat(),
+                           "shares": dict(zip(names, np.round(row_share, 4).tolist(),
+                                              strict=True))})
+    return cause, listed
 
 
 def _fitted_detector(ctx: StepContext, c: Detect.Config, reference: pd.DataFrame | None,
