@@ -290,3 +290,41 @@ def test_lineage_trace_finds_cache_reusers_through_an_index(store: Store) -> Non
     plans = _plans(store, lambda: meta.cached_users("b2", "clean"))
     assert "SEARCH cache_entries USING INDEX ix_cache_entries_run_step" in plans[0], plans
     assert "SCAN" not in plans[0], plans
+
+
+def test_the_anomaly_chart_puts_each_explained_alarm_on_its_cause(app, filled: Store) -> None:
+    """A detect step with ``explain`` names each alarm's cause: the chart draws the alarm on
+    that column's line and says it on hover."""
+    import html
+    import json
+    import re
+
+    from amml import compile_workflow, run_workflow
+    from amml.lang import load_yaml_text
+
+    workflow = load_yaml_text("""
+name: explained
+steps:
+  normal:
+    op: source.synthetic
+    with: {periods: 600, seed: 3, anomalies: 0}
+  production:
+    op: source.synthetic
+    with: {periods: 600, seed: 7, anomalies: 6}
+  scored:
+    op: detect
+    inputs: {table: production, reference: normal}
+    with: {detector: mset, label: is_anomaly, explain: true}
+""")
+    result = run_workflow(compile_workflow(workflow), store=filled).raise_for_status()
+    out = result.output("scored", "out")
+    client, keys = app
+    sign_in(client, keys["read"])
+    page = client.get("/ui/anomalies").text
+    figure = json.loads(html.unescape(re.search(r'data-figure="([^"]*)"', page).group(1)))
+    alarms = next(trace for trace in figure["data"] if trace["name"] == "alarm")
+    flagged = out[out["alarm"] == 1]
+    assert len(flagged) and alarms["text"] == flagged["cause"].tolist()
+    assert alarms["y"] == [row[row["cause"]] for _, row in flagged.iterrows()]
+    assert "cause: %{text}" in alarms["hovertemplate"]
+    assert "cause" not in {trace["name"] for trace in figure["data"]}  # not drawn as a line

@@ -140,11 +140,13 @@ def line_figure(title: str, traces: Sequence[tuple[str, Sequence[Any], Sequence[
 
 def anomaly_figure(title: str, x: Sequence[Any], columns: dict[str, Sequence[Any]],
                    alarms: Sequence[int], labels: Sequence[int] | None,
-                   scores: Sequence[Any] | None, max_line_points: int = 5000
-                   ) -> dict[str, Any]:
+                   scores: Sequence[Any] | None, max_line_points: int = 5000,
+                   causes: Sequence[str] | None = None) -> dict[str, Any]:
     """The series, alarms as red markers, labelled anomalies as open circles, the score on a
     second axis below; zoom and pan are Plotly's. Lines are thinned to ``max_line_points``
-    (every n-th point); every alarm and label marker is kept at its exact point."""
+    (every n-th point); every alarm and label marker is kept at its exact point. Where the
+    detector named each alarm's ``causes`` (``detect``'s ``explain``), an alarm sits on its
+    cause's line and says it on hover."""
     x = list(x)
     stride = max(1, -(-len(x) // max_line_points))
     line_x = x[::stride]
@@ -153,9 +155,15 @@ def anomaly_figure(title: str, x: Sequence[Any], columns: dict[str, Sequence[Any
                                   for name, values in columns.items()]
     first = next(iter(columns.values()), [])
     alarm_at = [i for i, a in enumerate(alarms) if a]
-    data.append({"type": "scattergl", "mode": "markers", "name": "alarm",
-                 "x": [x[i] for i in alarm_at], "y": _finite([first[i] for i in alarm_at]),
-                 "marker": {"color": "#c62828", "size": 8, "symbol": "x"}})
+    alarm_y = [columns[causes[i]][i] if causes is not None and causes[i] in columns
+               else first[i] for i in alarm_at]
+    marker: dict[str, Any] = {"type": "scattergl", "mode": "markers", "name": "alarm",
+                              "x": [x[i] for i in alarm_at], "y": _finite(alarm_y),
+                              "marker": {"color": "#c62828", "size": 8, "symbol": "x"}}
+    if causes is not None:
+        marker["text"] = [str(causes[i]) for i in alarm_at]
+        marker["hovertemplate"] = "%{x}<br>cause: %{text}<extra>alarm</extra>"
+    data.append(marker)
     if labels is not None:
         label_at = [i for i, v in enumerate(labels) if v]
         data.append({"type": "scattergl", "mode": "markers", "name": "labelled anomaly",

@@ -451,7 +451,8 @@ def _anomaly_chart(dashboard: Dashboard, chosen: dict[str, Any]
         return None, 0, "this detector's table has no 'alarm' column"
     frame = frame.iloc[-MAX_SERIES_POINTS:]
     label = next((c for c in ("is_anomaly", "label", "anomaly") if c in frame.columns), None)
-    skip = {"alarm", "score", label} | {c for c in frame.columns if str(c).startswith("score_")}
+    skip = ({"alarm", "score", "cause", label}
+            | {c for c in frame.columns if str(c).startswith("score_")})
     values = {str(c): frame[c].astype(float).tolist() for c in frame.columns
               if c not in skip and frame[c].dtype.kind in "fiu"}
     x = [str(v) for v in frame.index] if frame.index.dtype.kind == "M" else list(
@@ -460,7 +461,9 @@ def _anomaly_chart(dashboard: Dashboard, chosen: dict[str, Any]
                             dict(list(values.items())[:4]), frame["alarm"].astype(int).tolist(),
                             frame[label].astype(int).tolist() if label else None,
                             frame["score"].astype(float).tolist() if "score" in frame else None,
-                            max_line_points=MAX_LINE_POINTS)
+                            max_line_points=MAX_LINE_POINTS,
+                            causes=(frame["cause"].astype(str).tolist() if "cause" in frame
+                                    else None))
     return figure_json(figure), int(frame["alarm"].astype(int).sum()), None
 
 
