@@ -157,6 +157,7 @@ def anomaly_figure(title: str, x: Sequence[Any], columns: dict[str, Sequence[Any
     alarm_at = [i for i, a in enumerate(alarms) if a]
     alarm_y = [columns[causes[i]][i] if causes is not None and causes[i] in columns
                else first[i] for i in alarm_at]
+    # an alarm whose cause is not drawn sits on the first line: its hover says which it was
     marker: dict[str, Any] = {"type": "scattergl", "mode": "markers", "name": "alarm",
                               "x": [x[i] for i in alarm_at], "y": _finite(alarm_y),
                               "marker": {"color": "#c62828", "size": 8, "symbol": "x"}}

@@ -436,6 +436,8 @@ def anomalies(request: Request, pick: str = "") -> Response:
 #: (alarm and label markers are all kept): a browser draws that at once.
 MAX_SERIES_POINTS = 50_000
 MAX_LINE_POINTS = 5_000
+#: Columns drawn: four, or as many alarm causes as there are, up to this many.
+MAX_DRAWN_COLUMNS = 8
 
 
 def _anomaly_chart(dashboard: Dashboard, chosen: dict[str, Any]
@@ -457,14 +459,27 @@ def _anomaly_chart(dashboard: Dashboard, chosen: dict[str, Any]
               if c not in skip and frame[c].dtype.kind in "fiu"}
     x = [str(v) for v in frame.index] if frame.index.dtype.kind == "M" else list(
         range(len(frame)))
+    causes = frame["cause"].astype(str).tolist() if "cause" in frame else []
     figure = anomaly_figure(f"{chosen['run_id'][:8]}:{chosen['name']} ({chosen['op']})", x,
-                            dict(list(values.items())[:4]), frame["alarm"].astype(int).tolist(),
+                            {c: values[c] for c in drawn_columns(list(values), causes)},
+                            frame["alarm"].astype(int).tolist(),
                             frame[label].astype(int).tolist() if label else None,
                             frame["score"].astype(float).tolist() if "score" in frame else None,
                             max_line_points=MAX_LINE_POINTS,
-                            causes=(frame["cause"].astype(str).tolist() if "cause" in frame
-                                    else None))
+                            causes=causes or None)
     return figure_json(figure), int(frame["alarm"].astype(int).sum()), None
+
+
+def drawn_columns(columns: list[str], causes: list[str]) -> list[str]:
+    """The columns the anomaly chart draws: four, the ones named as alarms' causes first (up
+    to ``MAX_DRAWN_COLUMNS`` of them), so that each explained alarm sits on its own line.
+
+    >>> drawn_columns(["a", "b", "c", "d", "e", "f"], ["", "f", "", "c", "f"])
+    ['f', 'c', 'a', 'b']
+    """
+    named = [c for c in dict.fromkeys(causes) if c in columns][:MAX_DRAWN_COLUMNS]
+    rest = [c for c in columns if c not in named]
+    return [*named, *rest][:max(4, len(named))]
 
 
 CAPABILITY_PAGES = {

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from amml._exceptions import OpError
 from amml.ops.detectors.base import make_detector
 from amml.ops.detectors.residual import MIN_SCALE, SCALE_FLOOR, ForecastResidualDetector
 from amml.serve.bodies import BodyError, Windows, future_timestamps
@@ -22,12 +23,14 @@ from amml.serve.models import ServedModel
 #: scaler), and at least ``MIN_SCALE``: a constant lookback otherwise divides by ~0 and scores
 #: ~1e7. (``SCALE_FLOOR`` and ``MIN_SCALE`` are the detector's.)
 TRAINING_SCALE_FLOOR = 1e-2
-#: ``?explain=true`` explains the alarms of at most this many windows a request (each alarm
-#: costs 2**columns scores).
+#: ``?explain=true`` takes at most this many windows a request, and explains alarms worth at
+#: most ``MAX_EXPLAIN_SCORES`` raw scores (each alarm costs 2**columns of them up to 12
+#: columns: ``explain_cost``), so one request cannot hold a worker for minutes.
 MAX_EXPLAINED = 256
-__all__ = ["MAX_EXPLAINED", "MIN_SCALE", "SCALE_FLOOR", "TRAINING_SCALE_FLOOR", "check_finite",
-           "detect_payload", "detector_for", "fitted_detector_payload", "forecast_payload",
-           "to_json"]
+MAX_EXPLAIN_SCORES = 65_536
+__all__ = ["MAX_EXPLAINED", "MAX_EXPLAIN_SCORES", "MIN_SCALE", "SCALE_FLOOR",
+           "TRAINING_SCALE_FLOOR", "check_finite", "detect_payload", "detector_for",
+           "fitted_detector_payload", "forecast_payload", "to_json"]
 
 def check_finite(values: np.ndarray, inputs: np.ndarray, outputs: tuple[str, ...],
                  what: str) -> None:
@@ -89,14 +92,24 @@ def fitted_detector_payload(served: ServedModel, windows: Windows, explain: bool
                                      for s in scores]
     alarmed = np.flatnonzero(scores >= 0.5)
     if explain and len(alarmed):
-        from amml.ops.detectors.explain import column_contributions, shares
+        from amml.ops.detectors.explain import causes, column_contributions, explain_cost, shares
 
-        with np.errstate(over="ignore", invalid="ignore"):
-            share = shares(column_contributions(served.model, x[alarmed]))
-        check_finite(share[:, None, :], x, served.spec.columns, "column share")
-        for i, row in zip(alarmed, share, strict=True):
-            results[i]["cause"] = served.spec.columns[int(np.argmax(row))]
-            results[i]["shares"] = dict(zip(served.spec.columns, row.tolist(), strict=True))
+        names = served.spec.columns
+        cost = len(alarmed) * explain_cost(len(names))
+        if cost > MAX_EXPLAIN_SCORES:
+            raise BodyError(f"explaining {len(alarmed)} alarms of {len(names)} columns takes "
+                            f"{cost:,} scores, more than {MAX_EXPLAIN_SCORES:,} a request: "
+                            "send fewer windows with ?explain=true")
+        try:
+            contributions = column_contributions(served.model, x[alarmed])
+        except OpError as exc:
+            raise BodyError(str(exc)) from None
+        for i, top, row in zip(alarmed, causes(contributions), shares(contributions),
+                               strict=True):
+            # a score that overflowed has no finite shares: no cause rather than a guess
+            results[i]["cause"] = None if top is None else names[top]
+            if top is not None:
+                results[i]["shares"] = dict(zip(names, row.tolist(), strict=True))
     for result, times in zip(results, _scored_times(windows, served.spec.lookback - 1),
                              strict=False):
         if times:  # the scored row's time, when it was sent

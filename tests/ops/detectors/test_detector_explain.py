@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ from amml._exceptions import OpError
 from amml.ops.base import StepContext
 from amml.ops.detectors.base import make_detector
 from amml.ops.detectors.detect import Detect
-from amml.ops.detectors.explain import column_contributions, shares
+from amml.ops.detectors.explain import causes, column_contributions, shares
 from amml.ops.models.register import model_signature
 from amml.store import Store
 from amml.store.model_registry import ModelRegistry
@@ -57,8 +58,10 @@ def shapley_by_orderings(value, players: int) -> np.ndarray:
     return out / math.factorial(players)
 
 
-@pytest.mark.parametrize(("name", "params"), [("pca_t2q", {"smooth": 3}), ("mset", {}),
-                                              ("pyod", {"model": "KNN"})])
+@pytest.mark.parametrize(("name", "params"), [
+    ("pca_t2q", {"smooth": 3}), ("mset", {}), ("pyod", {"model": "KNN"}),
+    ("pyod", {"model": "ECOD"}),  # scores a row against the others scored with it
+    ("conv_autoencoder", {"window": 4, "smooth": 2, "epochs": 2})])  # rows of windows
 def test_contributions_are_the_shapley_values_of_the_raw_score(name: str, params: dict) -> None:
     detector = make_detector(name, **params).fit(plant(500, 1))
     rows = plant(400, 2, DRIFT).to_numpy()
@@ -76,8 +79,8 @@ def test_contributions_are_the_shapley_values_of_the_raw_score(name: str, params
                                    atol=1e-12)
         # efficiency: they add up to the score over that of the reference centre
         assert contribution.sum() == pytest.approx(value(np.ones(4)) - value(np.zeros(4)))
-    drifted = shares(got[1:])
-    assert (drifted.argmax(axis=1) == 1).all() and (drifted[:, 1] > 0.5).all()  # pressure
+    assert causes(got[1:]) == [1, 1]  # pressure
+    np.testing.assert_allclose(np.abs(shares(got)).sum(axis=1), 1.0)
 
 
 def test_detect_names_the_column_behind_each_alarm() -> None:
@@ -94,7 +97,8 @@ def test_detect_names_the_column_behind_each_alarm() -> None:
     assert sorted(listed) == [out.index.get_loc(t) for t in alarms]
     first = listed[out.index.get_loc(inside[0])]
     assert first["cause"] == "pressure" and first["timestamp"] == inside[0].isoformat()
-    assert sum(first["shares"].values()) == pytest.approx(1.0, abs=1e-3)
+    assert sum(abs(v) for v in first["shares"].values()) == pytest.approx(1.0, abs=1e-3)
+    assert report["causes_truncated"] is False
     assert set(first["shares"]) == set(COLUMNS)
     # the window that ends at the alarm's row (the rows before it from the reference's end)
     fitted, row = result["detector"], out.index.get_loc(inside[0])
@@ -132,11 +136,12 @@ def test_served_detector_explains_its_alarms(store: Store, tmp_path: Path) -> No
                               json={"window": windows[0].tolist()})
     assert answer.status_code == 200, answer.text
     results = answer.json()["results"]
-    expected = shares(column_contributions(fitted, windows))
-    for result, share, before in zip(results, expected, plain.json()["results"], strict=True):
+    contributions = column_contributions(fitted, windows)
+    for result, top, share, before in zip(results, causes(contributions), shares(contributions),
+                                          plain.json()["results"], strict=True):
         assert result["score"] == before["score"]  # explaining changes no score
         if result["alarm"]:
-            assert result["cause"] == COLUMNS[int(np.argmax(share))]
+            assert result["cause"] == COLUMNS[top]
             np.testing.assert_allclose([result["shares"][c] for c in COLUMNS], share)
         else:
             assert "cause" not in result and "shares" not in result
@@ -165,3 +170,53 @@ def test_many_columns_are_estimated_by_permutations(monkeypatch: pytest.MonkeyPa
     assert estimated.sum() == pytest.approx(exact.sum(), rel=1e-6)
     assert int(np.argmax(estimated)) == int(np.argmax(exact)) == 9
     np.testing.assert_allclose(estimated, exact, atol=0.05 * abs(exact.sum()))
+
+
+def test_gaps_are_filled_as_scoring_fills_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A gap is carried from the last reading when scoring, so it is when explaining: the
+    rows whose window holds it keep their cause; beyond the listed alarms, no cause."""
+    from amml.ops.detectors import detect
+
+    table = plant(400, 2, DRIFT)
+    table.iloc[305, 0] = np.nan
+    step = Detect(detector="pca_t2q", params={"smooth": 3}, explain=True)
+    result = step.run(StepContext(), table, reference=plant(500, 1))
+    out, report = result["out"], result["report"]
+    assert (out["cause"].iloc[305:308] == "pressure").all()
+    listed = {entry["row"]: entry for entry in report["causes"]}
+    assert all(listed[r]["shares"]["pressure"] > 0.5 for r in range(305, 308))
+    monkeypatch.setattr(detect, "MAX_LISTED_ALARMS", 5)
+    few = step.run(StepContext(), table, reference=plant(500, 1))
+    assert few["report"]["causes_truncated"] is True and len(few["report"]["causes"]) == 5
+    assert (few["out"]["cause"] != "").sum() == 5
+
+
+def test_the_server_budgets_explanations_and_names_no_cause_for_an_overflow(
+        store: Store, tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    drive = rng.normal(0, 1, (600, 1))
+    wide = pd.DataFrame(drive * np.arange(1, 13) + rng.normal(0, 0.1, (600, 12)),
+                        columns=[f"s{i}" for i in range(12)])
+    ModelRegistry(store).register("wide", make_detector("mset").fit(wide.iloc[:500]),
+                                  signature={"task": "detect"})
+    four = make_detector("mset").fit(plant(500, 1))
+    ModelRegistry(store).register("plant", four, signature=model_signature(four))
+    faulty = wide.to_numpy()[500:520] + 5.0 * wide.iloc[:500].std().to_numpy()  # alarms
+    overflow = plant(3, 2).to_numpy(copy=True)
+    overflow[-1, 0] = 1e200
+    with serving(store, tmp_path, models=("oil@champion", "wide", "plant")) as app:
+        costly = app.post("/v1/models/wide/detect?explain=true",
+                          json={"windows": faulty[:, None, :].tolist()})
+        affordable = app.post("/v1/models/wide/detect?explain=true",
+                              json={"windows": faulty[:10, None, :].tolist()})
+        overflowed = app.post("/v1/models/plant/detect?explain=true",
+                              json={"window": overflow[-1:].tolist()})
+    assert costly.status_code == 422
+    assert re.search(r"explaining (1[7-9]|20) alarms of 12 columns takes [\d,]+ scores, "
+                     r"more than 65,536", costly.text)
+    explained = [r for r in affordable.json()["results"] if r["alarm"]]
+    assert affordable.status_code == 200 and len(explained) >= 8
+    assert all(r["cause"] in wide.columns for r in explained)
+    assert overflowed.status_code == 200, overflowed.text
+    answer = overflowed.json()
+    assert answer["alarm"] is True and answer["cause"] is None and "shares" not in answer

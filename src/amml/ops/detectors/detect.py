@@ -98,8 +98,9 @@ class Detect(Op):
                                   "with: NAME, NAME@ALIAS or NAME@VERSION (instead of fitting "
                                   "one here)")
         explain: bool = Field(False, description="name the column that drove each alarm of a "
-                              "fitted detector ('cause'), with every column's share of its "
-                              "score in the report (Shapley values over the columns)")
+                              "fitted detector ('cause'), with every column's signed share of "
+                              "its score in the report (Shapley values over the columns; the "
+                              "first 1000 alarms)")
 
         @field_validator("detector")
         @classmethod
@@ -181,7 +182,7 @@ class Detect(Op):
             out[column] = per_column[column].to_numpy()
         causes: list[dict[str, Any]] | None = None
         if c.explain and fitted is not None:
-            out["cause"], causes = _causes(fitted, values, alarm, columns, stamps)
+            out["cause"], causes, unexplained = _causes(fitted, values, alarm, columns, stamps)
         if c.label is not None:
             out[c.label] = table[c.label]
 
@@ -192,7 +193,7 @@ class Detect(Op):
         ctx.log_metrics({"alarms": int(alarm.sum()), "threshold": threshold, **metrics})
         report = _report(c, used, columns, threshold, alarm, stamps, labels, metrics)
         if causes is not None:
-            report["causes"] = causes
+            report["causes"], report["causes_truncated"] = causes, unexplained
         result: dict[str, Any] = {"out": out, "report": report}
         if fitted is not None:
             report["fitted"] = {"on": (f"model {c.model}" if c.model else "reference"
@@ -208,34 +209,37 @@ class Detect(Op):
 
 def _causes(fitted: FittedDetector, values: np.ndarray, alarm: np.ndarray,
             columns: list[Any], stamps: pd.DatetimeIndex | None
-            ) -> tuple[list[str], list[dict[str, Any]]]:
-    """The column that drove each alarm (its largest Shapley share; "" on other rows), and
-    per listed alarm every column's share: from the window that ends at the alarm's row (the
-    rows before the table come from where the fitted detector left off, as in scoring)."""
+            ) -> tuple[list[str], list[dict[str, Any]], bool]:
+    """The column that drove each alarm (the largest contribution; "" on other rows and where
+    the score overflowed), every column's signed share per explained alarm, and whether alarms
+    were left unexplained (beyond ``MAX_LISTED_ALARMS``). Each from the window that ends at the
+    alarm's row, with gaps filled and the rows before the table taken as in scoring."""
     if fitted.refit > 0:
         raise OpError(f"'explain' needs a frozen detector: this {fitted.name} refits every "
                       f"{fitted.refit} rows (refit: 0 to explain)")
-    from amml.ops.detectors.explain import column_contributions, shares
+    from amml.ops.detectors.explain import causes, column_contributions, shares
 
     before = fitted._context  # what the table's first rows are scored after
-    full = np.concatenate([before, values]) if len(before) else values
+    filled = copy.deepcopy(fitted)._rows(values)  # the gaps filled as scoring filled them
+    full = np.concatenate([before, filled]) if len(before) else filled
     span = fitted.context + 1
-    rows = [int(r) for r in np.flatnonzero(alarm)[:MAX_LISTED_ALARMS]
-            if r + len(before) + 1 >= span]
+    alarmed = np.flatnonzero(alarm)
+    rows = [int(r) for r in alarmed[:MAX_LISTED_ALARMS] if r + len(before) + 1 >= span]
     cause = [""] * len(values)
     listed: list[dict[str, Any]] = []
     if rows:
         windows = np.stack([full[r + len(before) + 1 - span:r + len(before) + 1]
                             for r in rows])
-        share = shares(column_contributions(fitted, windows))
+        contributions = column_contributions(fitted, windows)
         names = [str(column) for column in columns]
-        for row, row_share in zip(rows, share, strict=True):
-            cause[row] = names[int(np.argmax(row_share))]
-            listed.append({"row": row, "cause": cause[row],
+        for row, top, row_share in zip(rows, causes(contributions), shares(contributions),
+                                       strict=True):
+            cause[row] = "" if top is None else names[top]
+            listed.append({"row": row, "cause": cause[row] or None,
                            "timestamp": None if stamps is None else stamps[row].isoformat(),
-                           "shares": dict(zip(names, np.round(row_share, 4).tolist(),
-                                              strict=True))})
-    return cause, listed
+                           "shares": (None if top is None else dict(zip(
+                               names, np.round(row_share, 4).tolist(), strict=True)))})
+    return cause, listed, len(alarmed) > MAX_LISTED_ALARMS
 
 
 def _fitted_detector(ctx: StepContext, c: Detect.Config, reference: pd.DataFrame | None,

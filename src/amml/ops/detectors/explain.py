@@ -12,8 +12,12 @@ about nothing, and a column that reads normally *against* the others it usually 
 its share of the broken relation. The same masking as the forecasters' explanations (a
 group is its values or the background's, :mod:`amml.ops.explain.attribution`).
 
-:func:`shares` turns them into each column's share of the whole (they sum to 1), the form
-the ``detect`` op and ``/detect?explain=true`` give.
+:func:`causes` names the column that pushed the score up most, and :func:`shares` turns the
+values into signed shares whose magnitudes add up to 1 (negative: a column that held the score
+down, as a normal reading beside a broken one can), the form the ``detect`` op and
+``/detect?explain=true`` give. The baseline is one point, the reference centre: where that
+point itself scores high (a reference of several regimes, far apart) a column can move the
+score down, and the cause is then the column that moved it up most.
 
 >>> import numpy as np
 >>> from amml.ops.detectors.multivariate import MSETDetector
@@ -23,9 +27,9 @@ the ``detect`` op and ``/detect?explain=true`` give.
 >>> detector = MSETDetector().fit(rows[:400])
 >>> window = rows[450:451].copy()
 >>> window[0, 1] = 8.0  # the second sensor leaves the first
->>> share = shares(column_contributions(detector, window[None]))[0]
->>> int(np.argmax(share)), bool(share[1] > 0.5)
-(1, True)
+>>> contributions = column_contributions(detector, window[None])
+>>> causes(contributions), bool(shares(contributions)[0, 1] > 0.5)
+([1], True)
 """
 
 from __future__ import annotations
@@ -78,14 +82,20 @@ def _values(detector: Any, tail: np.ndarray, present: np.ndarray) -> np.ndarray:
     """The raw score of the newest row with only ``present``'s columns kept (each row of
     ``present`` a coalition; the others at the reference centre, 0 once standardised)."""
     features = [detector._features(tail * keep[None, :]) for keep in present]
-    if detector.lookback == 0:  # a row's raw score is its own: one call for all
-        return np.asarray(detector._raw(np.stack([f[-1] for f in features])), dtype=float)
-    return np.array([float(np.asarray(detector._raw(f), dtype=float)[-1]) for f in features])
+    with np.errstate(over="ignore", invalid="ignore"):
+        if getattr(detector, "rowwise", True):  # a row's raw score is its own: one call
+            return np.asarray(detector._raw(np.stack([f[-1] for f in features])), dtype=float)
+        return np.array([float(np.asarray(detector._raw(f), dtype=float)[-1])
+                         for f in features])
 
 
 def _permutation(detector: Any, tails: np.ndarray) -> np.ndarray:
     """shap's permutation estimate, for more columns than exact enumeration affords."""
-    import shap
+    try:
+        import shap
+    except ImportError:
+        raise OpError(f"explaining more than {EXACT_COLUMNS} columns estimates Shapley values "
+                      "with shap, which is not installed: pip install 'amml[monitor]'") from None
 
     width = tails.shape[2]
     masker = shap.maskers.Independent(np.zeros((1, width)))
@@ -98,11 +108,27 @@ def _permutation(detector: Any, tails: np.ndarray) -> np.ndarray:
     return out
 
 
+def explain_cost(columns: int) -> int:
+    """Raw scores one explained window costs: every coalition up to ``EXACT_COLUMNS``
+    columns, the permutation estimate's evaluations beyond."""
+    return 2 ** columns if columns <= EXACT_COLUMNS else max(500, 2 * columns + 1)
+
+
 def shares(contributions: np.ndarray) -> np.ndarray:
-    """Each column's share of its row's contributions (rows summing to 1; a row with nothing
-    to share, all zeros)."""
+    """Each column's signed share of its row's contributions: over the sum of their
+    magnitudes, so the shares' magnitudes add up to 1 and a negative share is a column that
+    held the score down. NaN where a contribution is not finite (the score overflowed);
+    zeros where there is nothing to share."""
     c = np.asarray(contributions, dtype=float)
-    total = c.sum(axis=1, keepdims=True)
+    total = np.abs(c).sum(axis=1, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
-        out = np.where(np.abs(total) > 1e-12, c / total, 0.0)
+        out = np.where(total > 1e-12, c / total, 0.0)
+    out[~np.isfinite(c).all(axis=1)] = np.nan
     return out
+
+
+def causes(contributions: np.ndarray) -> list[int | None]:
+    """Per row, the column that pushed the score up most (the largest contribution), or None
+    where the contributions are not finite."""
+    c = np.asarray(contributions, dtype=float)
+    return [int(np.argmax(row)) if np.isfinite(row).all() else None for row in c]

@@ -103,6 +103,12 @@ class FittedDetector(Detector, SafetensorsModel):
         return skipped
 
     @property
+    def rowwise(self) -> bool:
+        """Whether a feature row's raw score depends on that row alone (not on the others
+        scored with it), so rows from different windows may be scored in one call."""
+        return True
+
+    @property
     def context(self) -> int:
         """Earlier rows a row's features need."""
         return self.smooth - 1 + self.lookback

@@ -85,6 +85,10 @@ class PyODDetector(FittedDetector):
         # calibrated score raw / (raw + threshold) starts at 0 on the most normal row
         self._offset = float(np.min(self._estimator.decision_function(self._reference)))
 
+    @property
+    def rowwise(self) -> bool:
+        return self.model not in BATCH_DEPENDENT  # see BATCH_DEPENDENT
+
     def _raw(self, features: np.ndarray) -> np.ndarray:
         estimator = self._estimator
         if self.model in BATCH_DEPENDENT:
