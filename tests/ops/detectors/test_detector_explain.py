@@ -220,3 +220,13 @@ def test_the_server_budgets_explanations_and_names_no_cause_for_an_overflow(
     assert overflowed.status_code == 200, overflowed.text
     answer = overflowed.json()
     assert answer["alarm"] is True and answer["cause"] is None and "shares" not in answer
+
+
+def test_shares_are_signed_and_the_cause_is_the_largest_push() -> None:
+    contributions = np.array([[1.0, -1.0, 2.0], [-0.4, 0.3, -0.5], [np.nan, 1.0, 0.0],
+                              [0.0, 0.0, 0.0]])
+    np.testing.assert_allclose(shares(contributions)[:2], [[0.25, -0.25, 0.5],
+                                                           [-1 / 3, 0.25, -5 / 12]])
+    assert np.isnan(shares(contributions)[2]).all() and (shares(contributions)[3] == 0).all()
+    # a negative total (the reference centre itself scored high) does not flip the cause
+    assert causes(contributions) == [2, 1, None, 0]
