@@ -52,14 +52,8 @@ def column_contributions(detector: Any, windows: Any) -> np.ndarray:
     """``(N, columns)``: each column's Shapley value for the raw score of each window's newest
     row (windows ``(N, at least context + 1 rows, columns)`` in original units, as
     :meth:`~amml.ops.detectors.fitted.FittedDetector.score_windows` takes them)."""
-    if not getattr(detector, "fitted_", False):
-        raise OpError(f"{detector.name}: only a fitted detector explains its scores")
-    w = np.asarray(windows, dtype=float)
-    span, width = detector.context + 1, len(detector.center_)
-    if w.ndim != 3 or w.shape[1] < span or w.shape[2] != width:
-        raise OpError(f"{detector.name}: windows must be (N, at least {span} rows, {width} "
-                      f"columns), got {w.shape}")
-    tails = (w[:, w.shape[1] - span:, :] - detector.center_) / detector.scale_
+    tails = detector.window_tails(windows, "explains its scores")
+    width = tails.shape[2]
     if width > EXACT_COLUMNS:
         return _permutation(detector, tails)
     masks = np.arange(2 ** width)

@@ -256,16 +256,21 @@ class FittedDetector(Detector, SafetensorsModel):
         ``context + 1`` rows): what a server answers for one request. The detector's stream
         state is not touched, so one fitted detector answers concurrent requests; over a
         stream, a window of the rows up to ``t`` scores what ``score`` gives row ``t``."""
+        tails = self.window_tails(windows, "scores windows")
+        return self._calibrated([float(np.asarray(self._raw(self._features(tail)),
+                                                  dtype=float)[-1]) for tail in tails])
+
+    def window_tails(self, windows: Any, what: str) -> np.ndarray:
+        """The last ``context + 1`` rows of each window ``(N, rows, columns)``, standardised
+        as in fitting: what a window's newest score is computed from."""
         if not self.fitted_:
-            raise OpError(f"{self.name}: only a fitted detector scores windows")
+            raise OpError(f"{self.name}: only a fitted detector {what}")
         w = np.asarray(windows, dtype=float)
         span, width = self.context + 1, len(self.center_)
         if w.ndim != 3 or w.shape[1] < span or w.shape[2] != width:
             raise OpError(f"{self.name}: windows must be (N, at least {span} rows, {width} "
                           f"columns), got {w.shape}")
-        tails = (w[:, w.shape[1] - span:, :] - self.center_) / self.scale_
-        return self._calibrated([float(np.asarray(self._raw(self._features(tail)),
-                                                  dtype=float)[-1]) for tail in tails])
+        return (w[:, w.shape[1] - span:, :] - self.center_) / self.scale_
 
     def _calibrated(self, raw: Any) -> np.ndarray:
         """Raw scores -> ``raw / (raw + threshold)``: the frozen threshold at 0.5, a raw score
