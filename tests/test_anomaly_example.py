@@ -76,6 +76,15 @@ def test_reference_example_fits_on_the_clean_run_registers_and_serves(tmp_path: 
     metrics = alarm_metrics(out["alarm"].to_numpy(), out["is_anomaly"].to_numpy())
     assert metrics["event_recall"] >= 0.9 and metrics["precision"] >= 0.9, metrics
     assert report["fitted"]["reference_rows"] == 2000  # the whole commissioning run
+    # each alarm names the sensor the fault was injected in (the generator draws the noise
+    # before the faults: the same seed without faults is the production run before them)
+    from amml.ops.sources.synthetic import make_sensor_frame
+
+    sensors = ["temperature", "vibration", "load"]
+    moved = (out[sensors] - make_sensor_frame(2000, seed=7, anomalies=0)[sensors]).abs()
+    alarmed = out.index[(out["alarm"] == 1) & (moved.max(axis=1) > 0)]
+    assert len(alarmed) >= 60
+    assert (out.loc[alarmed, "cause"] == moved.loc[alarmed].idxmax(axis=1)).all()
 
     registry = ModelRegistry(store)
     version = registry.resolve("sensors-detector@champion")
