@@ -19,8 +19,10 @@ import pandas as pd
 import pytest
 from numpy.lib.stride_tricks import sliding_window_view
 from sqlalchemy import func, select
+from typer.testing import CliRunner
 
 from amml import ConfigurationError
+from amml.cli.main import app as cli
 from amml.monitor.pipeline import DETECTOR_DRIFT
 from amml.monitor.service import MonitorConfig, MonitorService
 from amml.ops.detectors.base import make_detector
@@ -107,6 +109,11 @@ def test_monitor_finds_input_and_score_drift_of_a_served_detector(detector_store
     assert not any(e["detected_at"] < times[DRIFT_BATCH] for e in events)  # no false alarm
     recorded = {s["detector"] for s in DriftRecords(store).scores("pump")}
     assert recorded == set(DETECTOR_DRIFT)  # no attribution, no error drift
+    shown = CliRunner().invoke(cli, ["monitor", "pump@champion", "--rounds", "1",
+                                     "--reference", str(REFERENCE), "--window", str(WINDOW)])
+    assert shown.exit_code == 0, shown.output
+    assert ("(version 1 watched last; an anomaly detector: attribution, error-adwin, "
+            "error-page_hinkley do not apply)") in " ".join(shown.output.split())
 
 
 @pytest.mark.parametrize("watched", ["pump@champion", "pump"])
@@ -124,6 +131,10 @@ def test_a_detector_with_only_forecaster_drift_detectors_is_refused(detector_sto
                        r".*none applies; use input-ks"):
         service.run(rounds=3)
     assert service.version is None and service.pipeline is None and not service.references
+    shown = CliRunner().invoke(cli, ["monitor", watched, "--rounds", "3", "--interval", "0.01",
+                                     "--detector", "attribution"])
+    assert shown.exit_code != 0 and "none applies; use input-ks" in " ".join(
+        shown.output.split())
 
 
 def test_live_rows_of_the_previous_version_are_not_mixed_into_a_new_one(detector_store: Store

@@ -51,6 +51,7 @@ def monitor(
     detector's answers are watched for input drift and for drift in its scores. When another
     version serves (a promotion, a moved alias), drift is measured against that version's
     own first forecasts: a new reference, logged and recorded."""
+    from amml._exceptions import ConfigurationError
     from amml.cli.main import _fail, _open_store, err
     from amml.monitor.pipeline import DETECTORS
     from amml.monitor.service import MonitorConfig, MonitorService
@@ -75,11 +76,17 @@ def monitor(
         service.run(rounds=rounds)
     except KeyboardInterrupt:
         service.stop()
+    except ConfigurationError as exc:  # what was asked for cannot be watched
+        raise _fail(f"amml monitor: {exc}", 2) from None
     finally:
         store.close()
     switched = max(0, len(service.references) - 1)
+    ran = service.pipeline.wanted if service.pipeline is not None else []
+    left_out = [d for d in chosen if d not in ran] if service.pipeline is not None else []
     err.print(f"amml monitor: {service.events_raised} drift events, {switched} new "
-              f"references (version {service.version or '-'} watched last)", highlight=False)
+              f"references (version {service.version or '-'} watched last"
+              + (f"; an anomaly detector: {', '.join(left_out)} do not apply" if left_out
+                 else "") + ")", highlight=False)
 
 
 def _stamp(seconds: float) -> str:
