@@ -152,7 +152,8 @@ class ModelCard:
             lines.append(f"Run parameters: {params}")
         lines.append(f"Code: {train.get('code', 'unknown')}")
         lines.append("")
-        lines += ["## Metrics on the test split", ""]
+        scored = "the scored table" if self.signature.get("task") == "detect" else "the test split"
+        lines += [f"## Metrics on {scored}", ""]
         metric_rows = [[k, _fmt(v)] for k, v in self.metrics.items()
                        if isinstance(v, int | float) and not isinstance(v, bool)]
         lines += _md_table(["metric", "value"], metric_rows) if metric_rows else \
@@ -334,7 +335,9 @@ def _intended_use(version: ModelVersion) -> str:
         freq = f"frequency {sig['freq']}" if sig.get("freq") else "an unrecorded frequency"
         text = (f"Scores each row of {columns} (sampled at {freq}) for anomalies with a fitted "
                 f"{sig.get('detector') or '?'} detector, from the last {sig.get('lookback', '?')} "
-                f"rows; a score of 0.5 is the threshold frozen on its reference period.")
+                f"rows; a score of 0.5 is the threshold frozen on its reference period. An "
+                f"alarm names the column behind it with a detect step's `explain: true` or "
+                f"the server's `/detect?explain=true`.")
         return text + (f" {version.description}" if version.description else "")
     outputs = ", ".join(sig.get("outputs") or []) or "?"
     freq = f"frequency {sig['freq']}" if sig.get("freq") else "an unrecorded frequency"
@@ -379,7 +382,8 @@ def _lineage(store: Store, version: ModelVersion
         for edge in meta.edges_for_steps([(version.run_id, version.step_name)]):
             if edge["direction"] == "in" and edge["port"] == "data":
                 found["evaluation"].append({"step": f"{version.step_name}.data",
-                                            "op": "test split",
+                                            "op": ("scored table" if _is_detector(version)
+                                                   else "test split"),
                                             **_table_range(store, edge["artifact_digest"])})
     return found, run, ir
 

@@ -160,6 +160,10 @@ steps:
             "signature complete": "pass", "detection metrics recorded": "pass",
             "lineage recorded": "pass"}
         assert "metrics.recall" in card.metrics
+        assert "`/detect?explain=true`" in card.intended_use  # how to ask which column
+        text = card.to_markdown(plot_link=None)
+        assert "## Metrics on the scored table" in text and "test split" not in text
+        assert [e["op"] for e in card.lineage["evaluation"]] == ["scored table"]
         # a detector version is not a forecaster: load_model (and the server) say so
 
         with pytest.raises(RegistryError, match="PCAT2QDetector is not a forecaster"):
