@@ -79,8 +79,9 @@ def fitted_detector_payload(served: ServedModel, windows: Windows, explain: bool
     """A registered fitted detector's answer: the calibrated score of each window's newest
     row (``FittedDetector.score_windows``: the frozen model and threshold, nothing learnt from
     the request) and an alarm where it reaches 0.5, the threshold frozen on the reference.
-    With ``explain``, each alarm names its ``cause`` (the column with the largest share) and
-    every column's ``shares`` of its score (:mod:`amml.ops.detectors.explain`)."""
+    With ``explain``, each alarm names its ``cause`` (the column with the largest
+    contribution) and every column's signed ``shares`` of its score
+    (:mod:`amml.ops.detectors.explain`)."""
     x = windows.values
     if explain and len(x) > MAX_EXPLAINED:
         raise BodyError(f"?explain=true takes at most {MAX_EXPLAINED} windows a request, got "

@@ -17,9 +17,9 @@ the step's ``detector`` output, a ``model`` artifact (safetensors and JSON, no p
 step takes it as its ``fitted`` input and scores new rows exactly as it would have.
 Registered (the ``register`` op), it is found by name in later runs: ``model: pump@champion``
 scores with the version the alias points at (such a step always runs: the alias may have
-moved). ``explain: true`` then names the column behind each alarm (``cause``, the largest
-of every column's Shapley share of the score, :mod:`amml.ops.detectors.explain`), with all the
-shares in the report.
+moved). ``explain: true`` then names the column behind each alarm (``cause``, the one with
+the largest Shapley contribution to the score, :mod:`amml.ops.detectors.explain`), with every
+column's signed share in the report.
 
 >>> import numpy as np, pandas as pd
 >>> from amml.ops.base import StepContext

@@ -3,8 +3,8 @@
 An alarm on a pump says *that* its sensors look wrong together; the operator's next question is
 *which*. For the newest row of a window, each column's contribution is its Shapley value
 (exact, over every coalition; shap's ``Permutation`` estimate beyond ``EXACT_COLUMNS``
-columns) in a game whose
-players are the columns: a coalition keeps its columns' readings over the whole window and
+columns) in a game whose players are the columns: a coalition keeps its columns' readings over
+the whole window and
 sets the others to their reference centre (what the detector learnt as normal), and its
 value is the detector's raw score of the newest row. So the contributions add up to the raw
 score of the window minus that of the reference centre, a column that reads normally gets
@@ -62,13 +62,15 @@ def column_contributions(detector: Any, windows: Any) -> np.ndarray:
     # a coalition of s columns weighs s! (c - s - 1)! / c! in a column's Shapley value
     weight = np.array([math.factorial(s) * math.factorial(width - s - 1)
                        / math.factorial(width) for s in range(width)])
+    # per column, the coalitions without it and their weights: the same for every window
+    without = [masks[(masks >> j) & 1 == 0] for j in range(width)]
+    weighed = [weight[size[w]] for w in without]
     out = np.empty((len(tails), width))
     for i, tail in enumerate(tails):
         value = _values(detector, tail, present)
         for j in range(width):
-            without = masks[(masks >> j) & 1 == 0]
-            out[i, j] = float((weight[size[without]]
-                               * (value[without | (1 << j)] - value[without])).sum())
+            out[i, j] = float((weighed[j] * (value[without[j] | (1 << j)]
+                                             - value[without[j]])).sum())
     return out
 
 
@@ -97,7 +99,7 @@ def _permutation(detector: Any, tails: np.ndarray) -> np.ndarray:
     for i, tail in enumerate(tails):
         explainer = shap.explainers.Permutation(
             lambda present, tail=tail: _values(detector, tail, present), masker, seed=0)
-        explained = explainer(np.ones((1, width)), max_evals=max(500, 2 * width + 1))
+        explained = explainer(np.ones((1, width)), max_evals=explain_cost(width))
         out[i] = np.asarray(explained.values, dtype=float)[0]
     return out
 
