@@ -79,6 +79,8 @@ import numpy as np
 from amml._exceptions import OpError
 from amml.ops.detectors.base import Detector, RingBuffer, clip01, register_detector
 from amml.ops.detectors.calibration import Likelihood
+from amml.ops.detectors.kernels import MAX_LENGTH as NEAREST_MAX_LENGTH
+from amml.ops.detectors.kernels import nearest_sum, robust_z
 from amml.ops.stats import mad_scale, median, pairwise_column_sums
 
 #: What ``update`` returns: the calibrated ``score``, or the detector's own ``alarm`` (0/1).
@@ -103,6 +105,8 @@ class _RobustSpike:
     @staticmethod
     def _robust_z(ring: RingBuffer, value: float, floor: float) -> float:
         past = ring.values()
+        if robust_z is not None:
+            return robust_z(past, value, floor)
         center = median(past)
         return min(abs(value - center) / max(mad_scale(past, center), floor, 1e-12), 1e6)
 
@@ -135,8 +139,14 @@ class _ShapeNovelty:
     def __init__(self, length: int, memory: int) -> None:
         self.length, self.memory = length, memory
         self._recent: deque[float] = deque(maxlen=length)
-        self._bank = np.zeros((length, 2 * memory + length))
-        self._work = np.empty((length, memory))
+        # numba's kernel reads one sub-sequence per row; numpy's path one per column
+        self._fast = nearest_sum is not None and length <= NEAREST_MAX_LENGTH
+        if self._fast:
+            self._bank = np.zeros((2 * memory + length, length))
+        else:
+            self._bank = np.zeros((length, 2 * memory + length))
+            self._work = np.empty((length, memory))
+        self._hint = -1  # the last nearest neighbour's place: the next one is often beside it
         self._size = 0
         self._low = math.inf
         self._high = -math.inf
@@ -153,17 +163,30 @@ class _ShapeNovelty:
         oldest = max(0, newest_allowed - self.memory)
         raw = 0.0
         if newest_allowed > oldest:
-            work = self._work[:, :newest_allowed - oldest]
-            np.subtract(self._bank[:, oldest:newest_allowed], current[:, None], out=work)
-            np.multiply(work, work, out=work)
+            if self._fast:
+                smallest, nearest = nearest_sum(self._bank, oldest, newest_allowed, current,
+                                                self._hint + 1)
+                self._hint = nearest
+            else:
+                work = self._work[:, :newest_allowed - oldest]
+                np.subtract(self._bank[:, oldest:newest_allowed], current[:, None], out=work)
+                np.multiply(work, work, out=work)
+                smallest = float(pairwise_column_sums(work).min())
             # the smallest sum is the smallest mean (dividing by the length keeps the order)
-            self.distance = math.sqrt(float(pairwise_column_sums(work).min()) / self.length)
+            self.distance = math.sqrt(smallest / self.length)
             raw = self.distance / max(self._high - self._low, 1e-12)
-        if self._size == self._bank.shape[1]:
-            keep = self.memory + self.length
-            self._bank[:, :keep] = self._bank[:, self._size - keep:self._size]
-            self._size = keep
-        self._bank[:, self._size] = current
+        keep = self.memory + self.length
+        if self._fast:
+            if self._size == self._bank.shape[0]:
+                self._bank[:keep] = self._bank[self._size - keep:self._size]
+                self._hint -= self._size - keep
+                self._size = keep
+            self._bank[self._size] = current
+        else:
+            if self._size == self._bank.shape[1]:
+                self._bank[:, :keep] = self._bank[:, self._size - keep:self._size]
+                self._size = keep
+            self._bank[:, self._size] = current
         self._size += 1
         return raw
 
