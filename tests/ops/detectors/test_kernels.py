@@ -49,6 +49,16 @@ def test_the_nearest_of_noisy_values_is_numpys_bit_for_bit() -> None:
         assert (best, place) == (float(plain.min()), int(plain.argmin()))
 
 
+def test_a_row_stopped_at_the_best_so_far_is_not_taken_for_a_tie() -> None:
+    """Row 0's first squares already add up to row 1's whole sum: it is farther, not equal."""
+    for length in (4, 8):
+        current = np.zeros(length)
+        bank = np.zeros((2, length))
+        bank[:, :2] = 1.0
+        bank[0, -1] = 1.0
+        assert kernels.nearest_sum(bank, 0, 2, current, 1) == (2.0, 1)
+
+
 @pytest.mark.parametrize("size", [7, 8, 255, 256])
 def test_the_robust_z_is_the_numpy_formula(size: int) -> None:
     assert kernels.robust_z is not None
