@@ -40,7 +40,7 @@ def test_memory_is_bounded_and_matches_unbounded_history_while_it_fits():
     small, large = _ShapeNovelty(8, memory=64), _ShapeNovelty(8, memory=10_000)
     raw_small = [small.update(v) for v in values]
     raw_large = [large.update(v) for v in values]
-    assert small._bank.shape[1] == 2 * 64 + 8
+    assert small._bank.size == (2 * 64 + 8) * 8  # twice the memory, plus one sub-sequence
     assert raw_small[:64 + 8] == raw_large[:64 + 8]
     assert raw_small != raw_large  # older neighbours were forgotten
 

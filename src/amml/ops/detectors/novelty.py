@@ -129,11 +129,11 @@ class _ShapeNovelty:
     """Raw novelty: RMS distance of the newest ``length``-row sub-sequence to its nearest
     earlier neighbour (the ``length`` overlapping ones excluded), over the range seen so far.
 
-    Sub-sequences are the columns of one array of twice the memory; when it fills up, the
-    newest half is moved to the front, so each insert is amortised O(1) and memory stays
-    bounded. Columns, not rows: the squared differences are then summed a whole row of
-    neighbours at a time (``pairwise_column_sums``), to the same bits as a mean over each
-    neighbour's values and about twice as fast.
+    Sub-sequences are kept in one array of twice the memory; when it fills up, the newest
+    half is moved to the front, so each insert is amortised O(1) and memory stays bounded.
+    With numba, one per row, searched by ``kernels.nearest_sum`` (several times faster);
+    without, one per column, the squared differences summed a whole row of neighbours at a
+    time (``pairwise_column_sums``). Both give the bits of a mean over each neighbour's values.
     """
 
     def __init__(self, length: int, memory: int) -> None:
