@@ -124,7 +124,13 @@ def test_bench_nab_tune_prints_every_setting_and_the_nested_figure(tmp_path):
     assert as_json.exit_code == 0, as_json.output
     nested = json.loads(as_json.stdout)["nested"]["standard"]
     assert list(nested["in_sample"]) == ["alarm=0.45,suppress=10", "alarm=0.99,suppress=10"]
+    # list values come as a JSON list of them; the labels stay one word
+    listed = runner.invoke(app, [*args, "--tune", "shapes=[[8,16],[8]]"])
+    assert listed.exit_code == 0, listed.output
+    assert re.findall(r"^nab tune profile=standard setting=(\S+) in_sample=\S+$",
+                      listed.output, re.M) == ["shapes=[8,16]", "shapes=[8]"]
     for bad, message in ((["--tune", "alarm"], "KEY=V1,V2"),
+                         (["--tune", "shapes=[8,16]"], "'shapes' must be a list"),
                          (["--tune", "window=16,2"], "--tune window=2"),
                          (["--tune", "alarm=0.4", "--score-results", str(tmp_path)],
                           "does not go with --score-results")):

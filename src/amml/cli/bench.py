@@ -61,15 +61,30 @@ def _grid(items: list[str]) -> list[dict[str, Any]]:
     for item in items:
         key, sep, text = item.partition("=")
         if not sep or not key.strip() or not text.strip():
-            raise _fail(f"--tune takes KEY=V1,V2,..., got {item!r}", 2)
-        values = [_params([f"v={value}"])["v"] for value in text.split(",")]
+            raise _fail(f"--tune takes KEY=V1,V2,... or KEY=[V1, V2, ...], got {item!r}", 2)
+        values = _json_list(text)
+        if values is None:
+            values = [_params([f"v={value}"])["v"] for value in text.split(",")]
         axes.append((key.strip(), values))
     return [dict(zip([k for k, _ in axes], combo, strict=True))
             for combo in itertools.product(*[v for _, v in axes])]
 
 
+def _json_list(text: str) -> list[Any] | None:
+    """``[V1, V2, ...]`` read as JSON: the values may be lists themselves (``[[8, 16], [8]]``)."""
+    if not text.lstrip().startswith("["):
+        return None
+    try:
+        values = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    return values if isinstance(values, list) and values else None
+
+
 def _label(setting: dict[str, Any]) -> str:
-    return ",".join(f"{key}={json.dumps(value)}" for key, value in setting.items())
+    # compact JSON: a label is one word of a `key=value` line, lists included
+    return ",".join(f"{key}={json.dumps(value, separators=(',', ':'))}"
+                    for key, value in setting.items())
 
 
 def attach(main: typer.Typer) -> None:
@@ -98,7 +113,9 @@ def nab(
     tune: Annotated[list[str] | None, typer.Option(
         "--tune", help="KEY=V1,V2,...: also run every combination of these values (on top "
         "of the parameter set) and print nested leave-one-category-out: each category scored "
-        "with the combination and threshold picked on the other categories; repeatable.")
+        "with the combination and threshold picked on the other categories; repeatable. "
+        "The values may be a JSON list instead, for values that are lists: "
+        "KEY='[[8,16],[8,16,32]]'.")
     ] = None,
     json_output: JsonOption = False,
     home: HomeOption = None,

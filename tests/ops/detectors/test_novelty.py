@@ -61,6 +61,8 @@ def test_nearest_neighbour_is_exact_against_brute_force():
     ({"window": 3}, "'window' must be at least 8"),
     ({"shapes": ()}, "'shapes' must be"),
     ({"shapes": (1,)}, "'shapes' must be"),
+    ({"shapes": "8,16"}, "'shapes' must be a list of whole sub-sequence lengths"),
+    ({"shapes": [8, 2.5]}, "'shapes' must be a list of whole"),
     ({"memory": 0}, "'memory' must be positive"),
     ({"record": -0.5}, "'record' must be a number >= 0"),
     ({"record": float("nan")}, "'record' must be a number >= 0"),
@@ -69,6 +71,12 @@ def test_nearest_neighbour_is_exact_against_brute_force():
 def test_bad_parameters(params, message):
     with pytest.raises(OpError, match=message):
         NoveltyDetector(**params)
+
+
+def test_a_value_of_the_wrong_kind_is_an_op_error_naming_the_detector():
+    with pytest.raises(OpError, match=r"detector 'amml': a parameter has a value of the wrong "
+                                      r"kind .*'window': 'wide'"):
+        make_detector("amml", window="wide")
 
 
 def test_parameters_round_trip():

@@ -144,7 +144,11 @@ def make_detector(name: str = "amml", **params: Any) -> Detector:
     if unknown:
         raise OpError(f"detector '{name}' has no parameter {', '.join(map(repr, unknown))} "
                       f"(it takes: {', '.join(cls.param_names()) or 'none'})")
-    return cls(**params)
+    try:
+        return cls(**params)
+    except (TypeError, ValueError) as exc:  # a value of the wrong kind, caught by Python
+        raise OpError(f"detector '{name}': a parameter has a value of the wrong kind "
+                      f"({exc}); given {params}") from None
 
 
 # --------------------------------------------------------------------------- shared helpers

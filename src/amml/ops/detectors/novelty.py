@@ -327,6 +327,10 @@ class NoveltyDetector(Detector):
                  record_warmup: int = 100, daily: float = 0.1) -> None:
         if window < 8:
             raise OpError(f"'window' must be at least 8, got {window}")
+        if isinstance(shapes, int | float | str) or not all(
+                isinstance(s, int | float) and float(s).is_integer() for s in shapes):
+            raise OpError(f"'shapes' must be a list of whole sub-sequence lengths, such as "
+                          f"[8, 16], got {shapes!r}")
         shapes = tuple(int(s) for s in shapes)
         if not shapes or min(shapes) < 2:
             raise OpError(f"'shapes' must be sub-sequence lengths of at least 2, got {shapes}")
