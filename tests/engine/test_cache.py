@@ -31,6 +31,18 @@ def test_second_run_is_fully_cached_and_reuses_outputs(store: Store) -> None:
         n: o.outputs for n, o in second.steps.items()}
 
 
+def test_a_cached_steps_first_output_is_its_ops_first_output(store: Store) -> None:
+    """``splits`` (train, val, test) comes back from the cache with its outputs sorted by
+    name: ``result["splits"]`` is still the train table, as in the run that made it."""
+    workflow = compile_workflow(load_yaml_text(SMALL_YAML))
+    first = run_workflow(workflow, store=store)
+    second = run_workflow(workflow, store=store)
+    assert _statuses(second)["splits"] == "cached"
+    assert list(second.steps["splits"].outputs) != list(first.steps["splits"].outputs)
+    pd.testing.assert_frame_equal(second["splits"], first.output("splits", "train"))
+    pd.testing.assert_frame_equal(first["splits"], first.output("splits", "train"))
+
+
 def test_changing_one_param_reruns_only_affected_steps(store: Store) -> None:
     run_workflow(compile_workflow(load_yaml_text(SMALL_YAML)), store=store)
     changed = run_workflow(compile_workflow(load_yaml_text(SMALL_YAML),

@@ -91,6 +91,29 @@ def test_new_data_in_a_source_fires(store: Store, tmp_path: Path) -> None:
     assert not evaluate(store, wf, T0 + 3).fired
 
 
+def test_new_actuals_in_the_workflows_own_prediction_log_fire(store: Store,
+                                                              tmp_path: Path) -> None:
+    """A step reading the store the agent runs the workflow with: its state is read there."""
+    from amml.store.labels import record_actuals
+
+    path = tmp_path / "live.yaml"
+    path.write_text("""\
+name: live
+steps:
+  served:
+    op: source.prediction_log
+    with: {model: oil}
+triggers:
+  - data: served
+""")
+    wf = compile_workflow(path)
+    assert not evaluate(store, wf, T0).fired
+    record_actuals(store, "oil", [{"ts": T0 - 3600, "column": "OT", "value": 3.0}])
+    fired = evaluate(store, wf, T0 + 1)
+    assert fired.fired and fired.reason == "new data in step 'served'"
+    assert not evaluate(store, wf, T0 + 2).fired
+
+
 def test_cursors_are_kept_per_trigger_and_workflow(store: Store, tmp_path: Path) -> None:
     wf = workflow(tmp_path, '  - cron: "0 * * * *"\n  - data: raw')
     evaluate(store, wf, T0 + 30, 0)

@@ -105,6 +105,39 @@ def test_a_named_store_is_read_and_its_state_keys_the_cache(store: Store, tmp_pa
     assert PredictionLogSource(model="oil", store=home, since="-2h").source_state() is None
 
 
+def test_the_workflows_own_store_keys_the_cache_too(store: Store, tmp_path) -> None:
+    """Reading the store the workflow runs with: cached while nothing new was served or
+    labelled, run again after a new actual or a new label; a moving window always runs."""
+    _serve_and_send_actuals(store, tmp_path)
+    workflow = load_yaml_text("""\
+name: live
+steps:
+  served:
+    op: source.prediction_log
+    with: {model: oil}
+  labelled:
+    op: source.labels
+    with: {model: oil}
+  recent:
+    op: source.prediction_log
+    with: {model: oil, since: "-2h"}
+""")
+
+    def statuses() -> dict[str, str]:
+        result = run_workflow(workflow, store=store).raise_for_status()
+        return {name: outcome.status for name, outcome in result.steps.items()}
+
+    assert statuses() == {"served": "ran", "labelled": "ran", "recent": "ran"}
+    assert statuses() == {"served": "cached", "labelled": "cached", "recent": "ran"}
+    from amml.store.labels import record_actuals
+
+    record_actuals(store, "oil", [{"ts": STAMPS[13], "column": "OT", "value": 13.0}])
+    assert statuses() == {"served": "ran", "labelled": "cached", "recent": "ran"}
+    add_label(store, add_task(store, model="oil", kind="manual", start=0.0, end=HOUR), "normal")
+    assert statuses() == {"served": "cached", "labelled": "ran", "recent": "ran"}
+    assert statuses() == {"served": "cached", "labelled": "cached", "recent": "ran"}
+
+
 def _label_the_synthetic_anomalies(store: Store, frame: pd.DataFrame) -> None:
     """A 'normal' task over the whole series, then one 'anomaly' task per run of labelled
     rows, as people would answer the queue."""

@@ -27,6 +27,7 @@ from amml.engine.task import StepResult, StepTask, execute_task
 from amml.lang.params import did_you_mean
 from amml.lang.validate import ValidatedWorkflow
 from amml.ops.base import Op, metric_listener
+from amml.ops.registry import REGISTRY
 from amml.store import Store
 from amml.store.artifacts import ArtifactRef
 from amml.store.code_version import detect as detect_code_version
@@ -61,13 +62,17 @@ class RunResult:
         return sum(1 for s in self.steps.values() if s.status == status)
 
     def output(self, step: str, name: str | None = None) -> Any:
-        """Load a step's output value (its first output unless ``name`` is given)."""
-        outputs = self.steps[step].outputs
+        """Load a step's output value (its op's first output unless ``name`` is given)."""
+        outcome = self.steps[step]
+        outputs = outcome.outputs
         if name is not None and name not in outputs:
             raise KeyError(f"step '{step}' made no '{name}' output in this run (it made: "
                            f"{', '.join(outputs) or 'nothing'})")
-        ref = outputs[name] if name else next(iter(outputs.values()))
-        return self.store.artifacts.load(ref)
+        if name is None:
+            # the op's order, not the outputs' (a cached step's come back sorted by name)
+            declared = getattr(REGISTRY.find(outcome.op), "outputs", None) or {}
+            name = next((n for n in declared if n in outputs), next(iter(outputs)))
+        return self.store.artifacts.load(outputs[name])
 
     def __getitem__(self, step: str) -> Any:
         return self.output(step)
@@ -166,7 +171,7 @@ class _Scheduler:
                         error_type="OpError"))
                     continue
                 try:
-                    state = _source_state(step)
+                    state = _source_state(step, self.runner.store)
                 except Exception as exc:
                     self._finish(step, inputs, "", StepResult(
                         step.name, started_at=time.time(), error=f"checking its source: {exc}",
@@ -279,7 +284,7 @@ class _Scheduler:
         if before is None:
             return
         try:
-            after = _source_state(step)
+            after = _source_state(step, self.runner.store)
         except Exception:
             return
         if after and after != before[0]:
@@ -337,14 +342,14 @@ class _Scheduler:
                                      status=status, duration_s=duration_s, error=error)
 
 
-def _source_state(step: PlannedStep) -> str | None:
-    """The op's token for external state ("" for ops that read nothing external)."""
+def _source_state(step: PlannedStep, store: Store) -> str | None:
+    """The op's token for what it reads beyond its inputs, outside the store and in it
+    ("" for ops that read nothing)."""
     op_cls = step.op
-    if op_cls is None or getattr(op_cls, "source_state", None) is None:
+    if op_cls is None or (getattr(op_cls, "source_state", Op.source_state) is Op.source_state
+                          and getattr(op_cls, "store_state", Op.store_state) is Op.store_state):
         return ""
-    if op_cls.source_state is Op.source_state:
-        return ""
-    return op_cls(op_cls.Config.model_validate(dict(step.config))).source_state()
+    return op_cls(op_cls.Config.model_validate(dict(step.config))).state_token(store)
 
 
 def _declared_imports(workflow: ValidatedWorkflow) -> tuple[str, ...]:

@@ -134,7 +134,7 @@ def _dispatch(runner: Runner, plan: Plan, step_name: str, run_id: str,
 
 def _cached_outcome(store: Store, step: PlannedStep, inputs: dict[str, Any],
                     cached: dict[str, dict[str, Any]], target: str) -> StepOutcome:
-    state = _source_state(step)
+    state = _source_state(step, store)
     entry, key = None, None
     if state is not None:  # None: the op is never cached, so only a run can hold its output
         digests = _digests(inputs)

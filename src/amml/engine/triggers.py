@@ -76,7 +76,7 @@ def check_trigger(store: Store, workflow: ValidatedWorkflow, trigger: TriggerIR,
     if trigger.kind == "labels":
         return _check_labels(store, name, trigger, cursor, now)
     if trigger.kind == "data":
-        return _check_data(workflow, trigger, cursor)
+        return _check_data(store, workflow, trigger, cursor)
     raise TriggerError(f"unknown trigger kind '{trigger.kind}'")
 
 
@@ -145,20 +145,20 @@ def _check_labels(store: Store, name: str, trigger: TriggerIR,
                         {"since": now})
 
 
-def _source_state(workflow: ValidatedWorkflow, step: str) -> str | None:
+def _source_state(store: Store, workflow: ValidatedWorkflow, step: str) -> str | None:
     resolved = workflow.steps[step]
     op_cls: Any = resolved.op
     try:
-        return op_cls(resolved.config).source_state()
+        return op_cls(resolved.config).state_token(store)
     except AMMLError as exc:
         raise TriggerError(f"data trigger: cannot read the state of step '{step}': "
                            f"{exc}") from None
 
 
-def _check_data(workflow: ValidatedWorkflow, trigger: TriggerIR,
+def _check_data(store: Store, workflow: ValidatedWorkflow, trigger: TriggerIR,
                 cursor: dict[str, Any] | None) -> TriggerCheck:
     name, step = workflow.ir.name, trigger.with_["step"]
-    state = _source_state(workflow, step)
+    state = _source_state(store, workflow, step)
     if state is None:  # the source cannot tell: never fire on guesswork
         return TriggerCheck(name, trigger, False, "", cursor or {}, changed=False)
     if cursor is None:

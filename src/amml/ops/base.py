@@ -171,6 +171,25 @@ class Op:
         """
         return ""
 
+    def store_state(self, store: Any) -> str | None:
+        """A token for what this op reads from the workflow's own store (``store``: a
+        registered model's version, the prediction log, the labels), which ``source_state``
+        cannot see: the engine opens the store only when a run starts. Joined to it by
+        :meth:`state_token`; ``""`` (the default): nothing, ``None``: unknown (always run).
+        """
+        return ""
+
+    def state_token(self, store: Any) -> str | None:
+        """``source_state`` and ``store_state`` together: what the step cache and data
+        triggers compare (``None`` when either cannot tell)."""
+        outside = self.source_state()
+        if outside is None:
+            return None
+        own = self.store_state(store)
+        if own is None:
+            return None
+        return f"{outside}|{own}" if outside and own else outside or own
+
     def code_references(self) -> tuple[Any, ...]:
         """Code this step's configuration selects (a detector named in it, say): the step
         cache covers these objects' code, and what they reach, like the op's own."""

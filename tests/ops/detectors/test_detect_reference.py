@@ -26,6 +26,7 @@ from amml.ops.detectors.fitted import (
 from amml.ops.models.register import model_signature
 from amml.registry.cards import build_card
 from amml.store.artifacts.serializers import deserialize, serialize
+from amml.store.model_registry import ModelRegistry
 
 BREAK = (200, 260)  # rows of the scored table where the channels stop moving together
 
@@ -169,9 +170,22 @@ steps:
         with pytest.raises(RegistryError, match="PCAT2QDetector is not a forecaster"):
             load_model("pump-detector@champion", store=store)
         again = run_workflow(score, store=store).raise_for_status()
-        # the source is cached; the registry reference is not (the alias may have moved)
+        # cached by the version the alias resolves to, which has not moved
         assert again.steps["today"].status == "cached"
-        assert again.steps["scored"].status == "ran"
+        assert again.steps["scored"].status == "cached"
+        # the alias moves to another version (a fit on less of the reference): it runs again
+        registry = ModelRegistry(store)
+        other = make_detector("pca_t2q").fit(pump(300, 5)[stored.columns_])
+        moved = registry.register("pump-detector", other)
+        registry.set_alias("pump-detector", "champion", moved.version)
+        third = run_workflow(score, store=store).raise_for_status()
+        assert third.steps["scored"].status == "ran"
+        assert not np.array_equal(third.output("scored")["score"].to_numpy(), scores)
+        assert run_workflow(score, store=store).steps["scored"].status == "cached"
+        registry.set_alias("pump-detector", "champion", registered["version"])
+        back = run_workflow(score, store=store).raise_for_status()
+        assert back.steps["scored"].status == "cached"  # the first version's run, found again
+        np.testing.assert_array_equal(back.output("scored")["score"].to_numpy(), scores)
     assert isinstance(stored, FittedDetector) and stored.columns_ == ["flow", "pressure", "noise"]
     today = pd.read_csv(tmp_path / "today.csv", index_col="time", parse_dates=True)
     np.testing.assert_array_equal(scores, stored.score(today[stored.columns_].to_numpy()))

@@ -16,10 +16,10 @@ from it, taking its columns by the names it was fitted on. The fitted detector, 
 the step's ``detector`` output, a ``model`` artifact (safetensors and JSON, no pickle); another
 step takes it as its ``fitted`` input and scores new rows exactly as it would have.
 Registered (the ``register`` op), it is found by name in later runs: ``model: pump@champion``
-scores with the version the alias points at (such a step always runs: the alias may have
-moved). ``explain: true`` then names the column behind each alarm (``cause``, the one with
-the largest Shapley contribution to the score, :mod:`amml.ops.detectors.explain`), with every
-column's signed share in the report.
+scores with the version the alias points at (the step cache keys such a step by the version
+it resolves to: it runs again once the alias moves). ``explain: true`` then names the column
+behind each alarm (``cause``, the one with the largest Shapley contribution to the score,
+:mod:`amml.ops.detectors.explain`), with every column's signed share in the report.
 
 >>> import numpy as np, pandas as pd
 >>> from amml.ops.base import StepContext
@@ -37,6 +37,7 @@ column's signed share in the report.
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import numpy as np
@@ -128,9 +129,20 @@ class Detect(Op):
         def detector_name(self) -> str:
             return self.detector or DEFAULT_DETECTOR
 
-    def source_state(self) -> str | None:
-        # a registry reference reads the registry, whose aliases move: always run then
-        return None if self.config.model else ""
+    def store_state(self, store: Any) -> str | None:
+        # a registry reference reads the registry, whose aliases move: the step is cached by
+        # the version it resolves to now (none resolved: it runs, and says why)
+        if not self.config.model:
+            return ""
+        if store is None or getattr(store, "metadata", None) is None:
+            return None
+        from amml.store.model_registry import ModelRegistry
+
+        try:
+            version = ModelRegistry(store).resolve(self.config.model)
+        except AMMLError:
+            return None
+        return json.dumps([version.name, version.version, version.artifact_digest])
 
     def code_references(self) -> tuple[Any, ...]:
         # the detector is named in the config: a user's, wherever it lives, is covered too

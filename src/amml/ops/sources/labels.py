@@ -28,7 +28,13 @@ from amml._lazy import pandas as pd
 from amml.lang.spec import Input
 from amml.ops.base import Op, OpConfig, StepContext
 from amml.ops.registry import register
-from amml.ops.sources.served_store import is_relative, moment, opened_store, store_state
+from amml.ops.sources.served_store import (
+    is_relative,
+    moment,
+    opened_store,
+    own_store_state,
+    store_state,
+)
 
 
 @register
@@ -62,17 +68,20 @@ class LabelsSource(Op):
         c = self.config
         if is_relative(c.start) or is_relative(c.end):
             return None
+        return store_state(c.store, c.store_url, self._state)
 
-        def state(store: Any) -> str:
-            from sqlalchemy import func, select
+    def store_state(self, store: Any) -> str | None:
+        c = self.config
+        return own_store_state(c.store, c.store_url, store, self._state)
 
-            from amml.store.labels import labels
+    def _state(self, store: Any) -> str:
+        from sqlalchemy import func, select
 
-            with store.metadata.engine.connect() as conn:
-                found = conn.execute(select(func.max(labels.c.id), func.count())).one()
-            return json.dumps(list(found))
+        from amml.store.labels import labels
 
-        return store_state(c.store, c.store_url, state)
+        with store.metadata.engine.connect() as conn:
+            found = conn.execute(select(func.max(labels.c.id), func.count())).one()
+        return json.dumps(list(found))
 
     def run(self, ctx: StepContext, table: pd.DataFrame | None = None) -> pd.DataFrame:
         from amml.store.labels import label_intervals

@@ -36,7 +36,13 @@ from amml._lazy import pandas as pd
 from amml.lang.spec import Input
 from amml.ops.base import Op, OpConfig, StepContext
 from amml.ops.registry import register
-from amml.ops.sources.served_store import is_relative, moment, opened_store, store_state
+from amml.ops.sources.served_store import (
+    is_relative,
+    moment,
+    opened_store,
+    own_store_state,
+    store_state,
+)
 
 Bound = float | str | None
 
@@ -72,21 +78,25 @@ class PredictionLogSource(Op):
         c = self.config
         if any(is_relative(v) for v in (c.since, c.until, c.start, c.end)):
             return None  # a window that moves with the clock
+        return store_state(c.store, c.store_url, self._state)
 
-        def state(store: Any) -> str:
-            from sqlalchemy import func, select
+    def store_state(self, store: Any) -> str | None:
+        c = self.config
+        return own_store_state(c.store, c.store_url, store, self._state)
 
-            from amml.store.labels import actuals
-            from amml.store.metadata.schema import prediction_log
+    def _state(self, store: Any) -> str:
+        from sqlalchemy import func, select
 
-            with store.metadata.engine.connect() as conn:
-                served = conn.execute(select(func.max(prediction_log.c.id), func.count())
-                                      .where(prediction_log.c.model == c.model)).one()
-                truth = conn.execute(select(func.max(actuals.c.id), func.count())
-                                     .where(actuals.c.model == c.model)).one()
-            return json.dumps([list(served), list(truth)])
+        from amml.store.labels import actuals
+        from amml.store.metadata.schema import prediction_log
 
-        return store_state(c.store, c.store_url, state)
+        c = self.config
+        with store.metadata.engine.connect() as conn:
+            served = conn.execute(select(func.max(prediction_log.c.id), func.count())
+                                  .where(prediction_log.c.model == c.model)).one()
+            truth = conn.execute(select(func.max(actuals.c.id), func.count())
+                                 .where(actuals.c.model == c.model)).one()
+        return json.dumps([list(served), list(truth)])
 
     def run(self, ctx: StepContext, actuals: pd.DataFrame | None = None) -> pd.DataFrame:
         from amml.store.labels import served_points

@@ -61,10 +61,10 @@ def opened_store(ctx: StepContext, home: str | None, url: str | None, op: str
 
 
 def store_state(home: str | None, url: str | None, query: Any) -> str | None:
-    """The result of ``query(store)`` for a named store (a cache token), or None when the
-    store is the workflow's own (not known before the run: the step always runs)."""
+    """The result of ``query(store)`` for a named store (a cache token), or ``""`` when the
+    store is the workflow's own: :func:`own_store_state` asks that one, when the run opens it."""
     if home is None and url is None:
-        return None
+        return ""
     from amml.store import open_store
 
     store = open_store(home, url=url, migrate=None, read_only=True)
@@ -72,3 +72,14 @@ def store_state(home: str | None, url: str | None, query: Any) -> str | None:
         return str(query(store))
     finally:
         store.close()
+
+
+def own_store_state(home: str | None, url: str | None, store: Any, query: Any) -> str | None:
+    """The result of ``query(store)`` when the op reads the workflow's own ``store`` (no
+    ``home`` or ``url`` named: ``""`` otherwise, :func:`store_state` has it); None when
+    the run has no store of its own to ask."""
+    if home is not None or url is not None:
+        return ""
+    if store is None or getattr(store, "metadata", None) is None:
+        return None
+    return str(query(store))
