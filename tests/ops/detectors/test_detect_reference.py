@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -191,6 +192,49 @@ steps:
     np.testing.assert_array_equal(scores, stored.score(today[stored.columns_].to_numpy()))
     assert result["fitted"]["on"] == "model pump-detector@champion"
     assert result["metrics"]["recall"] >= 0.9
+
+
+def test_a_register_step_run_again_with_the_same_model_registers_nothing_new(
+        tmp_path: Path) -> None:
+    """Turning ``explain`` on changes the detect report, not the detector or its metrics:
+    the register step runs again and finds the version it made; a new fit is a new one."""
+    pump(900, 7, (750, 800)).to_csv(tmp_path / "history.csv")
+
+    def fit(extra: str = "", train: float = 0.6) -> Any:
+        return load_yaml_text(f"""
+name: pump-fit
+steps:
+  raw:
+    op: source.csv
+    with: {{path: {tmp_path / 'history.csv'}, time: time}}
+  parts:
+    op: split
+    inputs: {{table: raw}}
+    with: {{train: {train}, val: 0.1}}
+  scored:
+    op: detect
+    inputs: {{table: parts.test, reference: parts.train}}
+    with: {{detector: pca_t2q, label: is_anomaly{extra}}}
+  registered:
+    op: register
+    inputs: {{model: scored.detector, metrics: scored.report}}
+    with: {{name: pump-detector, aliases: [champion]}}
+""")
+
+    with open_store(tmp_path / "home") as store:
+        first = run_workflow(fit(), store=store).raise_for_status().output("registered")
+        assert first["version"] == 1 and first["new"] is True
+        explained = run_workflow(fit(", explain: true"), store=store).raise_for_status()
+        assert explained.steps["registered"].status == "ran"
+        again = explained.output("registered")
+        assert (again["version"], again["new"], again["artifact"]) == (1, False,
+                                                                       first["artifact"])
+        refit = run_workflow(fit(train=0.5), store=store).raise_for_status()
+        assert refit.output("registered")["version"] == 2
+        assert refit.output("registered")["new"] is True
+        registry = ModelRegistry(store)
+        assert [v.version for v in registry.versions("pump-detector")] == [1, 2]
+        assert registry.aliases("pump-detector") == {"champion": 2}
 
 
 def test_a_registered_reference_needs_a_store_and_a_fitted_detector(tmp_path: Path) -> None:

@@ -18,11 +18,15 @@ score needs (``lookback``) and the frequency. A ``detect`` step then scores with
 (``model: pump@champion``).
 
 The step is cached like any other: running the workflow again with the same model registers
-nothing new; a new model (new data, new parameters) becomes the next version.
+nothing new; a new model (new data, new parameters) becomes the next version. A step that runs
+again with the very model the name's newest version holds (same artifact, metrics, signature
+and description: only something beside the model changed) registers nothing new either, and
+says so (``new: false``); its aliases are set as configured.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import numbers
 import warnings
@@ -72,12 +76,16 @@ class Register(Op):
                           "(amml run, or run_workflow(..., store=open_store()))")
         signature = model_signature(model, scaler=scaler, data=data, freq=c.freq)
         digest = ctx.input_digests.get("model")
+        numbers_ = numeric_metrics(metrics or {})
         try:
-            version = registry.register(
-                c.name, digest if isinstance(digest, str) else model,
-                metrics=numeric_metrics(metrics or {}), signature=signature,
-                run_id=ctx.run_id or None, step_name=ctx.step_name or None,
-                description=c.description)
+            version = _unchanged_latest(registry, c, digest, numbers_, signature)
+            new = version is None
+            if version is None:
+                version = registry.register(
+                    c.name, digest if isinstance(digest, str) else model,
+                    metrics=numbers_, signature=signature,
+                    run_id=ctx.run_id or None, step_name=ctx.step_name or None,
+                    description=c.description)
             reason = f"registered by {ctx.run_id}/{ctx.step_name}"
             for alias in c.aliases:
                 # whoever follows an alias (a server, a client) must keep getting answers to
@@ -87,11 +95,30 @@ class Register(Op):
         except RegistryError as exc:
             raise OpError(f"register: {exc}") from None
         ctx.log_metric("version", version.version)
-        return {"name": version.name, "version": version.version, "ref": version.ref,
+        return {"name": version.name, "version": version.version, "ref": version.ref, "new": new,
                 "aliases": list(c.aliases), "artifact": version.artifact_digest,
                 "run_id": version.run_id, "step": version.step_name,
                 "signature": signature, "metrics": version.metrics,
                 "inputs": dict(sorted(ctx.input_digests.items()))}
+
+
+def _unchanged_latest(registry: Any, c: Register.Config, digest: Any,
+                      metrics: dict[str, float], signature: dict[str, Any]) -> Any:
+    """The name's newest version when it is this very model (same artifact), with the same
+    metrics, signature and description: a step that runs again only because something beside
+    the model changed (a report's wording, say) then registers nothing new."""
+    latest = registry.latest_version(c.name) if isinstance(digest, str) else None
+    if latest is None:
+        return None
+    version = registry.get(c.name, latest)
+
+    def same(a: Any, b: Any) -> bool:  # as stored: JSON
+        return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+    if (version.artifact_digest == digest and same(version.metrics, metrics)
+            and same(version.signature, signature) and version.description == c.description):
+        return version
+    return None
 
 
 def model_signature(model: Any, *, scaler: dict[str, Any] | None = None,
