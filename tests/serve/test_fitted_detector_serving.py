@@ -173,3 +173,48 @@ def test_a_csv_batch_keeps_its_window_ids_and_row_times(detector_store, tmp_path
     assert len(queued["alarm"]) == 1
     task = next(t for t in tasks(store, model="pump") if t["kind"] == "alarm")
     assert task["start"] == task["end"] == stamps[-1].timestamp()
+
+
+def test_a_table_longer_than_the_look_back_is_scored_at_every_row(detector_store,
+                                                                 tmp_path: Path) -> None:
+    """One window of more rows than the look-back (JSON, series or CSV) is every window of
+    look-back rows in it: a score for each row from the look-back-th on, dated by that row,
+    the numbers of the batch of those windows; the log keeps the windows scored, so their
+    alarms reach the label queue at the rows' times."""
+    from amml.store.label_queue import queue_detect_answers
+    from amml.store.labels import tasks
+    from amml.store.served import served_windows
+
+    store, fitted = detector_store
+    rows = pump(40, 6)
+    rows.loc[30:32, "pressure"] *= -1
+    stamps = pd.date_range("2024-08-01", periods=len(rows), freq="h")
+    times = [t.isoformat() for t in stamps]
+    expected = fitted.score_windows(
+        sliding_window_view(rows.to_numpy(), SMOOTH, axis=0).transpose(0, 2, 1))
+    with serving(store, tmp_path, models=("oil@champion", "pump@champion")) as app:
+        as_rows = app.post(DETECT, json={"window": rows.to_numpy().tolist(),
+                                         "columns": COLUMNS, "timestamps": times})
+        as_series = app.post(DETECT, json={"series": {c: rows[c].tolist() for c in COLUMNS}})
+        as_csv = app.post(DETECT, content=rows.assign(timestamp=times).to_csv(index=False),
+                          headers={"Content-Type": "text/csv"})
+        app.state.predlog.flush()
+    with serving(store, tmp_path, models=("pump@champion",), max_windows=10) as app:
+        too_many = app.post(DETECT, json={"series": {c: rows[c].tolist() for c in COLUMNS}})
+    for answer in (as_rows, as_series, as_csv):
+        assert answer.status_code == 200, answer.text
+        results = answer.json()["results"]
+        assert len(results) == len(rows) - SMOOTH + 1
+        np.testing.assert_array_equal([r["score"] for r in results], expected)
+    assert [r["timestamp"] for r in as_csv.json()["results"]] == [
+        t.isoformat() for t in stamps[SMOOTH - 1:]]
+    alarms = [i + SMOOTH - 1 for i, r in enumerate(as_rows.json()["results"]) if r["alarm"]]
+    assert set(range(30, 33)) <= set(alarms)
+    assert too_many.status_code == 422
+    assert too_many.json()["detail"].startswith("40 rows make 38 windows of 3 rows, over this "
+                                                "server's limit of 10 per request")
+    logged = list(served_windows(store, "pump"))
+    assert len(logged) == 3 * len(expected)  # the windows scored, each request's
+    queue_detect_answers(store, "pump")
+    queued = sorted(t["start"] for t in tasks(store, model="pump") if t["kind"] == "alarm")
+    assert {stamps[i].timestamp() for i in alarms} <= set(queued)

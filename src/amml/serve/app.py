@@ -3,6 +3,7 @@
 =================================  ==========================================================
 ``POST /v1/models/{name}/forecast``  a window (or a batch) in, the forecast out (scope predict)
 ``POST /v1/models/{name}/detect``    lookback + horizon rows in, residual anomaly scores out
+                                     (a fitted detector: lookback rows or more, a score a row)
 ``GET /v1/models``                   the served models, their versions and signatures (read)
 ``GET /v1/models/{name}``            one of them
 ``GET /healthz``                     the process is up (no key)
@@ -259,8 +260,10 @@ class ServerState:
         label = slot.reference if slot is not None else "-"
         self.metrics.observe(label, endpoint, status, seconds)
         if slot is not None and logged:
-            if windows is not None and not _is_json(request):
-                request_record = windows.values  # CSV or Arrow: log the parsed windows
+            if windows is not None and (windows.slid or not _is_json(request)):
+                # CSV or Arrow, or a table slid into windows: log the parsed windows (what
+                # was scored, as the monitor and the label queue read them back)
+                request_record = windows.values
             elif isinstance(request_record, bytes) and _is_arrow(request):
                 request_record = {"content_type": "arrow", "bytes": len(request_record)}
             self.predlog.add(slot.name, served.version if served else 0, endpoint,
@@ -280,7 +283,8 @@ class ServerState:
                                 f"({served.model.name}): it answers "
                                 f"/v1/models/{served.name}/detect")
             windows = parse(body, ctype, spec, spec.lookback,
-                            f"the detector scores the newest of {spec.lookback} rows", **limits)
+                            f"the detector scores the newest of {spec.lookback} rows", **limits,
+                            slide=True)
             payload = fitted_detector_payload(served, windows, explain)
         elif endpoint == "forecast":
             windows = parse(body, ctype, spec, **limits)

@@ -76,35 +76,71 @@ class Windows:
     batch: bool  # a list was sent (answer with a list)
     timestamps: list[pd.DatetimeIndex | None] | None = None
     ids: list[Any] | None = None  # the ``window`` column's values (CSV, Arrow)
+    #: one window of more rows was sent and read as every window of ``rows`` rows in it
+    slid: bool = False
 
 
 def parse(body: bytes, content_type: str | None, spec: Spec, rows: int | None = None,
           rows_reason: str | None = None, *, max_windows: int | None = None,
-          max_depth: int | None = None) -> Windows:
+          max_depth: int | None = None, slide: bool = False) -> Windows:
     """Parse and validate ``body``; ``rows`` defaults to the lookback (a forecast). A batch of
     more than ``max_windows`` windows, or JSON nested deeper than ``max_depth``, is a
-    :class:`~amml.LimitError`, found before the values are converted."""
+    :class:`~amml.LimitError`, found before the values are converted.
+
+    ``slide``: one window of more than ``rows`` rows (no batch) is read as every window of
+    ``rows`` consecutive rows in it, one ending at each of its rows from the ``rows``-th on
+    (what a detector that scores a window's newest row needs to score a whole table).
+    """
     rows = spec.lookback if rows is None else rows
     reason = rows_reason or f"the model's lookback is {rows}"
     kind = (content_type or "").split(";", 1)[0].strip().lower()
     if kind in JSON_TYPES or kind.endswith("+json"):
-        return _parse_json(body, spec, rows, reason, max_windows, max_depth)
+        return _parse_json(body, spec, rows, reason, max_windows, max_depth, slide)
     if kind in CSV_TYPES:
         try:
             frame = pd.read_csv(io.BytesIO(body))
         except (ValueError, pd.errors.ParserError) as exc:
             raise BodyError(f"body is not valid CSV: {exc}") from None
-        return _parse_frame(frame, spec, rows, reason, max_windows)
+        return _parse_frame(frame, spec, rows, reason, max_windows, slide)
     if kind in ARROW_TYPES:
-        return _parse_frame(_read_arrow(body), spec, rows, reason, max_windows)
+        return _parse_frame(_read_arrow(body), spec, rows, reason, max_windows, slide)
     raise UnsupportedMediaType(
         f"unsupported content type '{kind}' (send application/json, text/csv or "
         "application/vnd.apache.arrow.stream)")
 
 
 # -- JSON -----------------------------------------------------------------------------------
+def _slid(whole: Windows, rows: int) -> Windows:
+    """Every window of ``rows`` consecutive rows of ``whole``'s one window, as a batch."""
+    table = whole.values[0]
+    values = np.lib.stride_tricks.sliding_window_view(table, rows, axis=0)
+    stamps = whole.timestamps[0] if whole.timestamps else None
+    count = len(table) - rows + 1
+    return Windows(np.ascontiguousarray(np.moveaxis(values, -1, 1)), True,
+                   None if stamps is None else [stamps[i:i + rows] for i in range(count)],
+                   slid=True)
+
+
+def _longer(count: int, rows: int, max_windows: int | None) -> bool:
+    """Whether a window of ``count`` rows is to be slid (and its windows within the limit)."""
+    if count <= rows:
+        return False
+    if max_windows is not None:
+        check_windows(count - rows + 1, max_windows,
+                      f"{count} rows make {count - rows + 1} windows of {rows} rows")
+    return True
+
+
+def _json_rows(data: dict[str, Any]) -> int:
+    """How many rows a JSON window holds (0 when it cannot tell: the parse then says why)."""
+    if isinstance(data.get("series"), dict):
+        lengths = [len(v) for v in data["series"].values() if isinstance(v, list)]
+        return max(lengths, default=0)
+    return len(data["window"]) if isinstance(data.get("window"), list) else 0
+
+
 def _parse_json(body: bytes, spec: Spec, rows: int, reason: str, max_windows: int | None,
-                max_depth: int | None) -> Windows:
+                max_depth: int | None, slide: bool = False) -> Windows:
     if max_depth is not None:  # json.loads recurses: a deep body must not reach it
         check_json_depth(body, max_depth)
     try:
@@ -130,6 +166,10 @@ def _parse_json(body: bytes, spec: Spec, rows: int, reason: str, max_windows: in
         return Windows(np.stack(values), True,
                        stamps if any(s is not None for s in stamps) else None)
     if "window" in data or "series" in data:
+        count = _json_rows(data)
+        if slide and _longer(count, rows, max_windows):
+            array, stamp = _json_window(data, spec, count, reason, columns, "")
+            return _slid(Windows(array[None], False, None if stamp is None else [stamp]), rows)
         array, stamp = _json_window(data, spec, rows, reason, columns, "")
         return Windows(array[None], False, None if stamp is None else [stamp])
     keys = ", ".join(map(str, data)) or "none"
@@ -296,8 +336,11 @@ def _read_arrow(body: bytes) -> pd.DataFrame:
 
 
 def _parse_frame(frame: pd.DataFrame, spec: Spec, rows: int, reason: str,
-                 max_windows: int | None = None) -> Windows:
+                 max_windows: int | None = None, slide: bool = False) -> Windows:
     frame.columns = [str(c) for c in frame.columns]
+    if (slide and not ("window" in frame.columns and "window" not in spec.columns)
+            and _longer(len(frame), rows, max_windows)):
+        return _slid(_parse_frame(frame, spec, len(frame), reason), rows)
     time_column = next((c for c in frame.columns if c.lower() in TIME_COLUMNS
                         and c not in spec.columns), None)
     for name in spec.columns:

@@ -71,10 +71,11 @@ def _too_large(what: str, limit: int) -> LimitError:
                       "max_body_bytes", 413, limit)
 
 
-def check_windows(count: int, limit: int) -> None:
+def check_windows(count: int, limit: int, what: str | None = None) -> None:
+    """``what``: how the request came to hold ``count`` windows (default: a batch of them)."""
     if count > limit:
-        raise LimitError(f"batch has {count} windows, over this server's limit of {limit} "
-                         "per request: send it in parts", "max_windows", 422, limit)
+        raise LimitError(f"{what or f'batch has {count} windows'}, over this server's limit "
+                         f"of {limit} per request: send it in parts", "max_windows", 422, limit)
 
 
 def json_depth(body: bytes) -> int:

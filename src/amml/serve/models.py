@@ -8,7 +8,8 @@ with however often the slot changes meanwhile. The :class:`Watcher` thread polls
 target version; when it changes it loads the new version, smoke-tests it on a zero window of
 the signature's shape, warms it, and only then assigns it to the slot. A registered fitted
 anomaly detector (``task: detect``) is served too: its ``/detect`` scores the newest row of each
-window of ``lookback`` rows with the detector's frozen model and threshold. A version that fails
+window of ``lookback`` rows with the detector's frozen model and threshold (a table of more rows
+is every such window in it: a score per row from the ``lookback``-th on). A version that fails
 to load or to pass the smoke test is not served (the old one stays) until the reference
 moves again. A reference that comes to point at nothing (its version deleted: ``amml models
 delete --force`` removes the version's aliases with it) is unloaded: the model answers 503
