@@ -12,6 +12,8 @@ $(STAMP): pyproject.toml
 	# PyTorch first and pinned: the CPU build on this disk, not a multi-GB CUDA download.
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[dev]'
+	# the amml detector's numba kernels, compiled once into numba's cache (not in each test)
+	$(BIN)/python -m amml.ops.detectors.kernels
 	touch $(STAMP)
 
 demo: $(STAMP)  ## run the example workflow end to end, then again fully cached

@@ -71,6 +71,16 @@ def test_the_robust_z_is_the_numpy_formula(size: int) -> None:
             assert kernels.robust_z(past, value, floor) == expected
 
 
+def test_the_compiled_median_is_numpys_for_every_size_and_order() -> None:
+    """The hand-written selection: sorted, reversed, constant, few distinct values."""
+    rng = np.random.default_rng(11)
+    for size in [*range(1, 41), 255, 256]:
+        for values in (rng.normal(size=size), np.arange(size, dtype=float),
+                       np.arange(size, dtype=float)[::-1].copy(), np.zeros(size),
+                       rng.integers(0, 3, size).astype(float), np.round(rng.normal(size=size))):
+            assert kernels._median(values) == median(values), (size, values)
+
+
 def _numpy_path(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(novelty, "nearest_sum", None)
     monkeypatch.setattr(novelty, "robust_z", None)

@@ -124,12 +124,48 @@ def _nearest_sum(bank: np.ndarray, start: int, stop: int, current: np.ndarray,
 
 
 @_jit()
+def _select(work: np.ndarray, k: int) -> float:
+    """The ``k``-th smallest value of ``work`` (reordered in place: smaller ones before it).
+    Hand-written, since numba's ``np.partition`` takes about ten seconds to compile; the
+    value found is the same whatever the algorithm."""
+    low, high = 0, work.shape[0] - 1
+    while low < high:
+        middle = (low + high) // 2  # the median of three as pivot: sorted runs stay fast
+        if work[middle] < work[low]:
+            work[middle], work[low] = work[low], work[middle]
+        if work[high] < work[low]:
+            work[high], work[low] = work[low], work[high]
+        if work[high] < work[middle]:
+            work[high], work[middle] = work[middle], work[high]
+        pivot = work[middle]
+        i, j = low, high
+        while i <= j:
+            while work[i] < pivot:
+                i += 1
+            while pivot < work[j]:
+                j -= 1
+            if i <= j:
+                work[i], work[j] = work[j], work[i]
+                i += 1
+                j -= 1
+        if k <= j:
+            high = j
+        elif k >= i:
+            low = i
+        else:
+            return work[k]
+    return work[k]
+
+
+@_jit()
 def _median(values: np.ndarray) -> float:
-    half = values.shape[0] // 2
-    part = np.partition(values, half)
-    if values.shape[0] % 2:
-        return part[half]
-    return (part[:half].max() + part[half]) * 0.5  # the two middle order statistics
+    """``amml.ops.stats.median``: the middle order statistic, or the mean of the two."""
+    work = values.copy()
+    half = work.shape[0] // 2
+    upper = _select(work, half)
+    if work.shape[0] % 2:
+        return upper
+    return (work[:half].max() + upper) * 0.5  # the two middle order statistics
 
 
 @_jit()
@@ -144,3 +180,15 @@ nearest_sum: Callable[[np.ndarray, int, int, np.ndarray, int], tuple[float, int]
     _nearest_sum if COMPILED else None)
 robust_z: Callable[[np.ndarray, float, float], float] | None = (
     _robust_z if COMPILED else None)
+
+
+def warm() -> None:
+    """Compile the kernels into numba's on-disk cache now (about 4 s; ``make`` does it while
+    it sets up), so that the first series a process scores does not pay for it."""
+    if nearest_sum is not None and robust_z is not None:
+        nearest_sum(np.zeros((3, 2)), 0, 2, np.zeros(2), -1)
+        robust_z(np.arange(3.0), 0.0, 1.0)
+
+
+if __name__ == "__main__":
+    warm()
