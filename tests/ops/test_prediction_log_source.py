@@ -138,6 +138,37 @@ steps:
     assert statuses() == {"served": "cached", "labelled": "cached", "recent": "ran"}
 
 
+def test_rows_logged_while_the_step_reads_are_read_by_the_next_run(
+        store: Store, tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server logs while a run reads: the step's output is cached under the state it was
+    keyed by, never under the one left behind, so the next run reads the new row."""
+    import amml.store.labels as labels_module
+    from amml.store.labels import record_actuals
+
+    _serve_and_send_actuals(store, tmp_path)
+    workflow = load_yaml_text("""\
+name: live
+steps:
+  served:
+    op: source.prediction_log
+    with: {model: oil}
+""")
+    read = labels_module.served_points
+
+    def read_then_log(*args, **kwargs):
+        points = read(*args, **kwargs)
+        record_actuals(store, "oil", [{"ts": STAMPS[13], "column": "OT", "value": 13.0}])
+        return points
+
+    monkeypatch.setattr(labels_module, "served_points", read_then_log)
+    first = run_workflow(workflow, store=store).raise_for_status()
+    assert np.isnan(_output(store, first, "served")["OT_actual"].iloc[-1])
+    monkeypatch.setattr(labels_module, "served_points", read)
+    second = run_workflow(workflow, store=store).raise_for_status()
+    assert second.steps["served"].status == "ran"
+    assert _output(store, second, "served")["OT_actual"].iloc[-1] == 13.0
+
+
 def _label_the_synthetic_anomalies(store: Store, frame: pd.DataFrame) -> None:
     """A 'normal' task over the whole series, then one 'anomaly' task per run of labelled
     rows, as people would answer the queue."""

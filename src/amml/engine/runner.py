@@ -188,7 +188,8 @@ class _Scheduler:
                 task = StepTask(self.run_id, step.name, step.op_name, step.config, inputs,
                                 self.artifacts.url, self.meta.url, step.code_digest, key,
                                 self._previous(step), imports=self.imports,
-                                param_fields=step.param_fields, resources=step.resources)
+                                param_fields=step.param_fields, resources=step.resources,
+                                state=state or "")
                 self.runner.hooks.before_step(run_id=self.run_id, step=step.name,
                                               op=step.op_name, config=dict(step.config))
                 if executor.in_process and not self.in_flight and not self.ready:
@@ -281,7 +282,7 @@ class _Scheduler:
         """A step that changes what it reads (a sink writing its table) is cached under the
         state it leaves behind too, so an unchanged re-run finds it."""
         before = self.states.pop(step.name, None)
-        if before is None:
+        if before is None or not getattr(step.op, "writes_what_it_reads", False):
             return
         try:
             after = _source_state(step, self.runner.store)

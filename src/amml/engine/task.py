@@ -39,6 +39,8 @@ class StepTask:
     #: What the step needs of its worker (``memory`` in bytes, ``gpu``, ``cpu``): placement
     #: hints for cluster executors, never part of the cache key.
     resources: Mapping[str, float | int] = field(default_factory=dict)
+    #: The state token in the step's cache key (``Op.state_token``), for the op's context.
+    state: str = ""
 
 
 @dataclass
@@ -99,7 +101,7 @@ def execute_task(task: StepTask, store: Store | None = None) -> StepResult:
                                                 else ref.digest)
                                          for port, ref in task.inputs.items()},
                           previous_loader=_previous_loader(task, store_artifacts),
-                          param_fields=dict(task.param_fields))
+                          param_fields=dict(task.param_fields), state_token=task.state)
         produced = op.normalize_outputs(op.run(ctx, **values))
         result.outputs = {name: store_artifacts.save(value, op_cls.outputs[name])
                           for name, value in produced.items()}

@@ -80,6 +80,9 @@ class StepContext:
     ledger_factory: Callable[[str], Any] | None = None
     #: Gives the model registry (amml.store.model_registry); set by the engine.
     registry_factory: Callable[[], Any] | None = None
+    #: The token the engine keyed this step by (``Op.state_token``): an op that resolves
+    #: something in the store (a registry alias) uses what the key holds, not a later state.
+    state_token: str = ""
 
     def model_registry(self) -> Any:
         """The store's model registry, or None when the step runs without a store."""
@@ -160,6 +163,12 @@ class Op:
     #: :mod:`amml.ops.paths`): the planner makes relative ones absolute against the workflow
     #: file's folder before the cache key is computed, so ``run`` sees absolute paths.
     path_fields: ClassVar[Mapping[str, str]] = {}
+
+    #: A sink that writes what its ``source_state`` reads (a table): the engine also caches
+    #: its step under the state the write leaves behind. Only then: for an op that only
+    #: reads, a state that moved while it ran (rows logged meanwhile, an alias moved) is not
+    #: what it read, and caching under it would serve stale outputs.
+    writes_what_it_reads: ClassVar[bool] = False
 
     def source_state(self) -> str | None:
         """A token for the state of what this op reads from outside its inputs.

@@ -237,6 +237,79 @@ steps:
         assert registry.aliases("pump-detector") == {"champion": 2}
 
 
+def test_an_alias_moved_by_the_run_itself_does_not_put_old_scores_under_the_new_version(
+        tmp_path: Path) -> None:
+    """``live`` scores with champion while ``registered`` (same run, not upstream of it)
+    moves champion: ``live`` used the version its key holds, and the next run, keyed by the
+    new version, scores with the new version (not the old scores, cached under its key)."""
+    from amml.engine.executors.local import SequentialExecutor
+
+    pump(900, 7, (750, 800)).to_csv(tmp_path / "history.csv")
+
+    def workflow(train: float) -> Any:
+        return load_yaml_text(f"""
+name: pump
+steps:
+  raw: {{op: source.csv, with: {{path: {tmp_path / 'history.csv'}, time: time}}}}
+  parts: {{op: split, inputs: {{table: raw}}, with: {{train: {train}, val: 0.1}}}}
+  fit:
+    op: detect
+    inputs: {{table: parts.test, reference: parts.train}}
+    with: {{detector: pca_t2q, label: is_anomaly}}
+  live:
+    op: detect
+    inputs: {{table: fit.out}}
+    with: {{model: pump-detector@champion}}
+  registered:
+    op: register
+    inputs: {{model: fit.detector}}
+    with: {{name: pump-detector, aliases: [champion]}}
+""")
+
+    with open_store(tmp_path / "home") as store:
+        run = SequentialExecutor()
+        first = run_workflow(workflow(0.6), store=store, executor=run, raise_on_failure=False)
+        assert first.steps["live"].status == "failed"  # no champion yet
+        moved = run_workflow(workflow(0.5), store=store, executor=run).raise_for_status()
+        assert moved.output("live", "report")["fitted"]["version"] == 1  # before the move
+        assert ModelRegistry(store).aliases("pump-detector") == {"champion": 2}
+        after = run_workflow(workflow(0.5), store=store, executor=run).raise_for_status()
+        assert after.steps["live"].status == "ran"
+        assert after.output("live", "report")["fitted"]["version"] == 2
+        second = store.artifacts.load(after.steps["fit"].outputs["detector"])
+        table = after.output("fit")
+        np.testing.assert_array_equal(after.output("live")["score"].to_numpy(),
+                                      second.score(table[second.columns_].to_numpy()))
+
+
+def test_the_step_scores_with_the_version_its_key_holds(store) -> None:
+    """The engine keys a ``model:`` step by the version the alias resolves to when the step
+    is submitted and hands that token to the step: the alias moving before the step starts
+    does not change what it scores with."""
+    registry = ModelRegistry(store)
+    columns = ["flow", "pressure", "noise"]
+    versions = [registry.register("pump", make_detector("pca_t2q").fit(pump(400, seed)[columns]))
+                for seed in (1, 2)]
+    registry.set_alias("pump", "champion", 2)
+    table = pump(200, 3)
+    token = json.dumps(["pump", 1, versions[0].artifact_digest])
+    ctx = StepContext(registry_factory=lambda: registry, state_token=token)
+    result = Detect(model="pump@champion").run(ctx, table)
+    first = registry.load(versions[0])
+    np.testing.assert_array_equal(result["out"]["score"].to_numpy(),
+                                  first.score(table[columns].to_numpy()))
+    assert result["report"]["fitted"]["version"] == 1
+    unpinned = Detect(model="pump@champion").run(
+        StepContext(registry_factory=lambda: registry), table)
+    assert "version" not in unpinned["report"]["fitted"]
+    assert not np.array_equal(unpinned["out"]["score"].to_numpy(),
+                              result["out"]["score"].to_numpy())
+    stale = json.dumps(["pump", 1, versions[1].artifact_digest])
+    with pytest.raises(OpError, match="version 1 changed as the step started"):
+        Detect(model="pump@champion").run(
+            StepContext(registry_factory=lambda: registry, state_token=stale), table)
+
+
 def test_a_registered_reference_needs_a_store_and_a_fitted_detector(tmp_path: Path) -> None:
     table = pump(100, 13)
     with pytest.raises(OpError, match="run the workflow with a store"):

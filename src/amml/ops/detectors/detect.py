@@ -213,6 +213,9 @@ class Detect(Op):
                                 "reference_rows": (None if reference is None
                                                    else len(reference)),
                                 "threshold_raw": fitted.threshold_raw_}
+            pinned = _pinned(ctx) if c.model else None
+            if pinned is not None:  # the version the alias pointed at when the step ran
+                report["fitted"]["version"] = pinned[1]
             # as fitted, not as left by this table: the same reference and settings give the
             # same artifact, so registering it again registers nothing new
             result["detector"] = fitted
@@ -325,13 +328,30 @@ def _fitted_columns(c: Detect.Config, fitted: FittedDetector, table: pd.DataFram
     return _columns(table, [by_text[name] for name in known], {c.label})
 
 
+def _pinned(ctx: StepContext) -> tuple[str, int, str] | None:
+    """The registered version the engine keyed the step by (``store_state``'s token): name,
+    version, artifact digest; None outside the engine."""
+    try:
+        name, version, digest = json.loads(ctx.state_token)
+    except (ValueError, TypeError):
+        return None
+    return (name, version, digest) if isinstance(version, int) else None
+
+
 def _registered(ctx: StepContext, reference: str) -> Any:
     registry = ctx.model_registry()
     if registry is None:
         raise OpError(f"model '{reference}' is read from the model registry: run the workflow "
                       "with a store (amml run, or run_workflow(..., store=open_store()))")
+    pinned = _pinned(ctx)
     try:
-        return registry.load(registry.resolve(reference))
+        # the version the step's key holds: an alias moved since (a register step of this
+        # run, a promotion) does not put another version's scores under that key
+        version = (registry.get(pinned[0], pinned[1]) if pinned is not None
+                   else registry.resolve(reference))
+        if pinned is not None and version.artifact_digest != pinned[2]:
+            raise OpError(f"version {pinned[1]} changed as the step started")
+        return registry.load(version)
     except AMMLError as exc:
         raise OpError(f"model '{reference}': {exc}") from None
 

@@ -44,6 +44,7 @@ class SqlSink(Op):
     inputs = {"data": Input("table")}
     outputs = {"report": "json"}
     path_fields: ClassVar[dict[str, str]] = {"url": "sqlite_url"}
+    writes_what_it_reads = True
 
     class Config(ConnectionConfig, OpConfig):
         table: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
