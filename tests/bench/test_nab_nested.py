@@ -131,6 +131,7 @@ def test_bench_nab_tune_prints_every_setting_and_the_nested_figure(tmp_path):
                       listed.output, re.M) == ["shapes=[8,16]", "shapes=[8]"]
     for bad, message in ((["--tune", "alarm"], "KEY=V1,V2"),
                          (["--tune", "shapes=[8,16]"], "'shapes' must be a list"),
+                         (["--tune", "shapes=[[8,16],[8]"], "starts a JSON list but is not"),
                          (["--tune", "window=16,2"], "--tune window=2"),
                          (["--tune", "alarm=0.4", "--score-results", str(tmp_path)],
                           "does not go with --score-results")):

@@ -63,6 +63,9 @@ def _grid(items: list[str]) -> list[dict[str, Any]]:
         if not sep or not key.strip() or not text.strip():
             raise _fail(f"--tune takes KEY=V1,V2,... or KEY=[V1, V2, ...], got {item!r}", 2)
         values = _json_list(text)
+        if values is None and text.lstrip().startswith("["):
+            raise _fail(f"--tune {key.strip()}: {text!r} starts a JSON list but is not one "
+                        "(a non-empty list of values, such as [[8,16],[8]])", 2)
         if values is None:
             values = [_params([f"v={value}"])["v"] for value in text.split(",")]
         axes.append((key.strip(), values))

@@ -105,3 +105,22 @@ def test_the_detector_scores_the_same_with_and_without_the_kernels(
     assert not any(shape._fast for shape in plain._shapes)
     assert np.array_equal(compiled, plain.score_series(values, stamps), equal_nan=True)
     assert np.nanmax(compiled[1500:1530]) > np.nanmax(compiled[600:1500])
+
+
+def test_without_a_writable_cache_the_kernels_compile_anyway(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A read-only install has nowhere to keep numba's cache: numba refuses ``cache=True``
+    when the decorator runs; the kernels are then compiled without it, not left broken."""
+    real = kernels.numba.njit
+
+    def refusing(*args, cache: bool = False, **options):
+        if cache:
+            raise RuntimeError("cannot cache function: no locator available")
+        return real(*args, **options)
+
+    monkeypatch.setattr(kernels.numba, "njit", refusing)
+
+    def twice(x: float) -> float:
+        return 2.0 * x
+
+    assert kernels._jit()(twice)(1.5) == 3.0

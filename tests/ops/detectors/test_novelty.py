@@ -79,6 +79,11 @@ def test_a_value_of_the_wrong_kind_is_an_op_error_naming_the_detector():
         make_detector("amml", window="wide")
 
 
+def test_shapes_may_be_numpy_integers():
+    assert NoveltyDetector(shapes=np.array([8, 16])).shapes == (8, 16)
+    assert NoveltyDetector(shapes=(np.int64(4), 12.0)).shapes == (4, 12)
+
+
 def test_parameters_round_trip():
     detector = make_detector("amml", shapes=[4, 12], memory=128)
     assert detector.get_params()["shapes"] == (4, 12)

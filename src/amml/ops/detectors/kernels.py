@@ -58,8 +58,13 @@ COMPILED = numba is not None and not numba.config.DISABLE_JIT
 
 def _jit(**options: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
+        if not COMPILED:
+            return function
         # no fastmath: the sums must round exactly as numpy's do
-        return numba.njit(cache=True, **options)(function) if COMPILED else function
+        try:
+            return numba.njit(cache=True, **options)(function)
+        except RuntimeError:  # nowhere to keep the cache (a read-only install): compile anew
+            return numba.njit(**options)(function)
     return decorate
 
 

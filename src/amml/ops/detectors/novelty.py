@@ -69,6 +69,7 @@ True
 from __future__ import annotations
 
 import math
+import numbers
 import statistics
 from collections import deque
 from datetime import datetime
@@ -327,8 +328,8 @@ class NoveltyDetector(Detector):
                  record_warmup: int = 100, daily: float = 0.1) -> None:
         if window < 8:
             raise OpError(f"'window' must be at least 8, got {window}")
-        if isinstance(shapes, int | float | str) or not all(
-                isinstance(s, int | float) and float(s).is_integer() for s in shapes):
+        if isinstance(shapes, numbers.Number | str) or not all(
+                isinstance(s, numbers.Real) and float(s).is_integer() for s in shapes):
             raise OpError(f"'shapes' must be a list of whole sub-sequence lengths, such as "
                           f"[8, 16], got {shapes!r}")
         shapes = tuple(int(s) for s in shapes)
