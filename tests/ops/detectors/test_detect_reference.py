@@ -310,6 +310,50 @@ def test_the_step_scores_with_the_version_its_key_holds(store) -> None:
             StepContext(registry_factory=lambda: registry, state_token=stale), table)
 
 
+def test_a_users_detector_edited_after_registering_runs_the_step_again(tmp_path: Path) -> None:
+    """The step's code digest covers AMML's detectors; a registered version of a user's
+    (imported by the workflow) is keyed by its file too."""
+    module = tmp_path / "cache_test_detector.py"
+    module.write_text(
+        "from amml.ops.detectors.base import register_detector\n"
+        "from amml.ops.detectors.multivariate import PCAT2QDetector\n\n\n"
+        "@register_detector\n"
+        "class CacheTestPCA(PCAT2QDetector):\n"
+        "    name = 'cache_test_pca'\n")
+    pump(600, 7).to_csv(tmp_path / "history.csv")
+    pump(200, 8).to_csv(tmp_path / "today.csv")
+    fit = load_yaml_text(f"""
+name: user-fit
+imports: [{module}]
+steps:
+  raw: {{op: source.csv, with: {{path: {tmp_path / 'history.csv'}, time: time}}}}
+  scored:
+    op: detect
+    inputs: {{table: raw, reference: raw}}
+    with: {{detector: cache_test_pca}}
+  registered:
+    op: register
+    inputs: {{model: scored.detector}}
+    with: {{name: user-detector, aliases: [champion]}}
+""")
+    score = load_yaml_text(f"""
+name: user-score
+imports: [{module}]
+steps:
+  today: {{op: source.csv, with: {{path: {tmp_path / 'today.csv'}, time: time}}}}
+  live:
+    op: detect
+    inputs: {{table: today}}
+    with: {{model: user-detector@champion}}
+""")
+    with open_store(tmp_path / "home") as store:
+        run_workflow(fit, store=store).raise_for_status()
+        assert run_workflow(score, store=store).steps["live"].status == "ran"
+        assert run_workflow(score, store=store).steps["live"].status == "cached"
+        module.write_text(module.read_text() + "    # scores differently now\n")
+        assert run_workflow(score, store=store).steps["live"].status == "ran"
+
+
 def test_a_registered_reference_needs_a_store_and_a_fitted_detector(tmp_path: Path) -> None:
     table = pump(100, 13)
     with pytest.raises(OpError, match="run the workflow with a store"):
