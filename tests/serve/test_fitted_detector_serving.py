@@ -5,11 +5,13 @@ refuse it with a 422 that says what it answers."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 from numpy.lib.stride_tricks import sliding_window_view
 
 from amml.ops.base import StepContext
@@ -215,6 +217,39 @@ def test_a_table_longer_than_the_look_back_is_scored_at_every_row(detector_store
                                                 "server's limit of 10 per request")
     logged = list(served_windows(store, "pump"))
     assert len(logged) == 3 * len(expected)  # the windows scored, each request's
+    with store.metadata.engine.connect() as conn:
+        requests = [json.loads(r) for r, in conn.execute(sa.text(
+            "select request from prediction_log where model = 'pump' and status = 200 "
+            "order by id"))]
+    # logged once, as sent, with the look-back the readers slide it by (not 3 times over)
+    assert [(r["slide"], len(r["window"]), "timestamps" in r) for r in requests] == [
+        (SMOOTH, len(rows), True), (SMOOTH, len(rows), False), (SMOOTH, len(rows), True)]
     queue_detect_answers(store, "pump")
     queued = sorted(t["start"] for t in tasks(store, model="pump") if t["kind"] == "alarm")
     assert {stamps[i].timestamp() for i in alarms} <= set(queued)
+
+
+def test_a_table_is_held_to_the_values_its_windows_make_and_counts_the_models_columns(
+        detector_store, tmp_path: Path) -> None:
+    """Sliding makes each row part of look-back windows: the windows of a table may hold as
+    many values as the largest body could carry (max_body_bytes / 8), checked before they
+    are built. Rows are counted on the model's columns; theirs must agree."""
+    store, _ = detector_store
+    rows = pump(20, 9).round(2)
+    series = {c: rows[c].tolist() for c in COLUMNS}
+    with serving(store, tmp_path, models=("pump@champion",), max_body_bytes=800) as app:
+        held = app.post(DETECT, json={"series": series})
+    with serving(store, tmp_path, models=("pump@champion",)) as app:
+        extra = app.post(DETECT, json={"series": {**series, "note": [0.0] * 500}})
+        uneven = app.post(DETECT, json={"series": {**series, "pressure": series["pressure"][1:]}})
+        explained = app.post(DETECT + "?explain=true",
+                             json={"series": {c: pump(300, 9)[c].tolist() for c in COLUMNS}})
+    assert held.status_code == 422
+    assert held.json()["detail"].startswith(
+        "20 rows make 18 windows of 3 rows, 108 values, over this server's limit of 100")
+    assert held.json()["limit"] == "max_body_bytes"
+    assert extra.status_code == 200 and len(extra.json()["results"]) == 18
+    assert uneven.status_code == 422
+    assert uneven.json()["detail"] == "series have different lengths: flow 20, pressure 19"
+    assert explained.status_code == 422
+    assert "takes a table of at most 258 rows (its 256 windows of 3), got 300" in explained.text

@@ -20,7 +20,7 @@ from typing import Any
 from amml._exceptions import AMMLError, StepFailedError
 from amml._urls import redact
 from amml.engine.executors import Executor, LocalExecutor, StepFuture
-from amml.engine.fingerprint import cache_key
+from amml.engine.fingerprint import cache_key, code_digest
 from amml.engine.hooks import HookList, RunHooks
 from amml.engine.planner import Plan, PlannedStep, make_plan
 from amml.engine.task import StepResult, StepTask, execute_task
@@ -345,12 +345,17 @@ class _Scheduler:
 
 def _source_state(step: PlannedStep, store: Store) -> str | None:
     """The op's token for what it reads beyond its inputs, outside the store and in it
-    ("" for ops that read nothing)."""
+    ("" for ops that read nothing), with the digest of the code that selects."""
     op_cls = step.op
     if op_cls is None or (getattr(op_cls, "source_state", Op.source_state) is Op.source_state
                           and getattr(op_cls, "store_state", Op.store_state) is Op.store_state):
         return ""
-    return op_cls(op_cls.Config.model_validate(dict(step.config))).state_token(store)
+    op = op_cls(op_cls.Config.model_validate(dict(step.config)))
+    token = op.state_token(store)
+    code = op.state_code(store) if token is not None else ()
+    if code:
+        token = f"{token}|code:{code_digest(code[0], references=code[1:])}"
+    return token
 
 
 def _declared_imports(workflow: ValidatedWorkflow) -> tuple[str, ...]:

@@ -19,6 +19,7 @@ from sqlalchemy import select
 
 from amml.store import Store
 from amml.store.metadata.schema import prediction_log
+from amml.store.served import unslid
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ def parse_logged(request: str, response: str, columns: list[str], outputs: list[
     forecast ``(horizon, outputs)``, or a detector's score as ``(1, 1)`` (outputs
     ``("score",)``)."""
     try:
-        body, answer = json.loads(request), json.loads(response)
+        body, answer = unslid(json.loads(request)), json.loads(response)
     except ValueError:
         return []
     if not isinstance(body, dict) or body.get("truncated") or not isinstance(answer, dict):

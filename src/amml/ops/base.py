@@ -188,6 +188,12 @@ class Op:
         """
         return ""
 
+    def state_code(self, store: Any) -> tuple[Any, ...]:
+        """Code that what ``store_state`` found selects (the detector class a registered
+        version names): the engine adds its code digest, with everything it imports, to the
+        step's key, as it does for ``code_references`` (which cannot see the store)."""
+        return ()
+
     def state_token(self, store: Any) -> str | None:
         """``source_state`` and ``store_state`` together: what the step cache and data
         triggers compare (``None`` when either cannot tell)."""

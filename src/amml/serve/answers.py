@@ -83,6 +83,11 @@ def fitted_detector_payload(served: ServedModel, windows: Windows, explain: bool
     contribution) and every column's signed ``shares`` of its score
     (:mod:`amml.ops.detectors.explain`)."""
     x = windows.values
+    if explain and len(x) > MAX_EXPLAINED and windows.table is not None:
+        longest = MAX_EXPLAINED + x.shape[1] - 1
+        raise BodyError(f"?explain=true takes a table of at most {longest} rows (its "
+                        f"{MAX_EXPLAINED} windows of {x.shape[1]}), got {len(windows.table)}: "
+                        "send the rows to explain on their own")
     if explain and len(x) > MAX_EXPLAINED:
         raise BodyError(f"?explain=true takes at most {MAX_EXPLAINED} windows a request, got "
                         f"{len(x)}: send the windows to explain on their own")

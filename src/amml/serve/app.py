@@ -58,7 +58,7 @@ from amml.serve.models import (
     default_references,
     set_torch_threads,
 )
-from amml.serve.predlog import PredictionLog
+from amml.serve.predlog import PredictionLog, SlidTable
 from amml.store import Store, open_store
 
 log = logging.getLogger("amml.serve")
@@ -260,10 +260,13 @@ class ServerState:
         label = slot.reference if slot is not None else "-"
         self.metrics.observe(label, endpoint, status, seconds)
         if slot is not None and logged:
-            if windows is not None and (windows.slid or not _is_json(request)):
-                # CSV or Arrow, or a table slid into windows: log the parsed windows (what
-                # was scored, as the monitor and the label queue read them back)
-                request_record = windows.values
+            if windows is not None and windows.slid:
+                # a table slid into windows: logged as the rows sent, with the look-back the
+                # monitor and the label queue slide them by again (not look-back times over)
+                request_record = SlidTable(windows.table, windows.table_times,
+                                           served.spec.lookback)
+            elif windows is not None and not _is_json(request):
+                request_record = windows.values  # CSV or Arrow: log the parsed windows
             elif isinstance(request_record, bytes) and _is_arrow(request):
                 request_record = {"content_type": "arrow", "bytes": len(request_record)}
             self.predlog.add(slot.name, served.version if served else 0, endpoint,
@@ -284,7 +287,7 @@ class ServerState:
                                 f"/v1/models/{served.name}/detect")
             windows = parse(body, ctype, spec, spec.lookback,
                             f"the detector scores the newest of {spec.lookback} rows", **limits,
-                            slide=True)
+                            slide=True, max_values=config.max_body_bytes // 8)
             payload = fitted_detector_payload(served, windows, explain)
         elif endpoint == "forecast":
             windows = parse(body, ctype, spec, **limits)

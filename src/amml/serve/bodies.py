@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from amml._exceptions import BodyError, UnsupportedMediaType
+from amml._exceptions import BodyError, LimitError, UnsupportedMediaType
 from amml.serve.limits import check_json_depth, check_windows
 
 JSON_TYPES = ("application/json", "")
@@ -76,40 +76,57 @@ class Windows:
     batch: bool  # a list was sent (answer with a list)
     timestamps: list[pd.DatetimeIndex | None] | None = None
     ids: list[Any] | None = None  # the ``window`` column's values (CSV, Arrow)
-    #: one window of more rows was sent and read as every window of ``rows`` rows in it
-    slid: bool = False
+    #: one window of more rows was sent and read as every window of ``rows`` rows in it:
+    #: the rows as sent (``(rows, columns)``) and their times, what the prediction log keeps
+    table: np.ndarray | None = None
+    table_times: pd.DatetimeIndex | None = None
+
+    @property
+    def slid(self) -> bool:
+        return self.table is not None
 
 
 def parse(body: bytes, content_type: str | None, spec: Spec, rows: int | None = None,
           rows_reason: str | None = None, *, max_windows: int | None = None,
-          max_depth: int | None = None, slide: bool = False) -> Windows:
+          max_depth: int | None = None, slide: bool = False,
+          max_values: int | None = None) -> Windows:
     """Parse and validate ``body``; ``rows`` defaults to the lookback (a forecast). A batch of
     more than ``max_windows`` windows, or JSON nested deeper than ``max_depth``, is a
     :class:`~amml.LimitError`, found before the values are converted.
 
     ``slide``: one window of more than ``rows`` rows (no batch) is read as every window of
     ``rows`` consecutive rows in it, one ending at each of its rows from the ``rows``-th on
-    (what a detector that scores a window's newest row needs to score a whole table).
+    (what a detector that scores a window's newest row needs to score a whole table). Those
+    windows may hold at most ``max_values`` values together (each row is in ``rows`` of
+    them), a :class:`~amml.LimitError` otherwise, found before they are built.
     """
     rows = spec.lookback if rows is None else rows
     reason = rows_reason or f"the model's lookback is {rows}"
     kind = (content_type or "").split(";", 1)[0].strip().lower()
+    limits = _Limits(max_windows, max_values if slide else None, slide)
     if kind in JSON_TYPES or kind.endswith("+json"):
-        return _parse_json(body, spec, rows, reason, max_windows, max_depth, slide)
+        return _parse_json(body, spec, rows, reason, limits, max_depth)
     if kind in CSV_TYPES:
         try:
             frame = pd.read_csv(io.BytesIO(body))
         except (ValueError, pd.errors.ParserError) as exc:
             raise BodyError(f"body is not valid CSV: {exc}") from None
-        return _parse_frame(frame, spec, rows, reason, max_windows, slide)
+        return _parse_frame(frame, spec, rows, reason, limits)
     if kind in ARROW_TYPES:
-        return _parse_frame(_read_arrow(body), spec, rows, reason, max_windows, slide)
+        return _parse_frame(_read_arrow(body), spec, rows, reason, limits)
     raise UnsupportedMediaType(
         f"unsupported content type '{kind}' (send application/json, text/csv or "
         "application/vnd.apache.arrow.stream)")
 
 
 # -- JSON -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Limits:
+    windows: int | None = None
+    values: int | None = None  # of the windows a slid table makes, together
+    slide: bool = False
+
+
 def _slid(whole: Windows, rows: int) -> Windows:
     """Every window of ``rows`` consecutive rows of ``whole``'s one window, as a batch."""
     table = whole.values[0]
@@ -118,29 +135,41 @@ def _slid(whole: Windows, rows: int) -> Windows:
     count = len(table) - rows + 1
     return Windows(np.ascontiguousarray(np.moveaxis(values, -1, 1)), True,
                    None if stamps is None else [stamps[i:i + rows] for i in range(count)],
-                   slid=True)
+                   table=table, table_times=stamps)
 
 
-def _longer(count: int, rows: int, max_windows: int | None) -> bool:
-    """Whether a window of ``count`` rows is to be slid (and its windows within the limit)."""
-    if count <= rows:
+def _longer(count: int, rows: int, width: int, limits: _Limits) -> bool:
+    """Whether a window of ``count`` rows is to be slid; its windows must be within the
+    limits (checked before anything is converted)."""
+    if not limits.slide or count <= rows:
         return False
-    if max_windows is not None:
-        check_windows(count - rows + 1, max_windows,
-                      f"{count} rows make {count - rows + 1} windows of {rows} rows")
+    windows = count - rows + 1
+    made = f"{count} rows make {windows} windows of {rows} rows"
+    if limits.windows is not None:
+        check_windows(windows, limits.windows, made)
+    if limits.values is not None and windows * rows * width > limits.values:
+        raise LimitError(f"{made}, {windows * rows * width:,} values, over this server's "
+                         f"limit of {limits.values:,} (what the largest body could carry): "
+                         "send the table in parts", "max_body_bytes", 422, limits.values)
     return True
 
 
-def _json_rows(data: dict[str, Any]) -> int:
-    """How many rows a JSON window holds (0 when it cannot tell: the parse then says why)."""
+def _json_rows(data: dict[str, Any], spec: Spec, where: str = "") -> int:
+    """How many rows a JSON window holds, counting the model's columns only (0 when it
+    cannot tell: the parse then says why)."""
     if isinstance(data.get("series"), dict):
-        lengths = [len(v) for v in data["series"].values() if isinstance(v, list)]
-        return max(lengths, default=0)
+        series = data["series"]
+        lengths = {c: len(series[c]) for c in spec.columns if isinstance(series.get(c), list)}
+        if len(set(lengths.values())) > 1:
+            told = ", ".join(f"{c} {n}" for c, n in lengths.items())
+            raise BodyError(f"{where}series have different lengths: {told}")
+        return max(lengths.values(), default=0)
     return len(data["window"]) if isinstance(data.get("window"), list) else 0
 
 
-def _parse_json(body: bytes, spec: Spec, rows: int, reason: str, max_windows: int | None,
-                max_depth: int | None, slide: bool = False) -> Windows:
+def _parse_json(body: bytes, spec: Spec, rows: int, reason: str, limits: _Limits,
+                max_depth: int | None) -> Windows:
+    max_windows = limits.windows
     if max_depth is not None:  # json.loads recurses: a deep body must not reach it
         check_json_depth(body, max_depth)
     try:
@@ -166,8 +195,8 @@ def _parse_json(body: bytes, spec: Spec, rows: int, reason: str, max_windows: in
         return Windows(np.stack(values), True,
                        stamps if any(s is not None for s in stamps) else None)
     if "window" in data or "series" in data:
-        count = _json_rows(data)
-        if slide and _longer(count, rows, max_windows):
+        count = _json_rows(data, spec) if limits.slide else 0
+        if _longer(count, rows, len(spec.columns), limits):
             array, stamp = _json_window(data, spec, count, reason, columns, "")
             return _slid(Windows(array[None], False, None if stamp is None else [stamp]), rows)
         array, stamp = _json_window(data, spec, rows, reason, columns, "")
@@ -336,10 +365,12 @@ def _read_arrow(body: bytes) -> pd.DataFrame:
 
 
 def _parse_frame(frame: pd.DataFrame, spec: Spec, rows: int, reason: str,
-                 max_windows: int | None = None, slide: bool = False) -> Windows:
+                 limits: _Limits | None = None) -> Windows:
+    limits = limits or _Limits()
+    max_windows = limits.windows
     frame.columns = [str(c) for c in frame.columns]
-    if (slide and not ("window" in frame.columns and "window" not in spec.columns)
-            and _longer(len(frame), rows, max_windows)):
+    if (not ("window" in frame.columns and "window" not in spec.columns)
+            and _longer(len(frame), rows, len(spec.columns), limits)):
         return _slid(_parse_frame(frame, spec, len(frame), reason), rows)
     time_column = next((c for c in frame.columns if c.lower() in TIME_COLUMNS
                         and c not in spec.columns), None)

@@ -5,8 +5,11 @@ every ``interval`` seconds and commits them in one transaction through
 compiled once, so the thread spends almost no time in Python holding the GIL the event loop
 needs). The drift monitoring reads this table.
 
-A JSON request is logged as sent; a CSV or Arrow one as the JSON of its parsed windows. A
-request over ``max_bytes`` is logged as a summary (its shape and per-column means).
+A JSON request is logged as sent; a CSV or Arrow one as the JSON of its parsed windows; a
+table a fitted detector scored at every row (:class:`SlidTable`) as its rows with the
+look-back they were slid by (``{"columns", "window", "timestamps", "slide"}``: readers slide
+them again with :func:`amml.store.served.unslid`). A request over ``max_bytes`` is logged as
+a summary (its shape and per-column means).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -23,6 +27,16 @@ from amml.store.prediction_log import PredictionLogTable
 
 log = logging.getLogger("amml.serve")
 MAX_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class SlidTable:
+    """A table ``/detect`` read as every window of ``lookback`` rows in it: its ``rows``
+    ``(rows, columns)`` as sent, in the model's column order, and their ``times`` (or None)."""
+
+    rows: np.ndarray
+    times: Any
+    lookback: int
 
 
 class PredictionLog:
@@ -84,6 +98,8 @@ class PredictionLog:
              columns: tuple[str, ...]) -> dict[str, Any]:
         if isinstance(request, np.ndarray):
             text = self._array_text(request, columns)
+        elif isinstance(request, SlidTable):
+            text = self._table_text(request, columns)
         elif isinstance(request, bytes):
             text = (request.decode("utf-8", "replace") if len(request) <= self.max_bytes
                     else json.dumps({"truncated": True, "bytes": len(request)}))
@@ -95,6 +111,19 @@ class PredictionLog:
         return dict(model=model, version=int(version), endpoint=endpoint,
                     received_at=received_at, latency_ms=latency_ms, status=status,
                     request=text, response=answer)
+
+    def _table_text(self, table: SlidTable, columns: tuple[str, ...]) -> str:
+        rows = table.rows
+        if rows.size * 20 + (0 if table.times is None else 30 * len(rows)) <= self.max_bytes:
+            body: dict[str, Any] = {"columns": list(columns), "window": rows.tolist(),
+                                    "slide": table.lookback}
+            if table.times is not None:
+                body["timestamps"] = [t.isoformat() for t in table.times]
+            return json.dumps(body)
+        return json.dumps({"truncated": True, "shape": list(rows.shape), "slide": table.lookback,
+                           "columns": list(columns),
+                           "mean": dict(zip(columns, np.nanmean(rows, axis=0).tolist(),
+                                            strict=False))})
 
     def _array_text(self, windows: np.ndarray, columns: tuple[str, ...]) -> str:
         if windows.size * 20 <= self.max_bytes:

@@ -165,9 +165,28 @@ class _Signatures:
         return self._known[key]
 
 
+def unslid(request: Any) -> Any:
+    """A logged request as its windows: a table ``/detect`` slid into windows of ``slide``
+    rows (logged once, as sent) becomes the batch of those windows, each with its rows'
+    timestamps; any other request comes back as it is.
+
+    >>> unslid({"columns": ["x"], "window": [[1], [2], [3]], "slide": 2,
+    ...         "timestamps": ["t0", "t1", "t2"]})["windows"][1]
+    {'window': [[2], [3]], 'timestamps': ['t1', 't2']}
+    """
+    if not (isinstance(request, dict) and isinstance(request.get("slide"), int)
+            and isinstance(request.get("window"), list)):
+        return request
+    size, rows, stamps = request["slide"], request["window"], request.get("timestamps")
+    windows = [{"window": rows[i:i + size],
+                **({"timestamps": stamps[i:i + size]} if isinstance(stamps, list) else {})}
+               for i in range(max(len(rows) - size + 1, 0))]
+    return {"columns": request.get("columns"), "windows": windows}
+
+
 def _windows_of(row: Any, signatures: _Signatures) -> Iterator[ServedWindow]:
     try:
-        request = json.loads(row["request"])
+        request = unslid(json.loads(row["request"]))
         answer = json.loads(row["response"])
     except ValueError:
         return

@@ -310,16 +310,23 @@ def test_the_step_scores_with_the_version_its_key_holds(store) -> None:
             StepContext(registry_factory=lambda: registry, state_token=stale), table)
 
 
-def test_a_users_detector_edited_after_registering_runs_the_step_again(tmp_path: Path) -> None:
+def test_a_users_detector_edited_after_registering_runs_the_step_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The step's code digest covers AMML's detectors; a registered version of a user's
-    (imported by the workflow) is keyed by its file too."""
+    (imported by the workflow) is keyed by its code too, what it imports included."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    helper = tmp_path / "cache_test_helper.py"
+    helper.write_text("FACTOR = 1.0\n")
     module = tmp_path / "cache_test_detector.py"
     module.write_text(
+        "import cache_test_helper\n"
         "from amml.ops.detectors.base import register_detector\n"
         "from amml.ops.detectors.multivariate import PCAT2QDetector\n\n\n"
         "@register_detector\n"
         "class CacheTestPCA(PCAT2QDetector):\n"
-        "    name = 'cache_test_pca'\n")
+        "    name = 'cache_test_pca'\n\n"
+        "    def _raw(self, features):\n"
+        "        return cache_test_helper.FACTOR * super()._raw(features)\n")
     pump(600, 7).to_csv(tmp_path / "history.csv")
     pump(200, 8).to_csv(tmp_path / "today.csv")
     fit = load_yaml_text(f"""
@@ -348,9 +355,15 @@ steps:
 """)
     with open_store(tmp_path / "home") as store:
         run_workflow(fit, store=store).raise_for_status()
-        assert run_workflow(score, store=store).steps["live"].status == "ran"
+        ran = run_workflow(score, store=store)
+        assert ran.steps["live"].status == "ran"
+        # the key holds the code's digest beside the version: the step still finds its version
+        assert ran.output("live", "report")["fitted"]["version"] == 1
         assert run_workflow(score, store=store).steps["live"].status == "cached"
         module.write_text(module.read_text() + "    # scores differently now\n")
+        assert run_workflow(score, store=store).steps["live"].status == "ran"
+        assert run_workflow(score, store=store).steps["live"].status == "cached"
+        helper.write_text("FACTOR = 3.0  # what the detector imports changed\n")
         assert run_workflow(score, store=store).steps["live"].status == "ran"
 
 

@@ -37,10 +37,7 @@ behind each alarm (``cause``, the one with the largest Shapley contribution to t
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
-import sys
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -145,8 +142,21 @@ class Detect(Op):
             version = ModelRegistry(store).resolve(self.config.model)
         except AMMLError:
             return None
-        return json.dumps([version.name, version.version, version.artifact_digest,
-                           _plugin_code(version.signature.get("detector"))])
+        return json.dumps([version.name, version.version, version.artifact_digest])
+
+    def state_code(self, store: Any) -> tuple[Any, ...]:
+        # the class a registered version names, when it is a user's (imported by the
+        # workflow): AMML's own detectors are in the step's code digest already
+        if not self.config.model or getattr(store, "metadata", None) is None:
+            return ()
+        from amml.store.model_registry import ModelRegistry
+
+        try:
+            name = ModelRegistry(store).resolve(self.config.model).signature.get("detector")
+        except AMMLError:
+            return ()
+        cls = DETECTORS.find(name) if isinstance(name, str) else None
+        return () if cls is None or cls.__module__.split(".")[0] == "amml" else (cls,)
 
     def code_references(self) -> tuple[Any, ...]:
         # the detector is named in the config: a user's, wherever it lives, is covered too
@@ -332,28 +342,17 @@ def _fitted_columns(c: Detect.Config, fitted: FittedDetector, table: pd.DataFram
     return _columns(table, [by_text[name] for name in known], {c.label})
 
 
-def _plugin_code(detector: Any) -> str:
-    """A digest of the file defining a detector that is not AMML's (a user's, found through
-    ``imports:``): the step's code digest covers AMML's own detectors, not the class a
-    registered version names, so an edit to it must reach the key this way."""
-    cls = DETECTORS.find(detector) if isinstance(detector, str) else None
-    if cls is None or cls.__module__.split(".")[0] == "amml":
-        return ""
-    path = getattr(sys.modules.get(cls.__module__), "__file__", None)
-    try:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16] if path else ""
-    except OSError:
-        return ""
-
-
 def _pinned(ctx: StepContext) -> tuple[str, int, str] | None:
     """The registered version the engine keyed the step by (``store_state``'s token): name,
     version, artifact digest; None outside the engine."""
-    try:
-        name, version, digest = json.loads(ctx.state_token)[:3]
-    except (ValueError, TypeError):
-        return None
-    return (name, version, digest) if isinstance(version, int) else None
+    for part in ctx.state_token.split("|"):  # the engine may join other parts to it
+        try:
+            name, version, digest = json.loads(part)[:3]
+        except (ValueError, TypeError):
+            continue
+        if isinstance(version, int):
+            return name, version, digest
+    return None
 
 
 def _registered(ctx: StepContext, reference: str) -> Any:
