@@ -218,9 +218,18 @@ def test_a_table_longer_than_the_look_back_is_scored_at_every_row(detector_store
     logged = list(served_windows(store, "pump"))
     assert len(logged) == 3 * len(expected)  # the windows scored, each request's
     with store.metadata.engine.connect() as conn:
-        requests = [json.loads(r) for r, in conn.execute(sa.text(
-            "select request from prediction_log where model = 'pump' and status = 200 "
-            "order by id"))]
+        logged_rows = conn.execute(sa.text(
+            "select request, response from prediction_log where model = 'pump' and status = 200 "
+            "order by id")).all()
+    requests = [json.loads(request) for request, _ in logged_rows]
+    # the monitor reads the same windows back: the newest row of each is a table row
+    from amml.monitor.logged import parse_logged
+
+    pairs = parse_logged(logged_rows[0][0], logged_rows[0][1], COLUMNS, ["score"])
+    assert len(pairs) == len(expected)
+    np.testing.assert_array_equal([window[-1] for window, _ in pairs],
+                                  rows.to_numpy()[SMOOTH - 1:])
+    np.testing.assert_array_equal([score[0, 0] for _, score in pairs], expected)
     # logged once, as sent, with the look-back the readers slide it by (not 3 times over)
     assert [(r["slide"], len(r["window"]), "timestamps" in r) for r in requests] == [
         (SMOOTH, len(rows), True), (SMOOTH, len(rows), False), (SMOOTH, len(rows), True)]
