@@ -86,7 +86,8 @@ class Register(Op):
                     metrics=numbers_, signature=signature,
                     run_id=ctx.run_id or None, step_name=ctx.step_name or None,
                     description=c.description)
-            reason = f"registered by {ctx.run_id}/{ctx.step_name}"
+            reason = (f"{'registered' if new else 'found unchanged'} by "
+                      f"{ctx.run_id}/{ctx.step_name}")
             for alias in c.aliases:
                 # whoever follows an alias (a server, a client) must keep getting answers to
                 # the same question; 'challenger' is the try-out slot every run moves
