@@ -304,6 +304,9 @@ def test_the_step_scores_with_the_version_its_key_holds(store) -> None:
     assert "version" not in unpinned["report"]["fitted"]
     assert not np.array_equal(unpinned["out"]["score"].to_numpy(),
                               result["out"]["score"].to_numpy())
+    assert Detect(model="pump@champion").store_state(None) is None  # no store: it runs
+    assert Detect(model="pump@champion").store_state(store) == json.dumps(
+        ["pump", 2, versions[1].artifact_digest])
     stale = json.dumps(["pump", 1, versions[1].artifact_digest])
     with pytest.raises(OpError, match="version 1 changed as the step started"):
         Detect(model="pump@champion").run(

@@ -36,6 +36,7 @@ behind each alarm (``cause``, the one with the largest Shapley contribution to t
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 from typing import Any
@@ -129,32 +130,35 @@ class Detect(Op):
         def detector_name(self) -> str:
             return self.detector or DEFAULT_DETECTOR
 
+    def _version(self, store: Any) -> Any:
+        """The registered version ``model`` resolves to in ``store`` (None: none), looked up
+        once for the engine's ``store_state`` and ``state_code``."""
+        cached = getattr(self, "_resolved", None)
+        if cached is None or cached[0] is not store:
+            version = None
+            if getattr(store, "metadata", None) is not None:
+                from amml.store.model_registry import ModelRegistry
+
+                with contextlib.suppress(AMMLError):
+                    version = ModelRegistry(store).resolve(self.config.model)
+            self._resolved = (store, version)
+        return self._resolved[1]
+
     def store_state(self, store: Any) -> str | None:
         # a registry reference reads the registry, whose aliases move: the step is cached by
         # the version it resolves to now (none resolved: it runs, and says why)
         if not self.config.model:
             return ""
-        if store is None or getattr(store, "metadata", None) is None:
-            return None
-        from amml.store.model_registry import ModelRegistry
-
-        try:
-            version = ModelRegistry(store).resolve(self.config.model)
-        except AMMLError:
+        version = self._version(store)
+        if version is None:
             return None
         return json.dumps([version.name, version.version, version.artifact_digest])
 
     def state_code(self, store: Any) -> tuple[Any, ...]:
         # the class a registered version names, when it is a user's (imported by the
         # workflow): AMML's own detectors are in the step's code digest already
-        if not self.config.model or getattr(store, "metadata", None) is None:
-            return ()
-        from amml.store.model_registry import ModelRegistry
-
-        try:
-            name = ModelRegistry(store).resolve(self.config.model).signature.get("detector")
-        except AMMLError:
-            return ()
+        version = self._version(store) if self.config.model else None
+        name = version.signature.get("detector") if version is not None else None
         cls = DETECTORS.find(name) if isinstance(name, str) else None
         return () if cls is None or cls.__module__.split(".")[0] == "amml" else (cls,)
 
