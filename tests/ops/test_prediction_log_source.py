@@ -42,6 +42,13 @@ def _serve_and_send_actuals(store: Store, tmp_path) -> None:
         app.state.predlog.flush()
 
 
+def _send_the_missing_actual(store: Store) -> None:
+    """The actual of 13:00, the one hour of the forecasts ``_serve_and_send_actuals`` left."""
+    from amml.store.labels import record_actuals
+
+    record_actuals(store, "oil", [{"ts": STAMPS[13], "column": "OT", "value": 13.0}])
+
+
 def test_forecasts_view_joins_actuals_and_computes_the_live_error(store: Store,
                                                                   tmp_path) -> None:
     _serve_and_send_actuals(store, tmp_path)
@@ -98,9 +105,7 @@ def test_a_named_store_is_read_and_its_state_keys_the_cache(store: Store, tmp_pa
     before = op.source_state()
     assert before is not None
     assert op.run(StepContext())["OT_actual"].notna().sum() == 5
-    from amml.store.labels import record_actuals
-
-    record_actuals(store, "oil", [{"ts": STAMPS[13], "column": "OT", "value": 13.0}])
+    _send_the_missing_actual(store)
     assert op.source_state() != before  # a new actual: the step runs again
     assert PredictionLogSource(model="oil", store=home, since="-2h").source_state() is None
 
@@ -129,9 +134,7 @@ steps:
 
     assert statuses() == {"served": "ran", "labelled": "ran", "recent": "ran"}
     assert statuses() == {"served": "cached", "labelled": "cached", "recent": "ran"}
-    from amml.store.labels import record_actuals
-
-    record_actuals(store, "oil", [{"ts": STAMPS[13], "column": "OT", "value": 13.0}])
+    _send_the_missing_actual(store)
     assert statuses() == {"served": "ran", "labelled": "cached", "recent": "ran"}
     add_label(store, add_task(store, model="oil", kind="manual", start=0.0, end=HOUR), "normal")
     assert statuses() == {"served": "cached", "labelled": "ran", "recent": "ran"}
@@ -143,7 +146,6 @@ def test_rows_logged_while_the_step_reads_are_read_by_the_next_run(
     """The server logs while a run reads: the step's output is cached under the state it was
     keyed by, never under the one left behind, so the next run reads the new row."""
     import amml.store.labels as labels_module
-    from amml.store.labels import record_actuals
 
     _serve_and_send_actuals(store, tmp_path)
     workflow = load_yaml_text("""\
@@ -157,7 +159,7 @@ steps:
 
     def read_then_log(*args, **kwargs):
         points = read(*args, **kwargs)
-        record_actuals(store, "oil", [{"ts": STAMPS[13], "column": "OT", "value": 13.0}])
+        _send_the_missing_actual(store)
         return points
 
     monkeypatch.setattr(labels_module, "served_points", read_then_log)

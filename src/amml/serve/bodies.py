@@ -86,6 +86,13 @@ class Windows:
         return self.table is not None
 
 
+@dataclass(frozen=True)
+class _Limits:
+    windows: int | None = None
+    values: int | None = None  # of the windows a slid table makes, together
+    slide: bool = False
+
+
 def parse(body: bytes, content_type: str | None, spec: Spec, rows: int | None = None,
           rows_reason: str | None = None, *, max_windows: int | None = None,
           max_depth: int | None = None, slide: bool = False,
@@ -120,13 +127,6 @@ def parse(body: bytes, content_type: str | None, spec: Spec, rows: int | None = 
 
 
 # -- JSON -----------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class _Limits:
-    windows: int | None = None
-    values: int | None = None  # of the windows a slid table makes, together
-    slide: bool = False
-
-
 def _slid(whole: Windows, rows: int) -> Windows:
     """Every window of ``rows`` consecutive rows of ``whole``'s one window, as a batch."""
     table = whole.values[0]

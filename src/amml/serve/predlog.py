@@ -120,15 +120,17 @@ class PredictionLog:
             if table.times is not None:
                 body["timestamps"] = [t.isoformat() for t in table.times]
             return json.dumps(body)
-        return json.dumps({"truncated": True, "shape": list(rows.shape), "slide": table.lookback,
-                           "columns": list(columns),
-                           "mean": dict(zip(columns, np.nanmean(rows, axis=0).tolist(),
-                                            strict=False))})
+        return _summary(rows, columns, slide=table.lookback)
 
     def _array_text(self, windows: np.ndarray, columns: tuple[str, ...]) -> str:
         if windows.size * 20 <= self.max_bytes:
             return json.dumps({"columns": list(columns), "windows": windows.tolist()})
-        return json.dumps({"truncated": True, "shape": list(windows.shape),
-                           "columns": list(columns),
-                           "mean": dict(zip(columns, np.nanmean(windows, axis=(0, 1)).tolist(),
-                                            strict=False))})
+        return _summary(windows, columns)
+
+
+def _summary(values: np.ndarray, columns: tuple[str, ...], **extra: Any) -> str:
+    """A body too large to log: its shape and each column's mean (the last axis)."""
+    means = np.nanmean(values.reshape(-1, values.shape[-1]), axis=0).tolist()
+    return json.dumps({"truncated": True, "shape": list(values.shape), **extra,
+                       "columns": list(columns),
+                       "mean": dict(zip(columns, means, strict=False))})

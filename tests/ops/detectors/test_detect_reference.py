@@ -100,12 +100,10 @@ def test_a_stored_detector_scores_later_rows_as_the_fitted_one_would() -> None:
     assert again["out"]["alarm"].to_numpy()[BREAK[0]:BREAK[1]].mean() >= 0.9
 
 
-def test_the_reference_life_in_a_workflow_across_two_runs(tmp_path: Path) -> None:
-    """Run 1 fits on a training split, stores and registers the detector; run 2 scores new
-    rows with the version the alias points at: the numbers of one object."""
-    pump(900, 7, (750, 800)).to_csv(tmp_path / "history.csv")
-    pump(300, 8, (100, 140)).to_csv(tmp_path / "today.csv")
-    fit = load_yaml_text(f"""
+def _pump_fit(tmp_path: Path, train: float = 0.6, detect_extra: str = "") -> Any:
+    """Fit ``pca_t2q`` on a training split of ``history.csv``, score the test split and
+    register the detector as ``pump-detector@champion``."""
+    return load_yaml_text(f"""
 name: pump-fit
 steps:
   raw:
@@ -114,16 +112,24 @@ steps:
   parts:
     op: split
     inputs: {{table: raw}}
-    with: {{train: 0.6, val: 0.1}}
+    with: {{train: {train}, val: 0.1}}
   scored:
     op: detect
     inputs: {{table: parts.test, reference: parts.train}}
-    with: {{detector: pca_t2q, label: is_anomaly}}
+    with: {{detector: pca_t2q, label: is_anomaly{detect_extra}}}
   registered:
     op: register
     inputs: {{model: scored.detector, data: parts.test, metrics: scored.report}}
     with: {{name: pump-detector, aliases: [champion]}}
 """)
+
+
+def test_the_reference_life_in_a_workflow_across_two_runs(tmp_path: Path) -> None:
+    """Run 1 fits on a training split, stores and registers the detector; run 2 scores new
+    rows with the version the alias points at: the numbers of one object."""
+    pump(900, 7, (750, 800)).to_csv(tmp_path / "history.csv")
+    pump(300, 8, (100, 140)).to_csv(tmp_path / "today.csv")
+    fit = _pump_fit(tmp_path)
     score = load_yaml_text(f"""
 name: pump-score
 steps:
@@ -200,36 +206,17 @@ def test_a_register_step_run_again_with_the_same_model_registers_nothing_new(
     the register step runs again and finds the version it made; a new fit is a new one."""
     pump(900, 7, (750, 800)).to_csv(tmp_path / "history.csv")
 
-    def fit(extra: str = "", train: float = 0.6) -> Any:
-        return load_yaml_text(f"""
-name: pump-fit
-steps:
-  raw:
-    op: source.csv
-    with: {{path: {tmp_path / 'history.csv'}, time: time}}
-  parts:
-    op: split
-    inputs: {{table: raw}}
-    with: {{train: {train}, val: 0.1}}
-  scored:
-    op: detect
-    inputs: {{table: parts.test, reference: parts.train}}
-    with: {{detector: pca_t2q, label: is_anomaly{extra}}}
-  registered:
-    op: register
-    inputs: {{model: scored.detector, metrics: scored.report}}
-    with: {{name: pump-detector, aliases: [champion]}}
-""")
-
     with open_store(tmp_path / "home") as store:
-        first = run_workflow(fit(), store=store).raise_for_status().output("registered")
+        first = run_workflow(_pump_fit(tmp_path), store=store).raise_for_status()
+        first = first.output("registered")
         assert first["version"] == 1 and first["new"] is True
-        explained = run_workflow(fit(", explain: true"), store=store).raise_for_status()
+        explained = run_workflow(_pump_fit(tmp_path, detect_extra=", explain: true"),
+                                 store=store).raise_for_status()
         assert explained.steps["registered"].status == "ran"
         again = explained.output("registered")
         assert (again["version"], again["new"], again["artifact"]) == (1, False,
                                                                        first["artifact"])
-        refit = run_workflow(fit(train=0.5), store=store).raise_for_status()
+        refit = run_workflow(_pump_fit(tmp_path, train=0.5), store=store).raise_for_status()
         assert refit.output("registered")["version"] == 2
         assert refit.output("registered")["new"] is True
         registry = ModelRegistry(store)
