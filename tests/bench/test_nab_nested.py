@@ -115,10 +115,14 @@ def test_bench_nab_tune_prints_every_setting_and_the_nested_figure(tmp_path):
                                 re.M).group(1))
     assert float(settings["alarm=0.45"]) == in_sample  # the parameter set's own run, reused
     line = re.search(r"^nab nested profile=standard in_sample=(\S+) held_out=(\S+) "
-                     r"best=(\S+) picks=(\S+)$", result.output, re.M)
+                     r"best=(\S+) picks=(\S+) thresholds=(\S+)$", result.output, re.M)
     assert line, result.output
     assert line.group(3) == "alarm=0.45"
     assert set(line.group(4).split(";")) == {"catA:alarm=0.45", "catB:alarm=0.45"}
+    # each fold's threshold, picked with its setting on the other category: the loco ones
+    loco = re.search(r"^nab loco profile=standard score=\S+ thresholds=(\S+)$", result.output,
+                     re.M)
+    assert line.group(5) == loco.group(1)  # the parameter set won every fold
     as_json = runner.invoke(app, [*args, "--json", "--tune", "alarm=0.45,0.99",
                                   "--tune", "suppress=10"])
     assert as_json.exit_code == 0, as_json.output
@@ -191,7 +195,8 @@ def test_a_setting_that_spells_out_a_default_is_the_parameter_set(tmp_path):
     settings = dict(re.findall(r"^nab tune profile=standard setting=(\S+) in_sample=(\S+)$",
                                result.output, re.M))
     assert settings["suppress=10"] == settings["suppress=50"]  # a tie on this corpus
-    line = re.search(r"^nab nested profile=standard .* best=(\S+) picks=(\S+)$", result.output,
+    line = re.search(r"^nab nested profile=standard .* best=(\S+) picks=(\S+) thresholds=\S+$",
+                     result.output,
                      re.M)
     assert line.group(1) == "suppress=50"
     assert set(line.group(2).split(";")) == {"catA:suppress=50", "catB:suppress=50"}

@@ -65,6 +65,11 @@ def test_bench_nab_runs_the_parameter_set_and_prints_both_figures(tmp_path):
                                  str(tmp_path / "out2"), "-p", "output=score", "-p", "alarm=0.5"])
     assert scored.exit_code == 0, scored.output
     assert 'params={"alarm": 0.5, "output": "score"}' in scored.output
+    # one key given keeps the rest of the parameter set
+    one = runner.invoke(app, [*NAB, "--data", str(tmp_path / "nab"), "--out",
+                              str(tmp_path / "out3"), "-p", "daily=0"])
+    assert one.exit_code == 0, one.output
+    assert 'params={"alarm": 0.45, "daily": 0, "output": "alarm"}' in one.output
     bad = runner.invoke(app, [*NAB, "--data", str(tmp_path / "nab"), "-p", "nope=1"])
     assert bad.exit_code == 2 and "has no parameter 'nope'" in bad.output
     bad = runner.invoke(app, [*NAB, "--data", str(tmp_path / "nab"), "-p", "alarm"])

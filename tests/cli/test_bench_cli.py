@@ -108,6 +108,12 @@ def test_published_result_files_are_scored_like_a_run(tmp_path):
     first, again = json.loads(ran.stdout), json.loads(scored.stdout)
     assert again["detector"] == "amml"
     assert again["profiles"]["standard"]["score"] == first["profiles"]["standard"]["score"]
+    # nothing ran: no parameters, no results folder claimed
+    assert again["params"] is None and again["out"] is None and again["workers"] == 0
+    text = CliRunner().invoke(app, [*NAB, "--data", str(tmp_path / "nab"),
+                                    "--score-results", str(tmp_path / "out" / "amml")])
+    assert f"nab detector=amml scored_from={tmp_path / 'out' / 'amml'}" in text.output
+    assert "params=" not in text.output and "results=" not in text.output
     (tmp_path / "out" / "amml" / "catB" / "amml_two.csv").unlink()
     missing = CliRunner().invoke(app, [*NAB, "--data", str(tmp_path / "nab"),
                                        "--score-results", str(tmp_path / "out" / "amml")])

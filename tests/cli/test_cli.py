@@ -111,6 +111,14 @@ def test_console_script_is_installed(tmp_path: Path) -> None:
     assert result.returncode == 0 and "lineage" in result.stdout
 
 
+def test_help_shows_defaults_in_plain_brackets() -> None:
+    # a subprocess: the help a user's terminal gets, with Rich installed
+    result = subprocess.run([sys.executable, "-m", "amml.cli", "bench", "nab", "--help"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0
+    assert "[default: amml]" in result.stdout and "\\[" not in result.stdout
+
+
 def test_show_without_run_id_shows_the_latest(tmp_path: Path) -> None:
     assert _invoke("show").exit_code == 1  # nothing recorded yet
     run_id = json.loads(_invoke("run", str(EXAMPLE), "--json").stdout)["run_id"]

@@ -104,8 +104,9 @@ def nab(
     detector: Annotated[str, typer.Option("--detector", help="Streaming detector name.")] = "amml",
     param: Annotated[list[str] | None, typer.Option(
         "--param", "-p", help="A detector parameter, KEY=VALUE (VALUE read as JSON, else as "
-        "text); repeatable. The same parameters the detect op takes. Without any, the "
-        "benchmark's parameter set (amml: output=alarm alarm=0.45).")] = None,
+        "text); repeatable. The same parameters the detect op takes. Each one overrides its "
+        "key of the benchmark's parameter set (amml: output=alarm alarm=0.45) and keeps the "
+        "rest: -p output=score scores instead of deciding.")] = None,
     score_results: Annotated[Path | None, typer.Option(
         "--score-results", help="Score a detector's published result files instead of running "
         "one: a folder in NAB's results layout (results/NAME/CATEGORY/NAME_FILE.csv).")] = None,
@@ -146,7 +147,8 @@ def nab(
         out_dir = (home or default_home()) / "nab-results"
     if score_results is None and detector not in detector_names():
         raise _fail(f"unknown detector '{detector}' (known: {', '.join(detector_names())})", 2)
-    params = _params(param) if param else dict(NAB_PARAMS.get(detector, {}))
+    # one key changed keeps the rest of the set: "-p daily=0" is the set without daily
+    params = {**NAB_PARAMS.get(detector, {}), **_params(param or [])}
     if score_results is None:
         from amml._exceptions import OpError
 
@@ -227,9 +229,11 @@ def nab(
                                                            if p not in PROFILE_ORDER]
     if json_output:
         out.print_json(json.dumps({
-            "detector": detector, "params": params, "series": len(results),
+            "detector": detector, "params": None if score_results is not None else params,
+            "series": len(results),
             "windows": corpus.n_windows,
-            "runtime_s": runtime, "detect_s": detect_s, "out": str(out_dir / detector),
+            "runtime_s": runtime, "detect_s": detect_s,
+            "out": None if score_results is not None else str(out_dir / detector),
             "workers": workers, "rows": rows, "rows_per_s": rows / runtime if runtime else None,
             "profiles": {p: scored[p] for p in ordered},
             "leave_one_category_out": {p: loco[p] for p in ordered},
@@ -259,10 +263,11 @@ def nab(
                       f"{'nan' if score is None else f'{score:.1f}'}", highlight=False)
         picks = ";".join(f"{c}:{label}" for c, label in entry["picks"].items())
         best, held = entry["best_in_sample"], entry["held_out"]
+        thresholds = ",".join(f"{c}:{t:.4g}" for c, t in entry["thresholds"].items())
         out.print(f"nab nested profile={profile} in_sample="
                   f"{'nan' if best is None else f'{best:.1f}'} held_out="
                   f"{'nan' if held is None else f'{held:.1f}'} best={entry['best']} "
-                  f"picks={picks}", highlight=False)
+                  f"picks={picks} thresholds={thresholds}", highlight=False)
     table = Table(title=f"NAB per category ({detector})")
     table.add_column("category")
     table.add_column("files", justify="right")
@@ -290,10 +295,14 @@ def nab(
             out.print(f"nab scored_here={peer.replace(' ', '_')} (its published result files, "
                       "this scorer, 24-series subset) " + " ".join(cells), highlight=False)
     load = ",".join(f"{v:.2f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "-"
-    out.print(f"nab detector={detector} params={json.dumps(params, sort_keys=True)} "
-              f"cpus={os.cpu_count()} load_average={load}", highlight=False)
+    if score_results is not None:  # nothing ran here: no parameters to name
+        out.print(f"nab detector={detector} scored_from={score_results}", highlight=False)
+    else:
+        out.print(f"nab detector={detector} params={json.dumps(params, sort_keys=True)} "
+                  f"cpus={os.cpu_count()} load_average={load}", highlight=False)
+    written = "" if score_results is not None else f"results={out_dir / detector} "
     out.print(f"nab runtime_s={runtime:.2f} series={len(results)} windows={corpus.n_windows} "
-              f"results={out_dir / detector} workers={workers} rows={rows} "
+              f"{written}workers={workers} rows={rows} "
               f"rows_per_s={rows / runtime if runtime else float('nan'):.0f}", highlight=False)
     if workers and runtime and rows < NAB_FULL_CORPUS_ROWS:
         out.print(f"nab full_corpus_estimate_s={NAB_FULL_CORPUS_ROWS * runtime / rows:.1f} "

@@ -28,6 +28,10 @@ if TYPE_CHECKING:
 
 # Plain (click) help text: Typer's Rich help pulls in a Markdown parser that alone costs more
 # than the rest of ``amml --help``; plain text also keeps brackets ("amml[torch]") intact.
+# Typer still escapes an option's "[default: ...]" for Rich whenever Rich is installed, which
+# plain help then prints as "\[default: ...]"; that escaping is all this flag still decides
+# once the markup mode is None.
+typer.core.HAS_RICH = False
 app = typer.Typer(name="amml", no_args_is_help=True, add_completion=False,
                   help="AMML: workflows for time-series forecasting and anomaly detection.",
                   pretty_exceptions_enable=False, rich_markup_mode=None)

@@ -294,7 +294,7 @@ def _check_config(name: str, step: StepIR, spec: OpSpec, params: dict[str, Any],
     except ValidationError as exc:
         for error in exc.errors():
             loc = tuple(error["loc"])
-            field_name = "with." + ".".join(str(p) for p in loc)
+            field_name = ".".join(("with", *map(str, loc)))
             message, hint = _describe(error, spec)
             issue(("steps", name, "with", *loc), message, hint, name, field_name)
         return None
@@ -319,7 +319,12 @@ def _describe(error: dict[str, Any], spec: OpSpec) -> tuple[str, str | None]:
         choices = _QUOTED.findall(str(error.get("ctx", {}).get("expected", "")))
         hint = did_you_mean(got, choices) if isinstance(got, str) else None
         return (f"expected one of {', '.join(repr(c) for c in choices)}, got {got!r}", hint)
-    return f"{error['msg']}, got {got!r}", None
+    message = error["msg"]
+    if kind == "value_error" and "error" in error.get("ctx", {}):
+        message = str(error["ctx"]["error"])  # the validator's own words, not "Value error, ..."
+    if "got " in message or isinstance(got, dict):
+        return message, None  # it says what it got already, or got a whole section
+    return f"{message}, got {got!r}", None
 
 
 def _annotation_name(annotation: Any) -> str:

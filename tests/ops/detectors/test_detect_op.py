@@ -225,6 +225,9 @@ def test_configuration_errors_are_caught_before_running() -> None:
         Detect(threshold={"kind": "labels"})
     with pytest.raises(ValidationError, match="treshold"):
         Detect(treshold=0.3)
+    # scores are in [0, 1]: a fixed threshold above 1 would never alarm
+    with pytest.raises(ValidationError, match="less than or equal to 1"):
+        Detect(threshold={"kind": "fixed", "value": 1.5})
     assert Detect(detector="amml", params={"window": 64}).config.params == {"window": 64}
 
 
@@ -237,6 +240,36 @@ steps:
 """
     with pytest.raises(WorkflowValidationError, match="did you mean 'windowed_gaussian'"):
         compile_workflow(load_yaml_text(text))
+
+
+def test_a_wrong_detector_parameter_is_reported_at_params_with_a_hint() -> None:
+    text = """name: typo
+steps:
+  raw: {op: source.synthetic, with: {periods: 200}}
+  alarms:
+    op: detect
+    inputs: {table: raw}
+    with:
+      detector: rolling_mad
+      params:
+        windw: 64
+"""
+    with pytest.raises(WorkflowValidationError) as caught:
+        compile_workflow(load_yaml_text(text, "typo.yaml"))
+    message = str(caught.value)
+    # the line of 'params:' (not of 'with:'), the field by name, the closest parameter; no
+    # pydantic prefix and no echo of the whole section
+    assert "typo.yaml:9:" in message and "field 'with.params'" in message
+    assert "did you mean 'window'?" in message
+    assert "Value error" not in message and "got {" not in message
+    wrong_kind = text.replace("windw: 64", "window: big")
+    with pytest.raises(WorkflowValidationError,
+                       match=r"window must be an integer >= 2, got 'big'$"):
+        compile_workflow(load_yaml_text(wrong_kind, "typo.yaml"))
+    labels = text.replace("params:\n        windw: 64", "threshold: {kind: labels}")
+    with pytest.raises(WorkflowValidationError,
+                       match="field 'with': threshold kind 'labels' needs a label column"):
+        compile_workflow(load_yaml_text(labels, "typo.yaml"))
 
 
 def test_runtime_errors_name_the_problem() -> None:
@@ -330,3 +363,5 @@ def test_detect_op_runs_a_reference_fitted_detector_with_nan_warmup():
     assert out["alarm"].iloc[:300].sum() == 0
     assert set(np.flatnonzero(out["alarm"].to_numpy())) >= set(range(500, 510))
     assert report["threshold"] == 0.5 and report["metrics"]["recall"] == 1.0
+    # the frozen threshold: no quantile settings that did not decide
+    assert report["threshold_config"] == {"kind": "fixed", "value": 0.5, "min_gap": 0}

@@ -95,3 +95,37 @@ def test_checks_skip_with_a_reason():
     assert set(skipped) == {"batch_equals_streaming", "causal", "finds_spike"}
     assert all("ECOD" in reason for reason in skipped.values())
     assert check_detector(make_detector("pca_t2q")) == {}
+
+
+@pytest.mark.parametrize("name", ["pca_t2q", "mset"])
+def test_pot_threshold_works_with_the_default_quantile(name):
+    # quantile's default 1.0 (the largest reference score) leaves POT no tail to fit: the tail
+    # is fitted above POT's own level then, not refused; a quantile below 1 is still the level
+    from amml.ops.detectors.thresholds import pot_threshold
+
+    reference = np.random.default_rng(5).normal(0, 1, (600, 3))
+    detector = make_detector(name, threshold="pot").fit(reference)
+    plain = make_detector(name).fit(reference)
+    raw = plain.threshold_raw_  # quantile 1.0, factor 1: the largest reference raw score
+    assert np.isfinite(detector.threshold_raw_) and detector.threshold_raw_ != raw
+    features = plain._features((reference - plain.center_) / plain.scale_)
+    reference_raw = plain._raw(features)
+    reference_raw = reference_raw[np.isfinite(reference_raw)]
+    assert detector.threshold_raw_ == pytest.approx(
+        pot_threshold(reference_raw, risk=detector.risk, level=0.98))
+    at_level = make_detector(name, threshold="pot", quantile=0.9).fit(reference)
+    assert at_level.threshold_raw_ == pytest.approx(
+        pot_threshold(reference_raw, risk=detector.risk, level=0.9))
+
+
+def test_save_and_load_take_the_store_a_user_opens(tmp_path):
+    from amml.store import open_store
+
+    rng = np.random.default_rng(6)
+    detector = make_detector("pca_t2q").fit(rng.normal(0, 1, (300, 3)))
+    store = open_store(tmp_path / "home")
+    digest = save_detector(detector, store)
+    assert store.artifacts.get_bytes(digest) == detector_to_bytes(detector)  # in its artifacts
+    batch = rng.normal(0, 1.5, (50, 3))
+    np.testing.assert_array_equal(load_detector(store, digest).score(batch),
+                                  detector.score(batch))

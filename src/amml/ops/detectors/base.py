@@ -28,6 +28,7 @@ import numpy as np
 
 from amml._exceptions import OpError
 from amml._plugins import PluginRegistry, plugin_classes
+from amml.lang.params import did_you_mean
 
 Value = float | Sequence[float] | np.ndarray
 
@@ -142,8 +143,10 @@ def make_detector(name: str = "amml", **params: Any) -> Detector:
     cls = DETECTORS.get(name)
     unknown = sorted(set(params) - set(cls.param_names()))
     if unknown:
-        raise OpError(f"detector '{name}' has no parameter {', '.join(map(repr, unknown))} "
-                      f"(it takes: {', '.join(cls.param_names()) or 'none'})")
+        hint = did_you_mean(unknown[0], cls.param_names()) if len(unknown) == 1 else None
+        raise OpError(f"detector '{name}' has no parameter {', '.join(map(repr, unknown))}"
+                      + (f"; {hint}" if hint else "")
+                      + f" (it takes: {', '.join(cls.param_names()) or 'none'})")
     try:
         return cls(**params)
     except (TypeError, ValueError) as exc:  # a value of the wrong kind, caught by Python

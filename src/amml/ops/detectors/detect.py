@@ -42,7 +42,7 @@ import json
 from typing import Any
 
 import numpy as np
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from amml._exceptions import AMMLError, OpError
 from amml._lazy import pandas as pd
@@ -116,12 +116,22 @@ class Detect(Op):
                                  + f" (known: {', '.join(known)})")
             return name
 
+        @field_validator("params")
+        @classmethod
+        def _detector_takes(cls, params: dict[str, Any],
+                            info: ValidationInfo) -> dict[str, Any]:
+            # a field validator, so that a mistake is reported at 'params' (its line), not at
+            # the whole step; 'detector' is validated first (declared first)
+            if "detector" not in info.data:
+                return params  # the detector name itself is wrong: reported there
+            try:
+                make_detector(info.data["detector"] or DEFAULT_DETECTOR, **params)
+            except (OpError, TypeError, ValueError) as exc:
+                raise ValueError(str(exc)) from None
+            return params
+
         @model_validator(mode="after")
         def _consistent(self) -> Detect.Config:
-            try:
-                make_detector(self.detector_name, **self.params)
-            except (OpError, TypeError, ValueError) as exc:
-                raise ValueError(f"params: {exc}") from None
             if self.threshold.kind == "labels" and self.label is None:
                 raise ValueError("threshold kind 'labels' needs a label column: set 'label'")
             return self
@@ -450,7 +460,7 @@ def _report(c: Detect.Config, detector: Detector, columns: list[str], threshold:
     report: dict[str, Any] = {
         "detector": detector.name, "params": _jsonable(detector.get_params()),
         "multivariate": detector.multivariate, "columns": columns,
-        "threshold": threshold, "threshold_config": c.threshold.model_dump(),
+        "threshold": threshold, "threshold_config": _threshold_config(c, detector),
         "rows": len(alarm), "alarms": len(rows),
         "alarm_rows": listed.tolist(),
         "alarm_timestamps": (None if stamps is None else
@@ -463,6 +473,15 @@ def _report(c: Detect.Config, detector: Detector, columns: list[str], threshold:
         report["labelled_rows"] = int(labelled.sum())
         report["anomalous_rows"] = int((labels[labelled] > 0).sum())
     return report
+
+
+def _threshold_config(c: Detect.Config, detector: Detector) -> dict[str, Any]:
+    """The threshold settings that decided: a fitted detector's is frozen at 0.5 (only
+    ``min_gap`` may change), so the unused quantile settings are left out of its report."""
+    config = c.threshold.model_dump()
+    if isinstance(detector, FittedDetector):
+        return {key: config[key] for key in ("kind", "value", "min_gap")}
+    return config
 
 
 def _jsonable(value: Any) -> Any:

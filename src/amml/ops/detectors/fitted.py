@@ -4,8 +4,9 @@ at a time (PyOD's fit/decision_function and river's learn/score, in one object).
 ``fit(reference)`` *freezes* everything a detector learns on a reference period believed to be
 normal: the per-column centre and scale, the model, and the threshold (``factor`` times the
 ``quantile`` of the reference's raw scores, or a peaks-over-threshold extreme-value quantile,
-``threshold="pot"``). ``score(batch)`` then scores rows that follow the reference, in order,
-and never learns from them unless adaptation is asked for explicitly (``refit`` rows between
+``threshold="pot"``, its tail fitted above ``quantile``, or above 0.98 when that is 1.0).
+``score(batch)`` then scores rows that follow the reference, in order, and never learns from
+them unless adaptation is asked for explicitly (``refit`` rows between
 refits on the last ``history`` rows). Scores are calibrated so that the frozen threshold sits at
 0.5 (``raw / (raw + threshold)``): ``alarms`` is ``score >= 0.5``, ``events`` its runs.
 
@@ -54,6 +55,9 @@ from amml.store.artifacts.model import METADATA_KEY, SafetensorsModel, class_pat
 
 #: The metadata key detectors were saved under before they were models too (still read).
 LEGACY_METADATA_KEY = "amml_detector"
+#: The level above which ``threshold="pot"`` fits the tail when ``quantile`` is 1.0 (the
+#: default of most detectors: the largest reference score, which leaves no tail): POT's own.
+POT_LEVEL = 0.98
 
 
 class FittedDetector(Detector, SafetensorsModel):
@@ -213,7 +217,10 @@ class FittedDetector(Detector, SafetensorsModel):
         if self.threshold == "pot":
             from amml.ops.detectors.thresholds import pot_threshold
 
-            base = pot_threshold(raw, risk=self.risk, level=self.quantile)
+            # the tail is fitted above ``quantile``; its default 1.0 (the largest reference
+            # score) leaves no tail, so POT's own level is used then
+            level = self.quantile if self.quantile < 1.0 else POT_LEVEL
+            base = pot_threshold(raw, risk=self.risk, level=level)
         else:
             base = float(np.quantile(raw, self.quantile))
         return max(self.factor * base, 1e-12)
@@ -431,11 +438,18 @@ def _rebuild(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> FittedDetec
     return detector
 
 
+def _artifacts(store: Any) -> Any:
+    # a whole store (``amml.open_store``) or its artifact store: the bytes go to the latter
+    return getattr(store, "artifacts", store)
+
+
 def save_detector(detector: FittedDetector, store: Any) -> str:
-    """Save a fitted detector to an artifact store; returns its digest."""
-    return store.put_bytes(detector_to_bytes(detector))
+    """Save a fitted detector to a store (``amml.open_store(...)``) or an artifact store;
+    returns its digest."""
+    return _artifacts(store).put_bytes(detector_to_bytes(detector))
 
 
 def load_detector(store: Any, digest: str) -> FittedDetector:
-    """The fitted detector saved under ``digest`` in ``store``."""
-    return detector_from_bytes(store.get_bytes(digest))
+    """The fitted detector saved under ``digest`` in ``store`` (a store or an artifact
+    store)."""
+    return detector_from_bytes(_artifacts(store).get_bytes(digest))

@@ -56,7 +56,9 @@ class ThresholdConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     kind: Literal["fixed", "quantile", "labels"] = "fixed"
-    value: float = Field(0.5, description="the threshold of kind 'fixed'")
+    # detectors score in [0, 1]: a value above 1 would never alarm, silently
+    value: float = Field(0.5, ge=0, le=1, description="the threshold of kind 'fixed', on the "
+                         "detectors' [0, 1] scores")
     quantile: float = Field(0.995, ge=0, le=1,
                             description="kind 'quantile': this quantile of the reference scores")
     reference: float = Field(0.3, gt=0, le=1,
