@@ -135,9 +135,21 @@ BUGS = (
     PlantedBug(
         "detect-reference-streams", "a detect step with a reference scores with everything "
         "frozen on it", "src/amml/ops/detectors/detect.py",
-        "score = fitted.score(values)  # frozen",
-        "score = fitted.score_series(values)  # frozen",
+        "score = used.score(values)  # frozen",
+        "score = used.score_series(values)  # frozen",
         ("tests/ops/detectors/test_detect_reference.py",)),
+    PlantedBug(
+        "pot-default-quantile", "threshold='pot' works with a detector's default quantile (1.0)",
+        "src/amml/ops/detectors/fitted.py",
+        "level = self.quantile if self.quantile < 1.0 else POT_LEVEL",
+        "level = self.quantile",
+        ("tests/ops/detectors/test_fitted.py::test_pot_threshold_works_with_the_default_quantile",)),
+    PlantedBug(
+        "bench-param-keeps-the-set", "bench nab --param changes one key of the parameter set",
+        "src/amml/cli/bench.py",
+        "params = {**NAB_PARAMS.get(detector, {}), **_params(param or [])}",
+        "params = _params(param) if param else dict(NAB_PARAMS.get(detector, {}))",
+        ("tests/bench/test_nab_params.py",)),
     PlantedBug(
         "stored-detector-names-module", "a stored detector names no module to import",
         "src/amml/ops/detectors/fitted.py",
