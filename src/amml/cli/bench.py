@@ -207,6 +207,9 @@ def nab(
             write_results(out_dir, detector, name, frame, scores, corpus.windows.get(name, []))
             results[name] = frame.assign(anomaly_score=scores)
     detect_s = time.perf_counter() - started
+    # published files scored: nothing ran here, so no parameters and no results folder to name
+    ran_with, written_to = ((None, None) if score_results is not None
+                            else (params, out_dir / detector))
     scored = score_corpus(results, corpus.windows, profiles)
     # held out: each category at the threshold picked on the others (NAB picks it in-sample)
     loco = score_corpus_loco(results, corpus.windows, profiles)
@@ -229,11 +232,10 @@ def nab(
                                                            if p not in PROFILE_ORDER]
     if json_output:
         out.print_json(json.dumps({
-            "detector": detector, "params": None if score_results is not None else params,
-            "series": len(results),
+            "detector": detector, "params": ran_with, "series": len(results),
             "windows": corpus.n_windows,
             "runtime_s": runtime, "detect_s": detect_s,
-            "out": None if score_results is not None else str(out_dir / detector),
+            "out": None if written_to is None else str(written_to),
             "workers": workers, "rows": rows, "rows_per_s": rows / runtime if runtime else None,
             "profiles": {p: scored[p] for p in ordered},
             "leave_one_category_out": {p: loco[p] for p in ordered},
@@ -295,12 +297,12 @@ def nab(
             out.print(f"nab scored_here={peer.replace(' ', '_')} (its published result files, "
                       "this scorer, 24-series subset) " + " ".join(cells), highlight=False)
     load = ",".join(f"{v:.2f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "-"
-    if score_results is not None:  # nothing ran here: no parameters to name
+    if ran_with is None:
         out.print(f"nab detector={detector} scored_from={score_results}", highlight=False)
     else:
-        out.print(f"nab detector={detector} params={json.dumps(params, sort_keys=True)} "
+        out.print(f"nab detector={detector} params={json.dumps(ran_with, sort_keys=True)} "
                   f"cpus={os.cpu_count()} load_average={load}", highlight=False)
-    written = "" if score_results is not None else f"results={out_dir / detector} "
+    written = "" if written_to is None else f"results={written_to} "
     out.print(f"nab runtime_s={runtime:.2f} series={len(results)} windows={corpus.n_windows} "
               f"{written}workers={workers} rows={rows} "
               f"rows_per_s={rows / runtime if runtime else float('nan'):.0f}", highlight=False)
