@@ -310,3 +310,35 @@ def nab(
         out.print(f"nab full_corpus_estimate_s={NAB_FULL_CORPUS_ROWS * runtime / rows:.1f} "
                   f"(extrapolated: NAB's {NAB_FULL_CORPUS_ROWS:,} rows at this run's rows_per_s, "
                   f"{workers} workers)", highlight=False)
+
+
+@app.command("synthetic")
+def synthetic(
+    out_dir: Annotated[Path, typer.Option(
+        "--out", help="Folder to write the corpus to, in NAB's layout (data/, labels/).")] = (
+        Path("synthetic-nab")),
+    seed: Annotated[int, typer.Option("--seed", help="The same seed writes the same corpus.")
+                    ] = 0,
+    per_pair: Annotated[int, typer.Option(
+        "--per-pair", min=1, help="Series of each base with each anomaly kind (and as many "
+        "anomaly-free ones of each base).")] = 2,
+    rows: Annotated[int, typer.Option(
+        "--rows", min=576, help="Five-minute rows a series (default: two weeks).")] = 4032,
+) -> None:
+    """Write a labelled corpus generated from a seed, in NAB's layout: data no detector was
+    tuned on. One category per anomaly kind (spike, dip, level_shift, variance, stuck, drift,
+    pattern) and ``none`` (anomaly-free), each over six base signals. Score a detector on it
+    with ``amml bench nab --data DIR``: its per-category table is then a score per anomaly
+    kind."""
+    from amml.bench.nab import load_corpus
+    from amml.bench.synthetic import generate
+    from amml.cli.main import out
+
+    root = generate(out_dir, seed=seed, rows=rows, per_pair=per_pair)
+    corpus = load_corpus(root)
+    categories = sorted({name.split("/", 1)[0] for name in corpus.series})
+    out.print(f"synthetic corpus={root} seed={seed} series={len(corpus.series)} "
+              f"windows={corpus.n_windows} rows={len(corpus.series) * rows} "
+              f"categories={','.join(categories)}", highlight=False)
+    out.print(f"score a detector on it: amml bench nab --data {root} --detector amml",
+              highlight=False)
