@@ -156,6 +156,19 @@ BUGS = (
         'text = json.dumps({"class": class_path(FittedDetector), "config": meta},',
         'text = json.dumps({"class": class_path(type(self)), "config": meta},',
         ("tests/ops/detectors/test_detect_reference.py",)),
+    PlantedBug(
+        "synthetic-window-off-onset", "a generated anomaly sits in the middle of its window",
+        "src/amml/bench/synthetic.py",
+        "return onset, max(onset - half, 0), min(onset + half, rows - 1)",
+        "return onset, max(onset, 0), min(onset + 2 * half, rows - 1)",
+        ("tests/bench/test_synthetic.py",)),
+    PlantedBug(
+        "synthetic-base-differs", "a generated anomaly is injected over the anomaly-free values",
+        "src/amml/bench/synthetic.py",
+        "values = BASES[base](rows, np.random.default_rng([seed, base_index[base], k]))",
+        "values = BASES[base](rows, np.random.default_rng([seed, base_index[base], k,\n"
+        "                                                                  len(category)]))",
+        ("tests/bench/test_synthetic.py",)),
 )
 
 

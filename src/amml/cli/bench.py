@@ -1,4 +1,5 @@
-"""``amml bench``: run benchmarks; ``amml bench nab`` scores a streaming detector on NAB."""
+"""``amml bench``: run benchmarks; ``amml bench nab`` scores a streaming detector on NAB (or any
+NAB-layout folder), ``amml bench synthetic`` writes a generated, labelled corpus in that layout."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from rich.table import Table
 
 from amml.cli._options import HomeOption, JsonOption
 
-app = typer.Typer(name="bench", no_args_is_help=True, help="Benchmarks (NAB).")
+app = typer.Typer(name="bench", no_args_is_help=True,
+                  help="Benchmarks (NAB; generated, labelled corpora).")
 
 PROFILE_ORDER = ("standard", "reward_low_FP_rate", "reward_low_FN_rate")
 

@@ -1,0 +1,157 @@
+"""The generated corpus is what its labels say: each anomaly starts at its labelled onset, in
+the middle of a NAB window, with the size its kind promises, over the same base values as the
+anomaly-free series of that base; the same seed writes the same bytes; and ``amml bench nab``
+scores it (the ``amml`` detector finds the injected spikes)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from amml.bench.nab import load_corpus, probationary_length
+from amml.bench.synthetic import ANOMALIES, BASES, ROWS_PER_DAY, WINDOW_SHARE, generate
+from amml.cli.main import app
+
+ROWS = 4 * ROWS_PER_DAY
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    root = generate(tmp_path_factory.mktemp("synthetic"), seed=3, rows=ROWS, per_pair=1)
+    labels = json.loads((root / "labels" / "combined_labels.json").read_text())
+    return load_corpus(root), labels
+
+
+def _values(corpus, name: str) -> np.ndarray:
+    return corpus.series[name]["value"].to_numpy()
+
+
+def _onset(corpus, labels, name: str) -> int:
+    times = pd.to_datetime(corpus.series[name]["timestamp"])
+    (label,) = labels[name]
+    return int(np.flatnonzero(times == pd.Timestamp(label))[0])
+
+
+def test_every_kind_over_every_base_and_anomaly_free_ones(corpus):
+    corpus, labels = corpus
+    kinds = {name.split("/")[0] for name in corpus.series}
+    assert kinds == {"none", *ANOMALIES}
+    assert len(corpus.series) == (len(ANOMALIES) + 1) * len(BASES)
+    assert all(corpus.windows[name] == [] and labels[name] == []
+               for name in corpus.series if name.startswith("none/"))
+    assert corpus.n_windows == len(ANOMALIES) * len(BASES)
+
+
+def test_each_anomaly_starts_at_its_label_over_the_anomaly_free_values(corpus):
+    corpus, labels = corpus
+    for kind in ANOMALIES:
+        for base in BASES:
+            name = f"{kind}/{base}_0.csv"
+            onset = _onset(corpus, labels, name)
+            clean, values = _values(corpus, f"none/{base}_0.csv"), _values(corpus, name)
+            # untouched before the onset: the anomaly-free series is the same base
+            np.testing.assert_array_equal(values[:onset], clean[:onset], err_msg=name)
+            changed = np.flatnonzero(values != clean)
+            assert changed.size, name
+            if kind != "stuck" or base != "counts":  # a repeated count may equal the base's
+                assert changed[0] == onset, name
+
+
+def test_windows_are_nab_windows_centred_on_the_onset_after_probation(corpus):
+    corpus, labels = corpus
+    half = int(WINDOW_SHARE * ROWS) // 2
+    for name, windows in corpus.windows.items():
+        if not windows:
+            continue
+        times = pd.to_datetime(corpus.series[name]["timestamp"])
+        ((start, end),) = windows
+        first = int(np.flatnonzero(times == start)[0])
+        last = int(np.flatnonzero(times == end)[0])
+        onset = _onset(corpus, labels, name)
+        assert (first, last) == (onset - half, min(onset + half, ROWS - 1)), name
+        assert first > probationary_length(ROWS), name
+
+
+def test_each_kind_has_the_size_its_docstring_promises(corpus):
+    corpus, labels = corpus
+    for base in ("noise", "daily", "ar", "heavy"):
+        clean = _values(corpus, f"none/{base}_0.csv")
+
+        def diff(kind: str, base: str = base, clean: np.ndarray = clean
+                 ) -> tuple[np.ndarray, int, float]:
+            name = f"{kind}/{base}_0.csv"
+            onset = _onset(corpus, labels, name)
+            return _values(corpus, name) - clean, onset, float(np.std(clean[:onset]))
+
+        spike, at, sd = diff("spike")
+        assert 6 * sd <= spike[at] <= 10 * sd + 1e-6 and not spike[at + 1:].any()
+        dip, at, sd = diff("dip")
+        assert -10 * sd - 1e-6 <= dip[at] <= -6 * sd and not dip[at + 1:].any()
+        shift, at, sd = diff("level_shift")
+        assert np.allclose(shift[at:], shift[at], atol=1e-5)
+        assert 2 * sd - 1e-5 <= abs(shift[at]) <= 3 * sd + 1e-5
+        drift, at, sd = diff("drift")
+        assert np.all(np.diff(drift[at:]) > 0)
+        steps = np.arange(1, ROWS - at + 1)
+        np.testing.assert_allclose(drift[at:], drift[at] * steps, rtol=1e-4, atol=1e-5)
+        per_day = drift[at] * ROWS_PER_DAY  # a straight ramp: its slope times a day's rows
+        assert 3 * sd - 1e-3 <= per_day <= 4 * sd + 1e-3
+        name = f"stuck/{base}_0.csv"
+        at = _onset(corpus, labels, name)
+        stuck = _values(corpus, name)[at - 1:at + ROWS_PER_DAY // 2]
+        assert np.all(stuck == stuck[0]) and _values(corpus, name)[at + ROWS_PER_DAY // 2] \
+            == clean[at + ROWS_PER_DAY // 2]
+        name = f"variance/{base}_0.csv"
+        at = _onset(corpus, labels, name)
+        noisy = _values(corpus, name)
+        day = slice(at, at + ROWS_PER_DAY)
+        assert np.std(np.diff(noisy[day])) > 2.5 * np.std(np.diff(clean[day]))
+        np.testing.assert_array_equal(noisy[at + ROWS_PER_DAY:], clean[at + ROWS_PER_DAY:])
+        name = f"pattern/{base}_0.csv"
+        at = _onset(corpus, labels, name)
+        flat = _values(corpus, name)[at:at + ROWS_PER_DAY]
+        assert abs(flat.mean() - clean[:at].mean()) < 0.05 * np.std(clean[:at]) + 1e-9
+        assert np.std(flat) < 0.2 * np.std(clean[:at])
+
+
+def test_the_same_seed_writes_the_same_bytes_another_seed_other_ones(tmp_path):
+    def files(seed: int, folder: str) -> dict[str, bytes]:
+        root = generate(tmp_path / folder, seed=seed, rows=2 * ROWS_PER_DAY, per_pair=1,
+                        bases=("daily", "counts"), anomalies=("spike", "stuck"))
+        return {p.relative_to(root).as_posix(): p.read_bytes()
+                for p in sorted(root.rglob("*")) if p.is_file()}
+
+    first, again, other = files(0, "a"), files(0, "b"), files(1, "c")
+    assert first == again
+    assert sorted(first) == sorted(other)
+    assert all(first[name] != other[name] for name in first if name.startswith("data/"))
+
+
+def test_unknown_kinds_and_too_short_series_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="unknown base or anomaly spkie"):
+        generate(tmp_path, anomalies=("spkie",))
+    with pytest.raises(ValueError, match="rows must be at least two days"):
+        generate(tmp_path, rows=100)
+
+
+def test_bench_synthetic_writes_a_corpus_that_bench_nab_scores(tmp_path):
+    runner = CliRunner()
+    root = tmp_path / "corpus"
+    made = runner.invoke(app, ["bench", "synthetic", "--out", str(root), "--seed", "2",
+                               "--per-pair", "1", "--rows", str(3 * ROWS_PER_DAY)])
+    assert made.exit_code == 0, made.output
+    assert f"synthetic corpus={root} seed=2 series=48 windows=42" in made.output
+    scored = runner.invoke(app, ["bench", "nab", "--data", str(root), "--workers", "1",
+                                 "--out", str(tmp_path / "results"), "--json"])
+    assert scored.exit_code == 0, scored.output
+    result = json.loads(scored.output)
+    per_kind = result["profiles"]["standard"]["per_category"]
+    assert set(per_kind) == {"none", *ANOMALIES}
+    # six spikes of 6 to 10 sd, one per base: the amml detector finds most of them early
+    assert per_kind["spike"]["score"] > 50
+    assert re.fullmatch(r"amml", result["detector"])
