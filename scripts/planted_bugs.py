@@ -157,6 +157,18 @@ BUGS = (
         'text = json.dumps({"class": class_path(type(self)), "config": meta},',
         ("tests/ops/detectors/test_detect_reference.py",)),
     PlantedBug(
+        "daily-early-residuals", "the time-of-day likelihood learns from ordinary days only",
+        "src/amml/ops/detectors/novelty.py",
+        "            if self._residuals.count >= MIN_RESIDUALS:\n                score = ",
+        "            if self._residuals.count >= 0:\n                score = ",
+        ("tests/ops/detectors/test_novelty_daily.py",)),
+    PlantedBug(
+        "stuck-ignores-repeats", "a run of equal values alarms only where repeats are rare",
+        "src/amml/ops/detectors/novelty.py",
+        "and self._repeats < STUCK_SHARE * self._counted)",
+        "and self._repeats >= 0)",
+        ("tests/ops/detectors/test_novelty_stuck.py",)),
+    PlantedBug(
         "synthetic-window-off-onset", "a generated anomaly sits in the middle of its window",
         "src/amml/bench/synthetic.py",
         "return onset, max(onset - half, 0), min(onset + half, rows - 1)",

@@ -64,6 +64,10 @@ Windows = dict[str, list[tuple[pd.Timestamp, pd.Timestamp]]]
 #: ``daily`` (the time-of-day part, default 0.1) changes alarms in artificialWithAnomaly alone
 #: (art_daily_nojump's missing rise: 65.9 -> 68.3 overall), so it too is kept by the tie rule;
 #: on anomaly-free daily series it adds little (``scripts/daily_false_alarms.py``).
+#: ``stuck`` (a run of 12 equal values where repeats are rare, default 12) fires once on the
+#: subset, in art_daily_flatmiddle's flat stretch after the detector's own alarm: no NAB result
+#: changes with it or without it. It was added for stuck sensors, which the generated corpus
+#: (``amml bench synthetic``) showed the other parts are blind to.
 #: ``beyond`` (off here): a value far past every earlier value alarms on its own. On the shared
 #: subset ``beyond=0.1`` gives 72.4 with these fixed alarms, but chosen with ``alarm`` inside
 #: each held-out category (beyond in {off, 0.02 .. 1.0}) it gives 61.9: only realAdExchange

@@ -196,3 +196,20 @@ def test_a_moderately_unusual_day_does_not_alarm_on_its_own():
     scores = np.array([part.update(s, v) for s, v in zip(stamps, values, strict=True)])
     assert part.informative and 0.5 < scores[start:start + 108].max() < 0.99
     assert not (_alarms(values, stamps, daily=0.5)[start:start + 108] == 1).any()
+
+
+def test_a_flat_day_in_a_daily_sine_is_calibrated_against_ordinary_days_only():
+    """The first distances come over a scale learnt from a handful of residuals (the very first
+    over the range's floor: a distance of 58 where ordinary ones are under 1). Kept in the
+    likelihood's history they widened it for the next 2,000 rows, and a day flat at its mean
+    six days later scored 0.13 at most; learnt from ordinary days only, it scores far more."""
+    rows = np.arange(14 * DAY)
+    rng = np.random.default_rng(5)
+    values = 20.0 + 3.0 * np.sin(2 * np.pi * rows / DAY) + rng.normal(0.0, 0.5, len(rows))
+    onset = 5 * DAY + 258
+    values[onset:onset + DAY] = 20.0 + rng.normal(0.0, 0.05, DAY)
+    part = _TimeOfDay(0.1)
+    scores = np.array([part.update(stamp, value)
+                       for stamp, value in zip(_stamps(len(values)), values, strict=True)])
+    assert scores[onset:onset + DAY].max() > 0.4
+    assert scores[:onset].max() < 0.4  # ordinary days stay low

@@ -38,7 +38,14 @@ signal:
    28 days at five-minute rows (sine, square wave, weekly pattern, varying height, phase
    jitter, trend, counts) it added 4 alarms to the 70 of the rest and removed 1, all four on
    days whose height or phase varies (``scripts/daily_false_alarms.py``);
-6. after averaging, two causal filters make one alarm per event: a score counts only if it beats
+6. **stuck** (``stuck`` > 0; default 12): a series whose values rarely repeat (under 1% of the
+   rows before equal the row before them, over at least 100 rows) that repeats one value for
+   ``stuck`` rows in a row alarms on its own: a sensor stuck at its last reading, which every
+   other part sees as ordinary values in an ordinary shape. Series where repeats are common
+   (counts, on/off signals, quantised readings) are left alone, and so is a series flat from
+   its start. On the 24 NAB series here it fires once, in ``art_daily_flatmiddle``'s flat
+   stretch (the anomaly), after the other parts' alarm: it changes no NAB score;
+7. after averaging, two causal filters make one alarm per event: a score counts only if it beats
    every score of the last ``peak_window`` rows, and after a score of at least ``alarm`` the next
    ``suppress`` rows are silenced.
 
@@ -90,6 +97,13 @@ OUTPUTS = ("score", "alarm")
 #: The calibrated time-of-day score that joins the combined score on its own (a one-in-10^9.9
 #: event under the likelihood's Gaussian), where the series follows its time of day.
 DAILY_ALARM = 0.99
+#: Residuals (one a day per minute of the day) the time-of-day part learns its scale from
+#: before it scores or says whether the series follows its time of day.
+MIN_RESIDUALS = 50
+#: ``stuck``: rows a series must have shown, and the most of them that may repeat the row before,
+#: for a run of equal values to mean a stuck sensor.
+STUCK_HISTORY = 100
+STUCK_SHARE = 0.01
 
 
 class _RobustSpike:
@@ -283,12 +297,16 @@ class _TimeOfDay:
             scale = max(typical, 1e-3 * (self._high - self._low), 1e-12)
             if first_today:
                 self._residuals.push(residual)
-                if self._residuals.count >= 50:
+                if self._residuals.count >= MIN_RESIDUALS:
                     variance = self._values.mean_std()[1] ** 2
                     self.informative = (self._residuals.sumsq / self._residuals.count
                                         < self.strength * variance)
-            score = self._calibrate.update(nearest / scale)
-            score = 0.0 if score != score else score
+            # a distance over a scale learnt from a handful of residuals can be huge (the
+            # first one's scale is the range's floor): kept in the likelihood's history, it
+            # would widen it so much that a missing day, days later, looks ordinary
+            if self._residuals.count >= MIN_RESIDUALS:
+                score = self._calibrate.update(nearest / scale)
+                score = 0.0 if score != score else score
         slot.total += value
         slot.count += 1
         if first_today:
@@ -315,6 +333,32 @@ class _Beyond:
         return score
 
 
+class _Stuck:
+    """Whether the newest value completes a run of ``rows`` equal values in a series whose
+    values rarely repeat (see the module docstring, part 6)."""
+
+    def __init__(self, rows: int) -> None:
+        self.rows = rows
+        self._previous = math.nan
+        self._run = 0  # equal values in a row, the newest included
+        self._counted = 0  # rows before the run began
+        self._repeats = 0  # of those, rows equal to the row before them
+
+    def update(self, value: float) -> bool:
+        if not math.isfinite(value):  # a gap is not a reading: it ends a run, repeats nothing
+            self._counted += self._run
+            self._previous, self._run = math.nan, 0
+            return False
+        if value == self._previous:
+            self._run += 1
+        else:
+            self._counted += self._run
+            self._repeats += max(self._run - 1, 0)
+            self._previous, self._run = value, 1
+        return (self._run == self.rows and self._counted >= STUCK_HISTORY
+                and self._repeats < STUCK_SHARE * self._counted)
+
+
 @register_detector
 class NoveltyDetector(Detector):
     """Spike and shape novelty, calibrated and averaged (see the module docstring)."""
@@ -325,7 +369,7 @@ class NoveltyDetector(Detector):
                  spike_long: int = 1500, shape_long: int = 500, peak_window: int = 100,
                  alarm: float = 0.5, suppress: int = 50, range_floor: float = 1e-3,
                  output: str = "score", beyond: float = 0.0, record: float = 0.5,
-                 record_warmup: int = 100, daily: float = 0.1) -> None:
+                 record_warmup: int = 100, daily: float = 0.1, stuck: int = 12) -> None:
         if window < 8:
             raise OpError(f"'window' must be at least 8, got {window}")
         if isinstance(shapes, numbers.Number | str) or not all(
@@ -355,6 +399,11 @@ class NoveltyDetector(Detector):
         if not (isinstance(daily, int | float) and math.isfinite(daily) and daily >= 0):
             raise OpError(f"'daily' must be a number >= 0 (0: off), got {daily!r}")
         self.daily = daily
+        if (isinstance(stuck, bool) or not isinstance(stuck, numbers.Integral) or stuck < 0
+                or stuck == 1):
+            raise OpError(f"'stuck' must be a whole number of rows >= 2 (0: off), got {stuck!r}")
+        self.stuck = stuck = int(stuck)
+        self._stuck = _Stuck(stuck) if stuck else None
         self._daily = _TimeOfDay(daily) if daily > 0 else None
         self._farthest = [0.0 for _ in shapes]  # per shape length, the farthest distance kept
         self._beyond = _Beyond(beyond) if beyond > 0 else None
@@ -379,6 +428,7 @@ class NoveltyDetector(Detector):
 
     def update(self, timestamp: Any, value: float) -> float:
         value = float(value)
+        stuck = self._stuck is not None and self._stuck.update(value)
         if not math.isfinite(value):
             value = self._last
         self._last = value
@@ -401,7 +451,7 @@ class NoveltyDetector(Detector):
             daily = self._daily.update(timestamp, value)
             if daily >= DAILY_ALARM and self._daily.informative:
                 combined = max(combined, daily)
-        if record:
+        if record or stuck:
             combined = 1.0
         score = combined
         if self.peak_window and self._recent_scores and combined <= max(self._recent_scores):
