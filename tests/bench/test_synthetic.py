@@ -141,9 +141,9 @@ def test_unknown_kinds_and_too_short_series_are_refused(tmp_path):
 
 def test_bench_synthetic_writes_a_corpus_that_bench_nab_scores(tmp_path):
     runner = CliRunner()
-    root = tmp_path / "corpus"
-    made = runner.invoke(app, ["bench", "synthetic", "--out", str(root), "--seed", "2",
-                               "--per-pair", "1", "--rows", str(3 * ROWS_PER_DAY)])
+    root = tmp_path / "home" / "synthetic-nab"  # beside the store by default, not in the cwd
+    made = runner.invoke(app, ["bench", "synthetic", "--home", str(tmp_path / "home"),
+                               "--seed", "2", "--per-pair", "1", "--rows", str(3 * ROWS_PER_DAY)])
     assert made.exit_code == 0, made.output
     assert f"synthetic corpus={root} seed=2 series=48 windows=42" in made.output
     scored = runner.invoke(app, ["bench", "nab", "--data", str(root), "--workers", "1",
@@ -155,3 +155,12 @@ def test_bench_synthetic_writes_a_corpus_that_bench_nab_scores(tmp_path):
     # six spikes of 6 to 10 sd, one per base: the amml detector finds most of them early
     assert per_kind["spike"]["score"] > 50
     assert re.fullmatch(r"amml", result["detector"])
+
+
+def test_a_generated_corpus_gets_no_estimate_of_nabs_whole_corpus(tmp_path):
+    root = generate(tmp_path / "corpus", rows=2 * ROWS_PER_DAY, per_pair=1, bases=("noise",),
+                    anomalies=("spike",))
+    scored = CliRunner().invoke(app, ["bench", "nab", "--data", str(root), "--workers", "1",
+                                      "--out", str(tmp_path / "results")])
+    assert scored.exit_code == 0, scored.output
+    assert "nab runtime_s=" in scored.output and "full_corpus_estimate" not in scored.output
