@@ -164,3 +164,40 @@ def test_a_generated_corpus_gets_no_estimate_of_nabs_whole_corpus(tmp_path):
                                       "--out", str(tmp_path / "results")])
     assert scored.exit_code == 0, scored.output
     assert "nab runtime_s=" in scored.output and "full_corpus_estimate" not in scored.output
+
+
+def test_each_base_is_the_signal_its_table_describes():
+    rows = 28 * ROWS_PER_DAY
+
+    def rng() -> np.random.Generator:
+        return np.random.default_rng(11)
+
+    day = np.arange(rows) % ROWS_PER_DAY
+    weekend = (np.arange(rows) // ROWS_PER_DAY) % 7 >= 5  # the corpus starts on a Monday
+    noise = BASES["noise"](rows, rng())
+    assert abs(noise.mean() - 10.0) < 0.05 and abs(noise.std() - 1.0) < 0.05
+    daily = BASES["daily"](rows, rng())
+    shape = 20.0 + 3.0 * np.sin(2 * np.pi * day / ROWS_PER_DAY)
+    assert abs(np.std(daily - shape) - 0.5) < 0.02 and abs((daily - shape).mean()) < 0.02
+    weekly = BASES["weekly"](rows, rng())
+    bump = np.clip(np.sin(2 * np.pi * day / ROWS_PER_DAY), 0.0, None)
+    expected = 5.0 + np.where(weekend, 2.0, 6.0) * bump
+    assert abs(np.std(weekly - expected) - 0.4) < 0.02 and abs((weekly - expected).mean()) < 0.02
+    walk = BASES["ar"](rows, rng()) - 50.0
+    coefficient = float(np.dot(walk[1:], walk[:-1]) / np.dot(walk[:-1], walk[:-1]))
+    assert abs(coefficient - 0.95) < 0.01
+    assert abs(np.std(walk[1:] - 0.95 * walk[:-1]) - 1.0) < 0.03 and abs(walk.mean()) < 1.5
+    counts = BASES["counts"](rows, rng())
+    rate = 5.0 + 4.0 * np.sin(2 * np.pi * day / ROWS_PER_DAY)
+    assert np.all(counts == np.round(counts)) and abs((counts - rate).mean()) < 0.1
+    assert abs(np.mean((counts - rate) ** 2 / rate) - 1.0) < 0.1  # Poisson: variance = rate
+    heavy = BASES["heavy"](rows, rng())
+    assert heavy.min() > 0 and abs(np.log(heavy).mean()) < 0.02
+    assert abs(np.log(heavy).std() - 0.5) < 0.02
+
+
+def test_the_corpus_starts_on_a_monday_at_five_minute_rows(corpus):
+    corpus, _ = corpus
+    times = pd.to_datetime(corpus.series["none/weekly_0.csv"]["timestamp"])
+    assert times.iloc[0].day_name() == "Monday" and times.iloc[0].hour == 0
+    assert (times.diff().dropna() == pd.Timedelta("5min")).all() and len(times) == ROWS
