@@ -20,9 +20,9 @@ from amml.cli.main import app
 ROWS = 4 * ROWS_PER_DAY
 
 
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    root = generate(tmp_path_factory.mktemp("synthetic"), seed=3, rows=ROWS, per_pair=1)
+@pytest.fixture  # one per test: mutation testing then knows that each test runs generate()
+def corpus(tmp_path):
+    root = generate(tmp_path / "synthetic", seed=3, rows=ROWS, per_pair=1)
     labels = json.loads((root / "labels" / "combined_labels.json").read_text())
     return load_corpus(root), labels
 
@@ -133,10 +133,86 @@ def test_the_same_seed_writes_the_same_bytes_another_seed_other_ones(tmp_path):
 
 
 def test_unknown_kinds_and_too_short_series_are_refused(tmp_path):
-    with pytest.raises(ValueError, match="unknown base or anomaly spkie"):
-        generate(tmp_path, anomalies=("spkie",))
-    with pytest.raises(ValueError, match="rows must be at least two days"):
+    with pytest.raises(ValueError, match=r"unknown base or anomaly nois, spkie \(bases: "
+                       r"noise, daily, .*; anomalies: spike, dip, .*\)"):
+        generate(tmp_path, bases=("nois",), anomalies=("spkie",))
+    with pytest.raises(ValueError, match=r"rows must be at least two days \(576\), got 100"):
         generate(tmp_path, rows=100)
+
+
+def test_writing_again_to_the_same_folder_replaces_the_corpus(tmp_path):
+    kinds = {"rows": 2 * ROWS_PER_DAY, "per_pair": 1, "bases": ("noise",),
+             "anomalies": ("dip",)}
+    generate(tmp_path, seed=1, **kinds)
+    root = generate(tmp_path, seed=2, **kinds)
+    again = generate(tmp_path / "fresh", seed=2, **kinds)
+    for name in ("data/dip/noise_0.csv", "labels/combined_windows.json"):
+        assert (root / name).read_bytes() == (again / name).read_bytes()
+    assert (root / "data/dip/noise_0.csv").read_text().splitlines()[0] == "timestamp,value"
+
+
+def _sizes(kind: str, draws: int = 300) -> tuple[np.ndarray, np.ndarray]:
+    """The anomaly ``kind`` injected over ``draws`` series whose spread is 1 before the onset
+    and 5 after it (the size must come from the rows before the onset): the changes."""
+    changes, bases = [], []
+    for draw in range(draws):
+        rng = np.random.default_rng(draw)
+        base = np.r_[rng.normal(0.0, 1.0, 600), rng.normal(0.0, 5.0, 600)]
+        base[:600] = (base[:600] - base[:600].mean()) / base[:600].std()  # spread exactly 1
+        values = base.copy()
+        ANOMALIES[kind](values, 600, rng)
+        changes.append(values - base)
+        bases.append(base)
+    return np.array(changes), np.array(bases)
+
+
+@pytest.mark.parametrize(("kind", "low", "high"), [("spike", 6.0, 10.0), ("dip", -10.0, -6.0)])
+def test_spikes_and_dips_span_their_whole_range_of_sizes(kind, low, high):
+    changes, _ = _sizes(kind)
+    at_onset = changes[:, 600]
+    assert np.all((low <= at_onset) & (at_onset <= high))
+    assert at_onset.min() < low + 0.1 and at_onset.max() > high - 0.1
+    assert not np.delete(changes, 600, axis=1).any()
+
+
+def test_level_shifts_go_both_ways_by_two_to_three_sd():
+    changes, _ = _sizes("level_shift")
+    shift = changes[:, 600]
+    assert np.allclose(changes[:, 600:], shift[:, None]) and not changes[:, :600].any()
+    assert np.all((abs(shift) >= 2.0) & (abs(shift) <= 3.0))
+    assert abs(shift).min() < 2.05 and abs(shift).max() > 2.95
+    assert 100 < (shift > 0).sum() < 200  # up and down alike
+
+
+def test_drifts_climb_three_to_four_sd_a_day():
+    changes, _ = _sizes("drift")
+    per_day = changes[:, 600] * ROWS_PER_DAY
+    assert np.all((per_day >= 3.0) & (per_day <= 4.0))
+    assert per_day.min() < 3.05 and per_day.max() > 3.95
+
+
+def test_a_day_of_noise_is_three_times_the_row_to_row_noise_and_centred():
+    changes, _ = _sizes("variance", draws=50)
+    day = changes[:, 600:600 + ROWS_PER_DAY]
+    # the base's row-to-row noise before the onset is about its spread, 1: the added noise
+    # is about 3 (not 6: the difference of two rows has twice the variance of one)
+    assert 2.7 < day.std() < 3.3 and abs(day.mean()) < 0.05
+    assert not changes[:, 600 + ROWS_PER_DAY:].any() and not changes[:, :600].any()
+
+
+def test_a_smooth_base_gets_noise_of_a_tenth_of_its_spread_times_three():
+    values = np.sin(np.arange(1200) / 100.0)  # hardly any row-to-row noise
+    before = values.copy()
+    ANOMALIES["variance"](values, 600, np.random.default_rng(0))
+    added = (values - before)[600:600 + ROWS_PER_DAY]
+    expected = 3.0 * 0.1 * before[:600].std()
+    assert 0.85 * expected < added.std() < 1.15 * expected
+
+
+def test_a_day_without_shape_is_the_mean_before_plus_a_tenth_of_the_spread():
+    changes, bases = _sizes("pattern", draws=50)
+    day = (bases + changes)[:, 600:600 + ROWS_PER_DAY]
+    assert abs(day.mean()) < 0.01 and 0.09 < day.std() < 0.11  # mean 0 and spread 1 before
 
 
 def test_bench_synthetic_writes_a_corpus_that_bench_nab_scores(tmp_path):
@@ -186,10 +262,12 @@ def test_each_base_is_the_signal_its_table_describes():
     walk = BASES["ar"](rows, rng()) - 50.0
     coefficient = float(np.dot(walk[1:], walk[:-1]) / np.dot(walk[:-1], walk[:-1]))
     assert abs(coefficient - 0.95) < 0.01
-    assert abs(np.std(walk[1:] - 0.95 * walk[:-1]) - 1.0) < 0.03 and abs(walk.mean()) < 1.5
+    assert abs(np.std(walk[1:] - 0.95 * walk[:-1]) - 1.0) < 0.03 and abs(walk.mean()) < 0.75
     counts = BASES["counts"](rows, rng())
     rate = 5.0 + 4.0 * np.sin(2 * np.pi * day / ROWS_PER_DAY)
     assert np.all(counts == np.round(counts)) and abs((counts - rate).mean()) < 0.1
+    wave = np.sin(2 * np.pi * day / ROWS_PER_DAY)
+    assert abs(np.dot(counts - 5.0, wave) / np.dot(wave, wave) - 4.0) < 0.1  # its daily swing
     assert abs(np.mean((counts - rate) ** 2 / rate) - 1.0) < 0.1  # Poisson: variance = rate
     heavy = BASES["heavy"](rows, rng())
     assert heavy.min() > 0 and abs(np.log(heavy).mean()) < 0.02
