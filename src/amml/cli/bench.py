@@ -337,7 +337,6 @@ def synthetic(
     pattern) and ``none`` (anomaly-free), each over six base signals. Score a detector on it
     with ``amml bench nab --data DIR``: its per-category table is then a score per anomaly
     kind."""
-    from amml.bench.nab import load_corpus
     from amml.bench.synthetic import generate
     from amml.cli.main import out
 
@@ -346,10 +345,11 @@ def synthetic(
 
         out_dir = (home or default_home()) / "synthetic-nab"
     root = generate(out_dir, seed=seed, rows=rows, per_pair=per_pair)
-    corpus = load_corpus(root)
-    categories = sorted({name.split("/", 1)[0] for name in corpus.series})
-    out.print(f"synthetic corpus={root} seed={seed} series={len(corpus.series)} "
-              f"windows={corpus.n_windows} rows={len(corpus.series) * rows} "
+    # the windows file names every series: no need to read the series back
+    windows = json.loads((root / "labels" / "combined_windows.json").read_text())
+    categories = sorted({name.split("/", 1)[0] for name in windows})
+    out.print(f"synthetic corpus={root} seed={seed} series={len(windows)} "
+              f"windows={sum(map(len, windows.values()))} rows={len(windows) * rows} "
               f"categories={','.join(categories)}", highlight=False)
     out.print(f"score a detector on it: amml bench nab --data {root} --detector amml",
               highlight=False)
